@@ -1,0 +1,123 @@
+"""The error family of convection.
+
+Every error raised by convection itself is a :class:`ConvectionError` carrying a stable
+``code`` (a short CamelCase string, the same vocabulary as Convex's error codes where one
+exists). Tests assert on codes, never on prose. Messages say what was wrong, where (table,
+field path, function) and what to do.
+
+:class:`ConvexError` is the *user's* error: application code raises it with any Convex value
+as ``data`` and the caller receives that data (``errorData`` on the wire).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConvectionError(Exception):
+    """Base of every error convection raises. ``code`` is stable; ``message`` is for humans."""
+
+    code: str = "InternalError"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValueError_(ConvectionError):
+    """A value is not a valid Convex value (bad type, bad field name, over a limit)."""
+
+    code = "InvalidValue"
+
+
+class ValidationError(ConvectionError):
+    """A value does not match a validator (function arguments, return value, schema)."""
+
+    code = "ValidationError"
+
+    def __init__(self, message: str, *, path: str = "", code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.path = path
+
+
+class SchemaError(ConvectionError):
+    """A schema definition is invalid, or existing data does not match a new schema."""
+
+    code = "InvalidSchema"
+
+
+class IdError(ConvectionError):
+    """A document id string is malformed or belongs to another table."""
+
+    code = "InvalidId"
+
+
+class LimitError(ConvectionError):
+    """A per-value or per-transaction limit was exceeded (see knobs.py)."""
+
+    code = "LimitExceeded"
+
+
+class FunctionNotFound(ConvectionError):
+    """No public function at a path (or an internal one called without admin rights)."""
+
+    code = "FunctionNotFound"
+
+
+class ModuleLoadError(ConvectionError):
+    """A module of the functions folder failed to import; names the file and line."""
+
+    code = "ModuleLoadError"
+
+    def __init__(
+        self, message: str, *, file: str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+
+
+class OccConflict(ConvectionError):
+    """A transaction read something a concurrent commit wrote; the mutation is retried."""
+
+    code = "OptimisticConcurrencyControlFailure"
+
+
+class DatabaseError(ConvectionError):
+    """A misuse of the database API (unknown index, bad range, write in a query, ...)."""
+
+    code = "DatabaseError"
+
+
+class StorageFailure(ConvectionError):
+    """The persistence layer failed with an unknown outcome; the engine stops."""
+
+    code = "StorageFailure"
+
+
+class ConvexError(Exception):
+    """Raised by application code to send structured ``data`` to the caller.
+
+    ``data`` is any Convex value; the caller receives it as ``errorData`` and the mutation's
+    writes are discarded.
+    """
+
+    def __init__(self, data: Any = None) -> None:
+        self.data = data
+        super().__init__(data if isinstance(data, str) else _describe(data))
+
+
+def _describe(data: Any) -> str:
+    try:
+        import orjson
+
+        from convection.values.json import to_convex_json
+
+        return orjson.dumps(to_convex_json(data)).decode()
+    except Exception:
+        return repr(data)

@@ -1,0 +1,120 @@
+"""Every tunable of convection, in one place.
+
+Each knob has a unit in its name (``_ms``, ``_bytes``, ``_count``), a default, a doc line, and
+can be overridden by the environment variable ``CONVECTION_<NAME>`` (read once, at import).
+``docs/knobs.md`` lists them all; a test keeps that page complete.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    default: float | int
+    doc: str
+
+
+KNOBS: dict[str, Knob] = {}
+
+
+def _knob(name: str, default: int, doc: str) -> int:
+    KNOBS[name] = Knob(name, default, doc)
+    raw = os.environ.get("CONVECTION_" + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(float(raw))
+    except ValueError as exc:  # pragma: no cover - a misconfiguration at start-up
+        raise SystemExit(f"CONVECTION_{name}={raw!r} is not a number") from exc
+
+
+# --- values -----------------------------------------------------------------------------
+MAX_VALUE_SIZE_BYTES = _knob("MAX_VALUE_SIZE_BYTES", 1 << 25, "Largest single value (32 MiB).")
+MAX_DOCUMENT_SIZE_BYTES = _knob(
+    "MAX_DOCUMENT_SIZE_BYTES", 1 << 20, "Largest stored document, system fields included (1 MiB)."
+)
+MAX_OBJECT_FIELDS_COUNT = _knob("MAX_OBJECT_FIELDS_COUNT", 1024, "Most fields in one object.")
+MAX_ARRAY_LENGTH_COUNT = _knob("MAX_ARRAY_LENGTH_COUNT", 8192, "Most elements in one array.")
+MAX_VALUE_NESTING_COUNT = _knob("MAX_VALUE_NESTING_COUNT", 64, "Deepest nesting of a value.")
+MAX_DOCUMENT_NESTING_COUNT = _knob(
+    "MAX_DOCUMENT_NESTING_COUNT", 16, "Deepest nesting of a stored document."
+)
+MAX_FIELD_NAME_LENGTH_COUNT = _knob("MAX_FIELD_NAME_LENGTH_COUNT", 1024, "Longest field name.")
+MAX_FUNCTION_ARGS_SIZE_BYTES = _knob(
+    "MAX_FUNCTION_ARGS_SIZE_BYTES", 16 << 20, "Largest argument object of a call (16 MiB)."
+)
+MAX_FUNCTION_RESULT_SIZE_BYTES = _knob(
+    "MAX_FUNCTION_RESULT_SIZE_BYTES", 16 << 20, "Largest return value of a call (16 MiB)."
+)
+
+# --- schema -----------------------------------------------------------------------------
+MAX_INDEX_FIELDS_COUNT = _knob("MAX_INDEX_FIELDS_COUNT", 16, "Most fields in one index.")
+MAX_INDEXES_PER_TABLE_COUNT = _knob("MAX_INDEXES_PER_TABLE_COUNT", 32, "Most indexes per table.")
+MAX_SEARCH_INDEXES_PER_TABLE_COUNT = _knob(
+    "MAX_SEARCH_INDEXES_PER_TABLE_COUNT", 4, "Most search indexes per table."
+)
+MAX_VECTOR_INDEXES_PER_TABLE_COUNT = _knob(
+    "MAX_VECTOR_INDEXES_PER_TABLE_COUNT", 4, "Most vector indexes per table."
+)
+MAX_FILTER_FIELDS_COUNT = _knob(
+    "MAX_FILTER_FIELDS_COUNT", 16, "Most filter fields of a search or vector index."
+)
+
+# --- transactions -----------------------------------------------------------------------
+TRANSACTION_MAX_READ_ROWS_COUNT = _knob(
+    "TRANSACTION_MAX_READ_ROWS_COUNT", 32000, "Most documents one transaction may scan."
+)
+TRANSACTION_MAX_READ_BYTES = _knob(
+    "TRANSACTION_MAX_READ_BYTES", 16 << 20, "Most bytes one transaction may read (16 MiB)."
+)
+TRANSACTION_MAX_READ_INTERVALS_COUNT = _knob(
+    "TRANSACTION_MAX_READ_INTERVALS_COUNT", 4096, "Most index ranges/gets one transaction may read."
+)
+TRANSACTION_MAX_WRITES_COUNT = _knob(
+    "TRANSACTION_MAX_WRITES_COUNT", 16000, "Most documents one transaction may write."
+)
+TRANSACTION_MAX_WRITE_BYTES = _knob(
+    "TRANSACTION_MAX_WRITE_BYTES", 16 << 20, "Most bytes one transaction may write (16 MiB)."
+)
+MUTATION_MAX_OCC_RETRIES_COUNT = _knob(
+    "MUTATION_MAX_OCC_RETRIES_COUNT", 4, "Retries of a mutation after a write conflict."
+)
+MUTATION_OCC_BACKOFF_INITIAL_MS = _knob(
+    "MUTATION_OCC_BACKOFF_INITIAL_MS", 10, "First retry backoff cap (full jitter, doubling)."
+)
+MUTATION_OCC_BACKOFF_MAX_MS = _knob(
+    "MUTATION_OCC_BACKOFF_MAX_MS", 2000, "Largest retry backoff cap."
+)
+WRITE_LOG_RETENTION_MS = _knob(
+    "WRITE_LOG_RETENTION_MS", 60_000, "How long published commits stay in the in-memory write log."
+)
+GROUP_COMMIT_MAX_BATCH_COUNT = _knob(
+    "GROUP_COMMIT_MAX_BATCH_COUNT", 256, "Most commits persisted in one SQL transaction."
+)
+SNAPSHOT_RETENTION_MS = _knob(
+    "SNAPSHOT_RETENTION_MS",
+    5 * 60_000,
+    "How far back snapshot reads (query_at_ts, old transactions) are served; older index "
+    "revisions are pruned.",
+)
+DOCUMENT_RETENTION_MS = _knob(
+    "DOCUMENT_RETENTION_MS",
+    2 * 24 * 3600_000,
+    "How long superseded document revisions are kept in the document log.",
+)
+
+# --- functions --------------------------------------------------------------------------
+QUERY_TIMEOUT_MS = _knob("QUERY_TIMEOUT_MS", 1000 * 15, "Time limit of one query or mutation.")
+ACTION_TIMEOUT_MS = _knob("ACTION_TIMEOUT_MS", 10 * 60_000, "Time limit of one action.")
+MAX_LOG_LINES_COUNT = _knob("MAX_LOG_LINES_COUNT", 256, "Log lines kept per function call.")
+MAX_LOG_LINE_LENGTH_COUNT = _knob(
+    "MAX_LOG_LINE_LENGTH_COUNT", 32768, "Characters kept per log line."
+)
+MAX_CALL_DEPTH_COUNT = _knob("MAX_CALL_DEPTH_COUNT", 8, "Deepest nesting of run_query/run_mutation.")
+FUNCTION_WORKER_THREADS_COUNT = _knob(
+    "FUNCTION_WORKER_THREADS_COUNT", 16, "Threads that run queries and mutations."
+)
