@@ -118,3 +118,53 @@ MAX_CALL_DEPTH_COUNT = _knob("MAX_CALL_DEPTH_COUNT", 8, "Deepest nesting of run_
 FUNCTION_WORKER_THREADS_COUNT = _knob(
     "FUNCTION_WORKER_THREADS_COUNT", 16, "Threads that run queries and mutations."
 )
+
+# --- sync (WebSocket protocol) ----------------------------------------------------------
+SYNC_HEARTBEAT_INTERVAL_MS = _knob(
+    "SYNC_HEARTBEAT_INTERVAL_MS",
+    15_000,
+    "An app-level Ping is sent after this long without any outbound message on a socket.",
+)
+SYNC_MAX_UNSENT_TRANSITIONS_COUNT = _knob(
+    "SYNC_MAX_UNSENT_TRANSITIONS_COUNT",
+    2,
+    "A socket computes no new Transition while this many are queued unsent (back-pressure).",
+)
+SYNC_MAX_QUEUED_MUTATIONS_COUNT = _knob(
+    "SYNC_MAX_QUEUED_MUTATIONS_COUNT",
+    1000,
+    "Mutations waiting to run on one socket; more closes it (1013 TooManyConcurrentMutations).",
+)
+SYNC_MAX_INFLIGHT_ACTIONS_COUNT = _knob(
+    "SYNC_MAX_INFLIGHT_ACTIONS_COUNT",
+    1000,
+    "Actions running at once for one socket; more closes it (1013 TooManyConcurrentActions).",
+)
+SYNC_QUERY_CONCURRENCY_COUNT = _knob(
+    "SYNC_QUERY_CONCURRENCY_COUNT", 20, "Queries one socket reruns at once for a Transition."
+)
+SYNC_MAX_MESSAGE_SIZE_BYTES = _knob(
+    "SYNC_MAX_MESSAGE_SIZE_BYTES",
+    64 << 20,
+    "Largest inbound WebSocket message; larger closes the socket (1009 MessageTooBig).",
+)
+SYNC_CLOSE_TIMEOUT_MS = _knob(
+    "SYNC_CLOSE_TIMEOUT_MS",
+    5_000,
+    "How long a closing socket may take to send its last messages (FatalError, AuthError).",
+)
+
+# --- persistence (SQLite) ---------------------------------------------------------------
+SQLITE_BUSY_TIMEOUT_MS = _knob(
+    "SQLITE_BUSY_TIMEOUT_MS", 5000, "How long a SQLite connection waits for a lock before failing."
+)
+SQLITE_PRUNE_BATCH_COUNT = _knob(
+    "SQLITE_PRUNE_BATCH_COUNT",
+    1000,
+    "Rows deleted per write transaction by retention (bounds how long it blocks commits).",
+)
+SQLITE_VACUUM_PAGES_COUNT = _knob(
+    "SQLITE_VACUUM_PAGES_COUNT",
+    2000,
+    "Most free pages one checkpoint returns to the file system (incremental vacuum).",
+)

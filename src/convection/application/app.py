@@ -1,0 +1,334 @@
+"""The application facade: runs functions of the current code against the database for
+every protocol (sync, HTTP, CLI, tests), with the shared query cache, idempotent mutations
+and the worker-thread pool.
+
+Queries and mutations are synchronous Python and run in worker threads (so a slow function
+never blocks the event loop beyond the GIL's switch interval, and its time limit can stop
+it); actions are coroutines on the event loop. Everything public here is a coroutine called
+on the event loop, except ``latest_ts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from convection import knobs
+from convection.application.cache import CacheEntry, CacheHandle, CacheKey, QueryCache
+from convection.application.interface import AuthFailure, FunctionKind, QueryRun
+from convection.database.database import Database
+from convection.database.transaction import Transaction
+from convection.errors import ConvexError
+from convection.functions.context import ActionHost
+from convection.functions.identity import ANONYMOUS, Identity
+from convection.functions.loader import LoadedApp
+from convection.functions.outcome import FunctionOutcome
+from convection.functions.paths import canonical_path, function_path
+from convection.functions.runner import FunctionCallError, Runner
+from convection.values.json import dumps, loads
+
+MUTATION_RESULTS_TABLE = "_mutation_results"
+
+
+class _LoopHandle(CacheHandle):
+    """A cache handle whose callback is delivered on the event loop."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, cache: QueryCache, entry: CacheEntry, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(cache, entry)
+        self._loop = loop
+
+    def set_callback(self, callback: Callable[[], None]) -> None:
+        loop = self._loop
+
+        def deliver() -> None:
+            try:
+                loop.call_soon_threadsafe(callback)
+            except RuntimeError:  # loop closed
+                pass
+
+        super().set_callback(deliver)
+
+
+def derive_admin_key(secret: bytes, instance_name: str = "convection") -> str:
+    mac = hmac.new(secret, b"convection-admin-key|" + instance_name.encode(), hashlib.sha256).hexdigest()
+    return f"{instance_name}|{mac}"
+
+
+class Application:
+    """Implements ``ApplicationInterface`` (application/interface.py)."""
+
+    def __init__(
+        self,
+        db: Database,
+        app: LoadedApp,
+        *,
+        secret: bytes | None = None,
+        redact_errors: bool = False,
+        on_log: Callable[[str, str, list[str]], None] | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.db = db
+        self.secret = secret or os.urandom(32)
+        self.admin_key = derive_admin_key(self.secret)
+        self.redact_errors = redact_errors
+        self.on_log = on_log
+        self.cache = QueryCache()
+        self.executor = ThreadPoolExecutor(
+            max_workers=workers or knobs.FUNCTION_WORKER_THREADS_COUNT, thread_name_prefix="convection-fn"
+        )
+        self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
+        self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log)
+        self.loaded = app
+        self.host = _ActionHost(self)
+        db.set_schema(app.schema)
+        self._ensure_system_tables()
+
+    def _ensure_system_tables(self) -> None:
+        cat = self.db.catalog
+        cat.ensure_table(MUTATION_RESULTS_TABLE)
+        if cat.index(MUTATION_RESULTS_TABLE, "by_request") is None:
+            cat.add_index(MUTATION_RESULTS_TABLE, "by_request", ("sessionId", "requestId"), "enabled")
+
+    # --- code -------------------------------------------------------------------------------
+    def set_app(self, app: LoadedApp) -> None:
+        """Make ``app`` the code in force (after its schema was checked by the push flow)."""
+        runner = Runner(self.db, app, redact_errors=self.redact_errors, on_log=self.on_log)
+        runner.decorate_ctx = self.runner.decorate_ctx
+        self.db.set_schema(app.schema)
+        self.runner = runner
+        self.loaded = app
+        self.cache.invalidate_all(self.latest_ts())
+
+    def latest_ts(self) -> int:
+        return self.db.latest_ts()
+
+    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, fn)
+
+    # --- queries ----------------------------------------------------------------------------
+    async def subscribe_query(
+        self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
+    ) -> QueryRun:
+        entry = await self._cached_query(path, args, identity, journal, ts)
+        loop = asyncio.get_running_loop()
+        handle = _LoopHandle(self.cache, entry, loop)
+        return QueryRun(outcome=entry.outcome, fingerprint=entry.fingerprint, subscription=handle)
+
+    def _keys(self, path: str, args: Any, identity: Identity, journal: str | None) -> tuple[CacheKey, CacheKey]:
+        try:
+            p = canonical_path(path)
+        except Exception:
+            p = path
+        a = dumps(args)
+        return (p, a, None, journal), (p, a, identity.cache_key, journal)
+
+    async def _cached_query(
+        self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
+    ) -> CacheEntry:
+        shared_key, own_key = self._keys(path, args, identity, journal)
+        while True:
+            entry = self.cache.lookup(shared_key, ts) or self.cache.lookup(own_key, ts)
+            if entry is not None:
+                return entry
+            fut = self._inflight.get(own_key)
+            if fut is not None:
+                got = await asyncio.shield(fut)
+                if got is not None and got.valid_at(ts):
+                    return got
+                continue
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            self._inflight[own_key] = fut
+            try:
+                entry = await self._in_thread(lambda: self._execute_query(path, args, identity, journal, ts))
+                assert entry is not None
+                if entry.outcome.success:
+                    self.cache.store(own_key if entry.identity_read else shared_key, entry)
+                fut.set_result(entry)
+                return entry
+            except BaseException as exc:
+                fut.set_result(None)
+                raise exc
+            finally:
+                self._inflight.pop(own_key, None)
+
+    def _execute_query(self, path: str, args: Any, identity: Identity, journal: str | None, ts: int) -> CacheEntry:
+        self.cache.misses += 1
+        ex = self.runner.run_query(path, args, identity, ts=ts, journal=journal)
+        sub = self.db.subscribe(ex.read_set, ex.outcome.ts or ts)
+        entry = CacheEntry(ex.outcome, sub, ex.identity_read, ex.time_read)
+        self.cache.track(entry)
+        return entry
+
+    async def run_query(self, path: str, args: Any, identity: Identity, *, ts: int | None = None) -> FunctionOutcome:
+        return await self._query_public(path, args, identity, ts=ts)
+
+    # --- mutations --------------------------------------------------------------------------
+    async def run_mutation(
+        self,
+        path: str,
+        args: Any,
+        identity: Identity,
+        *,
+        idempotency_key: tuple[str, int] | None = None,
+    ) -> FunctionOutcome:
+        return await self._in_thread(lambda: self._mutation_sync(path, args, identity, idempotency_key))  # type: ignore[no-any-return]
+
+    def _mutation_sync(
+        self, path: Any, args: Any, identity: Identity | None, key: tuple[str, int] | None
+    ) -> FunctionOutcome:
+        if key is None:
+            return self.runner.run_mutation(path, args, identity)
+        session, request = key
+
+        def lookup(txn: Transaction) -> FunctionOutcome | None:
+            txn._system_access = True
+            from convection.database.query import Query
+
+            q = Query(txn, MUTATION_RESULTS_TABLE).with_index(
+                "by_request", lambda r: r.eq("sessionId", session).eq("requestId", float(request))
+            )
+            doc = q.first()
+            if doc is None:
+                return None
+            rev = txn.db.persistence.get_document(*_split_id(doc["_id"]), txn.begin_ts)
+            value = loads(doc["value"])
+            return FunctionOutcome(
+                success=True, value=value, value_json=dumps(value), log_lines=list(doc.get("logLines", [])),
+                ts=rev.ts if rev is not None else txn.begin_ts,
+            )
+
+        def store(txn: Transaction, outcome: FunctionOutcome) -> None:
+            txn._system_access = True
+            txn.insert(
+                MUTATION_RESULTS_TABLE,
+                {
+                    "sessionId": session,
+                    "requestId": float(request),
+                    "value": outcome.value_json.decode(),
+                    "logLines": outcome.log_lines,
+                },
+            )
+            txn._system_access = False
+
+        return self.runner.run_mutation(path, args, identity, check_first=lookup, before_commit=store)
+
+    # --- actions ----------------------------------------------------------------------------
+    async def run_action(self, path: str, args: Any, identity: Identity) -> FunctionOutcome:
+        return await self.runner.run_action(path, args, identity, self.host)
+
+    async def _query_public(self, path: Any, args: Any, identity: Identity, *, ts: int | None) -> FunctionOutcome:
+        at = self.latest_ts() if ts is None else ts
+        try:
+            entry = await self._cached_query(path, args, identity, None, at)
+        except Exception as exc:
+            return FunctionOutcome(success=False, error_message=str(exc))
+        return entry.outcome
+
+    async def run_function(
+        self, path: str, args: Any, identity: Identity, *, kind: FunctionKind | None = None
+    ) -> FunctionOutcome:
+        try:
+            spec = self.runner.resolve(path, identity, kind)
+        except FunctionCallError as exc:
+            return FunctionOutcome(success=False, error_message=exc.message)
+        if spec.kind == "query":
+            return await self._query_public(spec.path, args, identity, ts=None)
+        if spec.kind == "mutation":
+            return await self.run_mutation(spec.path, args, identity)
+        return await self.run_action(spec.path, args, identity)
+
+    # --- auth -------------------------------------------------------------------------------
+    def check_admin_key(self, key: str) -> bool:
+        return hmac.compare_digest(key.encode(), self.admin_key.encode())
+
+    async def authenticate(
+        self, token_type: str, value: str | None, impersonating: dict[str, Any] | None
+    ) -> Identity:
+        if token_type == "None":
+            return ANONYMOUS
+        if token_type == "Admin":
+            if not value or not self.check_admin_key(value):
+                raise AuthFailure("The provided admin key is invalid for this deployment", code="BadAdminKey")
+            if impersonating:
+                attrs = dict(impersonating)
+                if "tokenIdentifier" not in attrs:
+                    if "issuer" not in attrs or "subject" not in attrs:
+                        raise AuthFailure("impersonating needs tokenIdentifier, or issuer and subject")
+                    attrs["tokenIdentifier"] = f"{attrs['issuer']}|{attrs['subject']}"
+                return Identity(kind="admin", attributes=attrs)
+            return Identity(kind="admin")
+        if token_type == "User":
+            return await self.verify_user_token(value or "")
+        raise AuthFailure(f"Unknown tokenType {token_type!r}")
+
+    async def verify_user_token(self, token: str) -> Identity:
+        """Verify a user JWT against the app's auth providers."""
+        if not self.loaded.auth_providers:
+            raise AuthFailure(
+                "No auth provider found matching the given token: this deployment has no "
+                "auth_config.py providers",
+                code="NoAuthProvider",
+            )
+        raise AuthFailure("User JWT verification is not available yet", code="NoAuthProvider")
+
+    def close(self) -> None:
+        self.cache.clear()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _ActionHost(ActionHost):
+    """What an action's ``ctx.run_query/run_mutation/run_action`` call: each its own
+    transaction; results come back as values, failures as raised errors."""
+
+    def __init__(self, app: Application) -> None:
+        self._app = app
+
+    @staticmethod
+    def _value(outcome: FunctionOutcome) -> Any:
+        if outcome.success:
+            return outcome.value
+        if outcome.has_error_data:
+            raise ConvexError(outcome.error_data)
+        raise FunctionCallError(outcome.error_message)
+
+    async def run_query(self, ref: Any, args: Any, identity: Identity | None) -> Any:
+        app = self._app
+        path = function_path(ref)
+        ex = await app._in_thread(lambda: app.runner.run_query(path, args or {}, _system_view(identity)))
+        return self._value(ex.outcome)
+
+    async def run_mutation(self, ref: Any, args: Any, identity: Identity | None) -> Any:
+        app = self._app
+        path = function_path(ref)
+        outcome = await app._in_thread(lambda: app.runner.run_mutation(path, args or {}, _system_view(identity)))
+        return self._value(outcome)
+
+    async def run_action(self, ref: Any, args: Any, identity: Identity | None) -> Any:
+        app = self._app
+        outcome = await app.runner.run_action(function_path(ref), args or {}, _system_view(identity), self)
+        return self._value(outcome)
+
+
+def _system_view(identity: Identity | None) -> Identity | None:
+    """Calls from inside functions may reach internal functions: they run with the caller's
+    user identity but with system visibility."""
+    if identity is None:
+        return None
+    if identity.kind == "admin":
+        return identity
+    return Identity(kind="admin", attributes=identity.attributes, token=identity.token) if identity.attributes else None
+
+
+def _split_id(id_str: str) -> tuple[int, bytes]:
+    from convection.values.ids import decode_id
+
+    return decode_id(id_str)

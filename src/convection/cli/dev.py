@@ -1,0 +1,36 @@
+"""``convection dev``: watch the functions folder and push every change.
+
+A push loads the folder afresh; a module that fails to import (or a schema that fails) leaves
+the previous code serving and prints the error with its file and line. Subscriptions are
+re-run against the new code (the query cache is cleared and every socket's queries are
+invalidated).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from convection.errors import ConvectionError
+from convection.functions.loader import load_app
+
+
+async def watch_and_push(deployment: Any, console: Console) -> None:
+    from watchfiles import awatch
+
+    folder = deployment.functions_dir
+    async for changes in awatch(folder, watch_filter=lambda _c, p: p.endswith(".py") and "/_generated/" not in p):
+        names = sorted({c[1].rsplit("/", 1)[-1] for c in changes})
+        try:
+            loaded = load_app(folder)
+        except ConvectionError as exc:
+            console.print(f"[red]✖ push failed[/red] ({', '.join(names)}): {exc}", highlight=False)
+            console.print("  the previous version keeps serving", style="dim")
+            continue
+        try:
+            deployment.app.set_app(loaded)
+        except ConvectionError as exc:
+            console.print(f"[red]✖ push failed:[/red] {exc}", highlight=False)
+            continue
+        console.print(f"[green]✔ pushed[/green] {len(loaded.functions)} functions ({', '.join(names)} changed)")

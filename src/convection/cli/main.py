@@ -1,0 +1,174 @@
+"""The ``convection`` command line (API.md §6). Thin: parse flags, call server/, print."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+cli = typer.Typer(
+    name="convection",
+    help="A reactive backend for Python: queries, mutations and actions over a transactional "
+    "document database, live to every subscribed client.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+FunctionsOpt = Annotated[Path, typer.Option("--functions", help="The functions folder.")]
+HostOpt = Annotated[str, typer.Option("--host", help="Interface to listen on.")]
+PortOpt = Annotated[int, typer.Option("--port", help="Port for the API and WebSocket.")]
+DataOpt = Annotated[
+    Path | None, typer.Option("--data", help="Data directory (default: .convection beside the functions folder).")
+]
+DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in the data directory).")]
+
+
+def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | None, *, dev: bool, redact: bool) -> None:
+    import uvicorn
+
+    from convection.errors import ConvectionError
+    from convection.server.app import build_app, open_deployment
+
+    if not functions.is_dir():
+        console.print(f"[red]No functions folder at {functions}[/red]: create it or pass --functions DIR")
+        raise typer.Exit(2)
+    try:
+        deployment = open_deployment(functions, data, db_url=db, redact_errors=redact, dev=dev, on_log=_print_logs if dev else None)
+    except ConvectionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    app = build_app(deployment)
+    url = f"http://{host}:{port}"
+    console.print(f"[green]convection[/green] serving [bold]{deployment.functions_dir}[/bold] at [bold]{url}[/bold]")
+    console.print(f"  data: {deployment.data_dir}   admin key: `convection admin-key --data {deployment.data_dir}`")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", loop="auto", ws="websockets", lifespan="off")
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(server.serve())]
+        if dev:
+            from convection.cli.dev import watch_and_push
+
+            tasks.append(asyncio.create_task(watch_and_push(deployment, console)))
+        try:
+            await tasks[0]
+        finally:
+            for t in tasks[1:]:
+                t.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        deployment.close()
+
+
+def _print_logs(path: str, kind: str, lines: list[str]) -> None:
+    import datetime
+
+    now = datetime.datetime.now().strftime("%H:%M:%S")
+    for line in lines:
+        console.print(f"{now} {kind[0].upper()} {path} {line}", highlight=False, markup=False)
+
+
+@cli.command()
+def serve(
+    functions: FunctionsOpt = Path("convex"),
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 3210,
+    data: DataOpt = None,
+    db: DbOpt = None,
+    redact_errors: Annotated[bool, typer.Option("--redact-errors", help="Send 'Server Error' without details to clients.")] = False,
+) -> None:
+    """Run the backend on a functions folder (production: no watching)."""
+    _serve(functions, host, port, data, db, dev=False, redact=redact_errors)
+
+
+@cli.command()
+def dev(
+    functions: FunctionsOpt = Path("convex"),
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 3210,
+    data: DataOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Run the backend on the embedded store, watch the functions folder and re-push on change."""
+    _serve(functions, host, port, data, db, dev=True, redact=False)
+
+
+@cli.command("admin-key")
+def admin_key(
+    functions: FunctionsOpt = Path("convex"),
+    data: DataOpt = None,
+) -> None:
+    """Print an admin key for this deployment (derived from the instance secret)."""
+    from convection.application.app import derive_admin_key
+    from convection.server.app import instance_secret
+
+    ddir = data if data is not None else functions.resolve().parent / ".convection"
+    print(derive_admin_key(instance_secret(ddir)))
+
+
+@cli.command()
+def run(
+    path: Annotated[str, typer.Argument(help="Function path, e.g. messages:list")],
+    args: Annotated[str, typer.Argument(help="Arguments as a JSON object")] = "{}",
+    functions: FunctionsOpt = Path("convex"),
+    data: DataOpt = None,
+    url: Annotated[str | None, typer.Option("--url", help="Call a running backend instead of running in-process.")] = None,
+    admin_key: Annotated[str | None, typer.Option("--admin-key", help="Admin key for --url.")] = None,
+) -> None:
+    """Call a function (any kind, internal ones included) and print its result."""
+    import orjson
+
+    try:
+        parsed: Any = orjson.loads(args)
+    except orjson.JSONDecodeError as exc:
+        console.print(f"[red]Arguments are not valid JSON:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if url is not None:
+        import httpx
+
+        headers = {"Authorization": f"Convex {admin_key}"} if admin_key else {}
+        r = httpx.post(url.rstrip("/") + "/api/function", json={"path": path, "args": parsed, "format": "json"}, headers=headers)
+        body = r.json()
+        if r.status_code != 200:
+            console.print(f"[red]{body.get('code')}:[/red] {body.get('message')}")
+            raise typer.Exit(1)
+    else:
+        from convection.functions.identity import Identity
+        from convection.server.app import open_deployment
+        from convection.server.http_api import outcome_body
+
+        dep = open_deployment(functions, data)
+        try:
+            outcome = asyncio.run(dep.app.run_function(path, _from_json(parsed), Identity(kind="admin")))
+            body = orjson.loads(orjson.dumps(outcome_body(outcome, "json")))
+        finally:
+            dep.close()
+    for line in body.get("logLines") or []:
+        console.print(line, markup=False, highlight=False)
+    if body.get("status") == "error":
+        console.print(f"[red]{body.get('errorMessage')}[/red]", markup=False)
+        if "errorData" in body:
+            print(orjson.dumps(body["errorData"], option=orjson.OPT_INDENT_2).decode())
+        raise typer.Exit(1)
+    print(orjson.dumps(body.get("value"), option=orjson.OPT_INDENT_2).decode())
+
+
+def _from_json(x: Any) -> Any:
+    from convection.values.json import from_convex_json
+
+    return from_convex_json(x)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())  # type: ignore[func-returns-value]

@@ -1,0 +1,206 @@
+"""The database: persistence + catalog + committer + subscriptions, and the schema in force.
+
+Lifecycle: ``Database(persistence, ...)`` loads the catalog and starts the committer at
+``max(persisted max ts, wall clock)``; ``begin()`` starts transactions at the latest published
+ts (or an older ts within the retention window: ``query_at_ts``); ``commit()`` turns a
+transaction's writes into revisions and index entries and hands them to the committer;
+``subscribe()`` watches a read set; ``close()`` stops the writer.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from convection import knobs
+from convection.clock import Clock, SystemClock
+from convection.database.catalog import BY_ID, Catalog, IndexInfo
+from convection.database.committer import CommitRecord, Committer
+from convection.database.pagination import CursorCodec
+from convection.database.query import Query
+from convection.database.readset import FrozenReadSet
+from convection.database.subscriptions import Subscription, SubscriptionManager
+from convection.database.transaction import Transaction, index_key
+from convection.errors import DatabaseError
+from convection.persistence.base import DocumentRevision, IndexEntry, Persistence
+from convection.schema.schema import SchemaDefinition
+from convection.values.json import dumps
+
+
+class Database:
+    """The transactional document database. Thread-safe."""
+
+    def __init__(
+        self,
+        persistence: Persistence,
+        *,
+        clock: Clock | None = None,
+        secret: bytes | None = None,
+    ) -> None:
+        self.persistence = persistence
+        self.clock = clock or SystemClock()
+        self.catalog = Catalog(persistence)
+        self.subscriptions = SubscriptionManager()
+        self.cursors = CursorCodec(secret or os.urandom(32))
+        self.schema: SchemaDefinition | None = None
+        self._schema_lock = threading.Lock()
+        start = max(persistence.max_ts(), self.clock.now_ns())
+        self.committer = Committer(
+            persistence, self.subscriptions, self.clock, start_ts=start, on_publish=self._published
+        )
+        self._publish_hooks: list[Callable[[list[CommitRecord]], None]] = []
+
+    # --- time ------------------------------------------------------------------------------
+    def latest_ts(self) -> int:
+        return self.committer.latest_ts
+
+    def bump_ts(self, ts: int) -> None:
+        self.committer.bump_ts(ts)
+
+    def add_commit_listener(self, fn: Callable[[int], None]) -> None:
+        self.committer.add_listener(fn)
+
+    def add_publish_hook(self, fn: Callable[[list[CommitRecord]], None]) -> None:
+        self._publish_hooks.append(fn)
+
+    def _published(self, batch: list[CommitRecord]) -> None:
+        for hook in self._publish_hooks:
+            hook(batch)
+
+    # --- schema and catalog ----------------------------------------------------------------
+    def ensure_table(self, name: str) -> int:
+        return self.catalog.ensure_table(name)
+
+    def set_schema(self, schema: SchemaDefinition | None) -> None:
+        """Make ``schema`` the schema in force (validation of writes, declared indexes).
+
+        Index creation and backfill for a *changed* schema is the push flow's job
+        (application layer); here declared indexes missing from the catalog of tables that
+        have no documents yet are created directly."""
+        with self._schema_lock:
+            self.schema = schema
+        self.ensure_indexes()
+
+    def declared_index(self, table: str, name: str) -> bool:
+        schema = self.schema
+        if schema is None:
+            return False
+        t = schema.tables.get(table)
+        return t is not None and any(ix.name == name for ix in t.indexes)
+
+    def ensure_indexes(self) -> None:
+        """Create (enabled) any declared index missing from the catalog whose table is empty
+        or new. Indexes of non-empty tables must be backfilled by the push flow."""
+        schema = self.schema
+        if schema is None:
+            return
+        for table, tdef in schema.tables.items():
+            existing = self.catalog.indexes_of(table)
+            missing = [ix for ix in tdef.indexes if ix.name not in existing]
+            if not missing:
+                continue
+            number = self.catalog.ensure_table(table)
+            empty = next(iter(self.persistence.table_documents(number, self.latest_ts())), None) is None
+            if not empty:
+                continue
+            for ix in missing:
+                if self.catalog.index(table, ix.name) is None:
+                    self.catalog.add_index(table, ix.name, tuple(ix.fields), "enabled")
+
+    def validate_document(self, table: str, fields: dict[str, Any], id_str: str) -> dict[str, Any] | None:
+        """Check user fields against the schema. Returns the normalized fields, or None when
+        the table is not validated (no schema, validation off, or table not in the schema)."""
+        schema = self.schema
+        if schema is None or not schema.schema_validation:
+            return None
+        tdef = schema.tables.get(table)
+        if tdef is None:
+            return None
+        return tdef.validate_document(fields, table=table, id=id_str, id_checker=self._id_checker)
+
+    def _id_checker(self, table: str, id_str: str) -> bool:
+        from convection.values.ids import table_number_of
+
+        n = table_number_of(id_str)
+        return n is not None and self.catalog.table_number(table) == n
+
+    # --- transactions ----------------------------------------------------------------------
+    def begin(
+        self,
+        *,
+        read_only: bool = False,
+        ts: int | None = None,
+        now_ms: float | None = None,
+        rng: random.Random | None = None,
+    ) -> Transaction:
+        latest = self.latest_ts()
+        if ts is None:
+            ts = latest
+        elif ts > latest:
+            raise DatabaseError(f"Timestamp {ts} is in the future (latest is {latest})", code="TooEarly")
+        elif ts < latest - knobs.SNAPSHOT_RETENTION_MS * 1_000_000:
+            raise DatabaseError(
+                f"Timestamp {ts} is older than the snapshot retention window "
+                f"({knobs.SNAPSHOT_RETENTION_MS} ms)",
+                code="OutOfRetention",
+            )
+        return Transaction(self, ts, read_only=read_only, now_ms=now_ms, rng=rng)
+
+    def query(self, txn: Transaction, table: str) -> Query:
+        return Query(txn, table)
+
+    def commit(self, txn: Transaction) -> int:
+        """Commit ``txn``'s writes; returns the commit ts (the begin ts for a transaction that
+        wrote nothing). Raises OccConflict when something it read changed meanwhile."""
+        if txn.closed:
+            raise DatabaseError("transaction already committed", code="InvalidTransaction")
+        txn.closed = True
+        writes = list(txn.writes.values())
+        if not writes:
+            return txn.begin_ts
+        index_keys: dict[int, list[bytes]] = {}
+        plan: list[tuple[Any, list[tuple[IndexInfo, bytes | None, bytes | None]]]] = []
+        for w in writes:
+            per_index: list[tuple[IndexInfo, bytes | None, bytes | None]] = []
+            for index in self.catalog.indexes_of(w.table).values():
+                old_k = index_key(index, w.old) if w.old is not None else None
+                new_k = index_key(index, w.new) if w.new is not None else None
+                keys = index_keys.setdefault(index.index_id, [])
+                if old_k is not None:
+                    keys.append(old_k)
+                if new_k is not None and new_k != old_k:
+                    keys.append(new_k)
+                if index.name != BY_ID:
+                    per_index.append((index, old_k, new_k))
+            plan.append((w, per_index))
+        read_set = txn.reads.freeze()
+
+        def build(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry]]:
+            docs: list[DocumentRevision] = []
+            entries: list[IndexEntry] = []
+            for w, per_index in plan:
+                docs.append(
+                    DocumentRevision(
+                        ts, w.table_number, w.internal_id,
+                        None if w.new is None else dumps(w.new), w.old_ts,
+                    )
+                )
+                for index, old_k, new_k in per_index:
+                    if old_k is not None and old_k != new_k:
+                        entries.append(IndexEntry(index.index_id, old_k, ts, w.table_number, None))
+                    if new_k is not None:
+                        entries.append(IndexEntry(index.index_id, new_k, ts, w.table_number, w.internal_id))
+            return docs, entries
+
+        return self.committer.commit(txn.begin_ts, read_set, index_keys, build, source=txn.source)
+
+    # --- subscriptions ---------------------------------------------------------------------
+    def subscribe(self, read_set: FrozenReadSet, ts: int) -> Subscription:
+        return self.subscriptions.subscribe(read_set, ts, self.committer.first_overlap_after)
+
+    def close(self) -> None:
+        self.committer.stop()
+        self.persistence.close()

@@ -1,0 +1,348 @@
+"""Transactions: snapshot reads with recorded read sets, buffered writes, limits.
+
+A :class:`Transaction` begins at a published ts and reads that snapshot. Every read records
+an interval of encoded keys in the :class:`ReadSet` (a ``get`` records the id's ``by_id`` key,
+hit or miss; a range scan records the part it consumed). Writes are buffered per document
+(coalesced: insert then patch is one insert) and overlaid on every read, so the transaction
+reads its own writes through every index. Nothing reaches the database until
+:meth:`Database.commit`.
+
+Documents handed out are fresh ``dict`` s: callers may mutate them freely.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from convection import knobs
+from convection.database.catalog import BY_ID, IndexInfo
+from convection.database.readset import ReadSet
+from convection.errors import DatabaseError, IdError, LimitError, ValidationError
+from convection.indexing.keys import encode_key, encode_value
+from convection.values.ids import decode_id, encode_id, new_internal_id
+from convection.values.json import loads_stored
+from convection.values.model import UNSET, normalize, value_size
+from convection.values.order import MISSING
+
+if TYPE_CHECKING:
+    from convection.database.database import Database
+
+SYSTEM_FIELDS = ("_id", "_creationTime")
+
+
+@dataclass(slots=True)
+class Write:
+    """The pending change of one document: ``old`` as of the snapshot (None if inserted in
+    this transaction), ``new`` (None if deleted)."""
+
+    table: str
+    table_number: int
+    id: str
+    internal_id: bytes
+    old: dict[str, Any] | None
+    old_ts: int | None
+    new: dict[str, Any] | None
+
+
+def field_value(doc: dict[str, Any], path: str) -> Any:
+    """A (possibly dotted) field of a document, or MISSING."""
+    if "." not in path:
+        return doc.get(path, MISSING)
+    cur: Any = doc
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return MISSING
+        cur = cur[part]
+    return cur
+
+
+def index_key(index: IndexInfo, doc: dict[str, Any]) -> bytes:
+    """The encoded key of ``doc`` in ``index``."""
+    if index.name == BY_ID:
+        return encode_value(doc["_id"])
+    return encode_key([field_value(doc, f) for f in index.key_fields])
+
+
+class Transaction:
+    """One unit of reads and writes at snapshot ``begin_ts``. Not thread-safe."""
+
+    def __init__(
+        self,
+        db: Database,
+        begin_ts: int,
+        *,
+        read_only: bool = False,
+        now_ms: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.begin_ts = begin_ts
+        self.read_only = read_only
+        self.reads = ReadSet()
+        self.writes: dict[bytes, Write] = {}  # internal id -> Write
+        self.rng = rng if rng is not None else random.Random()
+        self.now_ms = now_ms if now_ms is not None else db.clock.now_ms()
+        self._next_creation_time = max(self.now_ms, begin_ts / 1e6)
+        self.rows_read = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.journal_in: str | None = None
+        self.journal_out: str | None = None
+        self.paginated = False
+        self.closed = False
+        self.source = ""
+
+    # --- limits ----------------------------------------------------------------------------
+    def _count_read(self, nbytes: int) -> None:
+        self.rows_read += 1
+        self.bytes_read += nbytes
+        if self.rows_read > knobs.TRANSACTION_MAX_READ_ROWS_COUNT:
+            raise LimitError(
+                f"Too many documents read in a single function execution (limit: "
+                f"{knobs.TRANSACTION_MAX_READ_ROWS_COUNT}). Use an index to read fewer documents, "
+                "or paginate.",
+                code="TooManyDocumentsRead",
+            )
+        if self.bytes_read > knobs.TRANSACTION_MAX_READ_BYTES:
+            raise LimitError(
+                f"Too many bytes read in a single function execution (limit: "
+                f"{knobs.TRANSACTION_MAX_READ_BYTES} bytes). Read fewer or smaller documents.",
+                code="TooManyBytesRead",
+            )
+
+    def _count_interval(self) -> None:
+        if self.reads.count >= knobs.TRANSACTION_MAX_READ_INTERVALS_COUNT:
+            raise LimitError(
+                f"Too many reads in a single function execution (limit: "
+                f"{knobs.TRANSACTION_MAX_READ_INTERVALS_COUNT} db.get/db.query calls).",
+                code="TooManyReads",
+            )
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise DatabaseError(
+                "Cannot write in a query: queries are read-only. Use a mutation to write.",
+                code="WriteInQuery",
+            )
+        if len(self.writes) >= knobs.TRANSACTION_MAX_WRITES_COUNT:
+            raise LimitError(
+                f"Too many documents written in a single mutation (limit: "
+                f"{knobs.TRANSACTION_MAX_WRITES_COUNT}).",
+                code="TooManyWrites",
+            )
+
+    # --- ids -------------------------------------------------------------------------------
+    def _parse_id(self, id_str: Any, *, expected_table: str | None = None) -> tuple[str, int, bytes]:
+        if not isinstance(id_str, str):
+            raise IdError(f"Expected a document id (string), got {type(id_str).__name__}: {id_str!r}")
+        try:
+            number, internal = decode_id(id_str)
+        except IdError:
+            raise IdError(f"Invalid ID {id_str!r}: not a document id of this deployment") from None
+        table = self.db.catalog.table_name(number)
+        if table is None:
+            raise IdError(f"Invalid ID {id_str!r}: its table does not exist")
+        if expected_table is not None and table != expected_table:
+            raise IdError(f"ID {id_str!r} is an id of table {table!r}, not {expected_table!r}")
+        return table, number, internal
+
+    def normalize_id(self, table: str, id_str: Any) -> str | None:
+        if not isinstance(id_str, str):
+            return None
+        try:
+            number, _ = decode_id(id_str)
+        except IdError:
+            return None
+        return id_str if self.db.catalog.table_number(table) == number else None
+
+    def id_belongs_to(self, table: str, id_str: str) -> bool:
+        return self.normalize_id(table, id_str) is not None
+
+    def table_of_id(self, id_str: str) -> str | None:
+        try:
+            number, _ = decode_id(id_str)
+        except IdError:
+            return None
+        return self.db.catalog.table_name(number)
+
+    # --- reads -----------------------------------------------------------------------------
+    def get(self, id_str: Any) -> dict[str, Any] | None:
+        """The document with this id at the snapshot (with this transaction's writes)."""
+        table, number, internal = self._parse_id(id_str)
+        w = self.writes.get(internal)
+        by_id = self.db.catalog.index(table, BY_ID)
+        assert by_id is not None
+        self._count_interval()
+        self.reads.record_point(by_id.index_id, encode_value(id_str))
+        if w is not None:
+            return None if w.new is None else _copy(w.new)
+        rev = self.db.persistence.get_document(number, internal, self.begin_ts)
+        if rev is None or rev.value is None:
+            return None
+        self._count_read(len(rev.value))
+        doc: dict[str, Any] = loads_stored(rev.value)
+        return doc
+
+    def _load_for_write(self, id_str: Any, op: str) -> Write:
+        table, number, internal = self._parse_id(id_str)
+        if table.startswith("_") and not self._system_access:
+            raise DatabaseError(f"Cannot {op} documents of system table {table!r}", code="SystemTable")
+        w = self.writes.get(internal)
+        if w is not None:
+            if w.new is None:
+                raise DatabaseError(f"Cannot {op} document {id_str}: it was deleted in this transaction", code="NotFound")
+            return w
+        by_id = self.db.catalog.index(table, BY_ID)
+        assert by_id is not None
+        self.reads.record_point(by_id.index_id, encode_value(id_str))
+        rev = self.db.persistence.get_document(number, internal, self.begin_ts)
+        if rev is None or rev.value is None:
+            raise DatabaseError(f"Cannot {op} document with ID {id_str!r}: it does not exist", code="NotFound")
+        self._count_read(len(rev.value))
+        old = loads_stored(rev.value)
+        w = Write(table, number, id_str, internal, old, rev.ts, old)
+        self.writes[internal] = w
+        return w
+
+    _system_access = False
+
+    # --- writes ----------------------------------------------------------------------------
+    def _prepare(self, table: str, fields: dict[str, Any], id_str: str, creation_time: float) -> dict[str, Any]:
+        if not isinstance(fields, dict):
+            raise ValidationError(f"A document must be an object (dict), got {type(fields).__name__}")
+        for name in fields:
+            if isinstance(name, str) and name in SYSTEM_FIELDS:
+                continue
+            if isinstance(name, str) and name.startswith("_") and not table.startswith("_"):
+                raise ValidationError(
+                    f"Field {name!r} starts with '_', which is reserved for system fields; "
+                    f"rename it (table {table!r})",
+                    path=name,
+                )
+        user = {k: v for k, v in fields.items() if k not in SYSTEM_FIELDS and v is not UNSET}
+        checked = self.db.validate_document(table, user, id_str)
+        if checked is None:
+            checked = normalize(user, max_depth=knobs.MAX_DOCUMENT_NESTING_COUNT)
+        doc: dict[str, Any] = {"_creationTime": creation_time, "_id": id_str}
+        doc.update(checked)
+        size = value_size(doc)
+        if size > knobs.MAX_DOCUMENT_SIZE_BYTES:
+            raise LimitError(
+                f"Document with ID {id_str!r} in table {table!r} is {size} bytes; the limit is "
+                f"{knobs.MAX_DOCUMENT_SIZE_BYTES} bytes",
+                code="DocumentTooLarge",
+            )
+        self.bytes_written += size
+        if self.bytes_written > knobs.TRANSACTION_MAX_WRITE_BYTES:
+            raise LimitError(
+                f"Too many bytes written in a single mutation (limit: {knobs.TRANSACTION_MAX_WRITE_BYTES}).",
+                code="TooManyBytesWritten",
+            )
+        return doc
+
+    def insert(self, table: str, fields: dict[str, Any]) -> str:
+        self._check_writable()
+        if not isinstance(table, str) or not table:
+            raise DatabaseError(f"Table name must be a non-empty string, got {table!r}", code="InvalidTableName")
+        if table.startswith("_") and not self._system_access:
+            raise DatabaseError(f"Cannot insert into system table {table!r}", code="SystemTable")
+        number = self.db.ensure_table(table)
+        internal = new_internal_id(self.rng, self.now_ms)
+        id_str = encode_id(number, internal)
+        ct = self._next_creation_time
+        self._next_creation_time = math.nextafter(ct, math.inf)
+        doc = self._prepare(table, fields, id_str, ct)
+        self.writes[internal] = Write(table, number, id_str, internal, None, None, doc)
+        return id_str
+
+    def patch(self, id_str: Any, fields: dict[str, Any]) -> None:
+        self._check_writable()
+        if not isinstance(fields, dict):
+            raise ValidationError(f"patch() takes an object of fields, got {type(fields).__name__}")
+        w = self._load_for_write(id_str, "patch")
+        assert w.new is not None
+        for name in ("_id", "_creationTime"):
+            if name in fields and fields[name] != w.new[name]:
+                raise ValidationError(f"Cannot change system field {name!r} with patch()", path=name)
+        merged = {k: v for k, v in w.new.items() if k not in SYSTEM_FIELDS}
+        for k, v in fields.items():
+            if k in SYSTEM_FIELDS:
+                continue
+            if v is UNSET:
+                merged.pop(k, None)
+            else:
+                merged[k] = v
+        w.new = self._prepare(w.table, merged, w.id, w.new["_creationTime"])
+
+    def replace(self, id_str: Any, fields: dict[str, Any]) -> None:
+        self._check_writable()
+        w = self._load_for_write(id_str, "replace")
+        assert w.new is not None
+        if not isinstance(fields, dict):
+            raise ValidationError(f"replace() takes a document object, got {type(fields).__name__}")
+        for name in ("_id", "_creationTime"):
+            if name in fields and fields[name] != w.new[name]:
+                raise ValidationError(f"Cannot change system field {name!r} with replace()", path=name)
+        w.new = self._prepare(w.table, fields, w.id, w.new["_creationTime"])
+
+    def delete(self, id_str: Any) -> None:
+        self._check_writable()
+        w = self._load_for_write(id_str, "delete")
+        if w.old is None:
+            del self.writes[w.internal_id]  # inserted and deleted in this transaction
+        else:
+            w.new = None
+
+    # --- index scans with the write overlay ------------------------------------------------
+    def scan(
+        self, index: IndexInfo, start: bytes, end: bytes | None, reverse: bool
+    ) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        """Documents of ``index`` with keys in ``[start, end)`` in key order, at the snapshot
+        with this transaction's writes overlaid. Records the consumed part of the range."""
+        self._count_interval()
+        rr = self.reads.record_range(index.index_id, start, end, reverse)
+        overlay: list[tuple[bytes, dict[str, Any]]] = []
+        hidden: set[bytes] = set()
+        for w in self.writes.values():
+            if w.table_number != index.table_number:
+                continue
+            hidden.add(w.internal_id)
+            if w.new is not None:
+                k = index_key(index, w.new)
+                if k >= start and (end is None or k < end):
+                    overlay.append((k, w.new))
+        overlay.sort(key=lambda kv: kv[0], reverse=reverse)
+        base = self.db.persistence.index_scan(
+            index.index_id, start, end, self.begin_ts, reverse=reverse
+        )
+        oi = 0
+        n_overlay = len(overlay)
+        for key, rev in base:
+            if rev.id in hidden:
+                continue
+            while oi < n_overlay and ((overlay[oi][0] > key) if reverse else (overlay[oi][0] < key)):
+                k2, d2 = overlay[oi]
+                oi += 1
+                rr.last = k2
+                yield k2, _copy(d2)
+            value = rev.value
+            assert value is not None
+            self._count_read(len(value))
+            rr.last = key
+            yield key, loads_stored(value)
+        while oi < n_overlay:
+            k2, d2 = overlay[oi]
+            oi += 1
+            rr.last = k2
+            yield k2, _copy(d2)
+        rr.exhausted = True
+
+
+def _copy(doc: dict[str, Any]) -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy(doc)

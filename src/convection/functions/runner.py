@@ -1,0 +1,361 @@
+"""The runner: executes one registered function with validation, limits, log capture and
+error mapping, producing a :class:`FunctionOutcome`.
+
+Queries run in a read-only transaction at a given snapshot; mutations run in a transaction
+that is committed (with OCC retries, SEMANTICS.md §2.5); actions are coroutines (or plain
+functions run by the caller in a worker thread). User errors never escape: every failure is
+an outcome with a client-facing message (full text and traceback in dev, redacted with
+``redact_errors``) and, for :class:`ConvexError`, its data.
+
+Synchronous entry points block: the application calls them from worker threads.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from convection import knobs
+from convection.database.database import Database
+from convection.database.readset import FrozenReadSet
+from convection.database.retry import backoff_ms
+from convection.database.transaction import Transaction
+from convection.errors import ConvectionError, ConvexError, OccConflict, StorageFailure, ValidationError
+from convection.functions.context import ActionCtx, ActionHost, MutationCtx, QueryCtx
+from convection.functions.identity import Identity
+from convection.functions.limits import WATCHDOG, FunctionTimeout
+from convection.functions.loader import FunctionSpec, LoadedApp
+from convection.functions.logs import begin_capture, end_capture
+from convection.functions.outcome import FunctionOutcome
+from convection.functions.paths import display_path, function_path
+from convection.values.json import dumps
+from convection.values.model import normalize, value_size
+
+_KIND_NAMES = {"query": "Query", "mutation": "Mutation", "action": "Action", "httpAction": "HttpAction"}
+
+
+class FunctionCallError(ConvectionError):
+    """A function-level failure that is reported to the caller as an outcome."""
+
+    code = "FunctionError"
+
+
+@dataclass
+class QueryExecution:
+    """A query's outcome plus what the cache and subscriptions need."""
+
+    outcome: FunctionOutcome
+    read_set: FrozenReadSet
+    identity_read: bool
+    time_read: bool
+
+
+def request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class Runner:
+    """Executes functions of a loaded app against a database. Thread-safe."""
+
+    def __init__(
+        self,
+        db: Database,
+        app: LoadedApp,
+        *,
+        redact_errors: bool = False,
+        on_log: Callable[[str, str, list[str]], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.app = app
+        self.redact_errors = redact_errors
+        self.on_log = on_log
+        # Hooks the application installs (scheduler, storage) on every ctx.
+        self.decorate_ctx: Callable[[Any, Transaction | None], None] | None = None
+
+    # --- lookup --------------------------------------------------------------------------------
+    def resolve(self, path_or_ref: Any, identity: Identity | None, kind: str | None) -> FunctionSpec:
+        """The function at a path, visible to the caller, of the expected kind; raises
+        FunctionCallError with Convex's messages otherwise."""
+        try:
+            path = function_path(path_or_ref)
+        except ConvectionError:
+            path = str(path_or_ref)
+        spec = self.app.get(path)
+        # identity None = a system caller (scheduler, crons, other functions): sees everything.
+        privileged = identity is None or identity.is_admin
+        if spec is None or spec.kind == "httpAction" or (spec.visibility == "internal" and not privileged):
+            shown = display_path(path) if ":" in path or "/" in path else path
+            raise FunctionCallError(f"Could not find public function for '{shown}'.", code="FunctionNotFound")
+        if kind is not None and spec.kind != kind:
+            raise FunctionCallError(
+                f"Trying to execute {display_path(spec.path)} as {_KIND_NAMES.get(kind, kind)}, "
+                f"but it is defined as {_KIND_NAMES.get(spec.kind, spec.kind)}.",
+                code="WrongFunctionKind",
+            )
+        return spec
+
+    # --- outcomes --------------------------------------------------------------------------------
+    def _error(self, exc: BaseException, rid: str, logs: list[str]) -> FunctionOutcome:
+        if isinstance(exc, ConvexError):
+            data = normalize_safe(exc.data)
+            return FunctionOutcome(
+                success=False,
+                error_message=f"[Request ID: {rid}] Server Error\nUncaught ConvexError: {exc}\n",
+                has_error_data=True,
+                error_data=data,
+                error_data_json=dumps(data),
+                log_lines=logs,
+            )
+        if isinstance(exc, FunctionCallError):
+            return FunctionOutcome(success=False, error_message=exc.message, log_lines=logs)
+        if isinstance(exc, StorageFailure):
+            raise exc
+        if self.redact_errors:
+            return FunctionOutcome(success=False, error_message=f"[Request ID: {rid}] Server Error", log_lines=logs)
+        name = type(exc).__name__
+        if isinstance(exc, ValidationError) and getattr(exc, "_arguments", False):
+            name = "ArgumentValidationError"
+        frames = traceback.extract_tb(exc.__traceback__)
+        user_frames = [f for f in frames if "/convection/" not in f.filename.replace("\\", "/")]
+        text = "".join(
+            f"    at {f.name} ({f.filename}:{f.lineno})\n" for f in reversed(user_frames)
+        )
+        return FunctionOutcome(
+            success=False,
+            error_message=f"[Request ID: {rid}] Server Error\nUncaught {name}: {exc}\n{text}",
+            log_lines=logs,
+        )
+
+    def _success(self, value: Any, spec: FunctionSpec, logs: list[str]) -> FunctionOutcome:
+        rv = spec.function.returns_validator
+        if rv is not None:
+            try:
+                value = rv.check(value, "", id_checker=None)
+            except ValidationError as exc:
+                raise FunctionCallError(
+                    f"ReturnsValidationError: the value returned by {display_path(spec.path)} does "
+                    f"not match its returns validator: {exc.message}",
+                    code="ReturnsValidationError",
+                ) from None
+        else:
+            value = normalize(value)
+        if value_size(value) > knobs.MAX_FUNCTION_RESULT_SIZE_BYTES:
+            raise FunctionCallError(
+                f"The value returned by {display_path(spec.path)} is larger than "
+                f"{knobs.MAX_FUNCTION_RESULT_SIZE_BYTES} bytes",
+                code="ResultTooLarge",
+            )
+        return FunctionOutcome(success=True, value=value, value_json=dumps(value), log_lines=logs)
+
+    def _check_args(self, spec: FunctionSpec, args: Any, txn: Transaction | None) -> dict[str, Any]:
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise FunctionCallError(
+                f"ArgumentValidationError: arguments of {display_path(spec.path)} must be an object, got {type(args).__name__}",
+                code="ArgumentValidationError",
+            )
+        av = spec.function.args_validator
+        if av is None:
+            return normalize(args)  # type: ignore[no-any-return]
+        checker = None if txn is None else txn.id_belongs_to
+        try:
+            return av.check(args, "", id_checker=checker)  # type: ignore[no-any-return]
+        except ValidationError as exc:
+            raise FunctionCallError(
+                f"ArgumentValidationError: {exc.message}\nFunction: {display_path(spec.path)}",
+                code="ArgumentValidationError",
+            ) from None
+
+    def _log(self, spec: FunctionSpec, lines: list[str]) -> None:
+        if self.on_log is not None and lines:
+            self.on_log(spec.path, spec.kind, lines)
+
+    # --- nested calls inside queries/mutations --------------------------------------------------
+    def _nested(self, ctx: QueryCtx, ref: Any, args: Any, is_mutation: bool) -> Any:
+        txn = ctx._txn
+        depth = getattr(txn, "_depth", 0)
+        if depth >= knobs.MAX_CALL_DEPTH_COUNT:
+            raise ConvectionError(f"Nested run_query/run_mutation deeper than {knobs.MAX_CALL_DEPTH_COUNT}", code="CallDepthExceeded")
+        spec = self.resolve(ref, Identity(kind="admin"), "mutation" if is_mutation else "query")
+        checked = self._check_args(spec, args, txn)
+        saved = {k: _copy_write(w) for k, w in txn.writes.items()} if is_mutation else None
+        txn._depth = depth + 1  # type: ignore[attr-defined]
+        try:
+            cls = MutationCtx if is_mutation else QueryCtx
+            inner = cls(txn, ctx.identity, ctx._now, ctx.random.getrandbits(63), self._nested)
+            if self.decorate_ctx is not None:
+                self.decorate_ctx(inner, txn)
+            result = spec.function.handler(inner, **checked)
+            ctx.observer.identity_read |= inner.observer.identity_read
+            ctx.observer.time_read |= inner.observer.time_read
+            return normalize(result)
+        except BaseException:
+            if saved is not None:
+                txn.writes.clear()
+                txn.writes.update(saved)
+            raise
+        finally:
+            txn._depth = depth  # type: ignore[attr-defined]
+
+    # --- queries ---------------------------------------------------------------------------------
+    def run_query(
+        self,
+        path: Any,
+        args: Any,
+        identity: Identity | None,
+        *,
+        ts: int | None = None,
+        journal: str | None = None,
+    ) -> QueryExecution:
+        rid = request_id()
+        cap, token = begin_capture()
+        txn: Transaction | None = None
+        spec: FunctionSpec | None = None
+        try:
+            spec = self.resolve(path, identity, "query")
+            txn = self.db.begin(read_only=True, ts=ts)
+            txn.journal_in = journal
+            txn.source = spec.path
+            checked = self._check_args(spec, args, txn)
+            ctx = QueryCtx(txn, identity, self.db.clock.now_ms(), random.getrandbits(63), self._nested)
+            if self.decorate_ctx is not None:
+                self.decorate_ctx(ctx, txn)
+            handler = spec.function.handler
+            value = WATCHDOG.run(lambda: handler(ctx, **checked), knobs.QUERY_TIMEOUT_MS / 1000, f"Query {display_path(spec.path)}")
+            outcome = self._success(value, spec, cap.finish())
+            outcome.ts = txn.begin_ts
+            outcome.journal = txn.journal_out
+            return QueryExecution(outcome, txn.reads.freeze(), ctx.observer.identity_read, ctx.observer.time_read)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            outcome = self._error(exc, rid, cap.finish())
+            outcome.ts = txn.begin_ts if txn is not None else self.db.latest_ts()
+            rs = txn.reads.freeze() if txn is not None else FrozenReadSet({})
+            return QueryExecution(outcome, rs, True, False)
+        finally:
+            end_capture(token)
+            if spec is not None:
+                self._log(spec, cap.lines)
+
+    # --- mutations -------------------------------------------------------------------------------
+    def run_mutation(
+        self,
+        path: Any,
+        args: Any,
+        identity: Identity | None,
+        *,
+        before_commit: Callable[[Transaction, FunctionOutcome], None] | None = None,
+        check_first: Callable[[Transaction], FunctionOutcome | None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_retries: int | None = None,
+    ) -> FunctionOutcome:
+        """Run a mutation to completion. ``check_first(txn)`` may answer from a stored result
+        (idempotency); ``before_commit(txn, outcome)`` may add writes to the same transaction
+        (the stored result, scheduler state)."""
+        rid = request_id()
+        retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
+        rng = random.Random()
+        attempt = 0
+        spec: FunctionSpec | None = None
+        while True:
+            cap, token = begin_capture()
+            try:
+                spec = self.resolve(path, identity, "mutation")
+                txn = self.db.begin()
+                txn.source = spec.path
+                if check_first is not None:
+                    stored = check_first(txn)
+                    if stored is not None:
+                        return stored
+                checked = self._check_args(spec, args, txn)
+                ctx = MutationCtx(txn, identity, self.db.clock.now_ms(), random.getrandbits(63), self._nested)
+                if self.decorate_ctx is not None:
+                    self.decorate_ctx(ctx, txn)
+                handler = spec.function.handler
+                value = WATCHDOG.run(lambda: handler(ctx, **checked), knobs.QUERY_TIMEOUT_MS / 1000, f"Mutation {display_path(spec.path)}")
+                outcome = self._success(value, spec, cap.finish())
+                if before_commit is not None:
+                    before_commit(txn, outcome)
+                outcome.ts = self.db.commit(txn)
+                return outcome
+            except OccConflict:
+                if attempt >= retries:
+                    end_capture(token)
+                    return FunctionOutcome(
+                        success=False,
+                        error_message=f"[Request ID: {rid}] Server Error\nThe mutation conflicted with "
+                        f"concurrent writes {attempt + 1} times in a row and was not applied. Retry it, "
+                        "or make it touch fewer hot documents.",
+                        log_lines=cap.finish(),
+                    )
+                end_capture(token)
+                sleep(backoff_ms(attempt, rng) / 1000.0)
+                attempt += 1
+                continue
+            except StorageFailure:
+                raise
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
+                return self._error(exc, rid, cap.finish())
+            finally:
+                end_capture(token)
+                if spec is not None:
+                    self._log(spec, cap.lines)
+
+    # --- actions ---------------------------------------------------------------------------------
+    async def run_action(self, path: Any, args: Any, identity: Identity | None, host: ActionHost) -> FunctionOutcome:
+        import asyncio
+
+        rid = request_id()
+        cap, token = begin_capture()
+        spec: FunctionSpec | None = None
+        try:
+            spec = self.resolve(path, identity, "action")
+            checked = self._check_args(spec, args, None)
+            ctx = ActionCtx(host, identity, self.db.clock.now_ms(), random.getrandbits(63))
+            if self.decorate_ctx is not None:
+                self.decorate_ctx(ctx, None)
+            handler = spec.function.handler
+            timeout = knobs.ACTION_TIMEOUT_MS / 1000
+            if spec.function.is_async:
+                value = await asyncio.wait_for(handler(ctx, **checked), timeout)
+            else:
+                import contextvars
+
+                context = contextvars.copy_context()
+                loop = asyncio.get_running_loop()
+                value = await loop.run_in_executor(None, lambda: context.run(handler, ctx, **checked))
+            return self._success(value, spec, cap.finish())
+        except TimeoutError:
+            return self._error(FunctionTimeout(f"Action timed out after {knobs.ACTION_TIMEOUT_MS / 1000:g} s"), rid, cap.finish())
+        except StorageFailure:
+            raise
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
+                raise
+            return self._error(exc, rid, cap.finish())
+        finally:
+            end_capture(token)
+            if spec is not None:
+                self._log(spec, cap.lines)
+
+
+def normalize_safe(value: Any) -> Any:
+    try:
+        return normalize(value)
+    except ConvectionError:
+        return repr(value)
+
+
+def _copy_write(w: Any) -> Any:
+    import copy
+
+    return copy.copy(w)

@@ -1,0 +1,111 @@
+"""The Persistence protocol: a dumb, ordered, durable store with no concurrency control.
+
+Two logs (SEMANTICS.md §1.1):
+
+* the **document log**: one :class:`DocumentRevision` per (table, id, ts); ``value`` is the
+  stored JSON text of the whole document (``convection.values.json.dumps``) or None for a
+  deletion; ``prev_ts`` links to the previous revision of the same document.
+* the **index log**: one :class:`IndexEntry` per (index_id, key, ts); ``id`` None marks the key
+  as deleted at ``ts``. An entry's ts is the ts of the document revision it points to.
+
+Invariants the caller (the committer, the only writer) guarantees: timestamps of a ``write``
+are strictly greater than every ts already written; within one ``write`` a (table, id, ts) or
+(index_id, key, ts) appears at most once. Implementations guarantee: ``write`` is atomic and
+durable when it returns; on any error it raises :class:`convection.errors.StorageFailure` and
+the outcome is unknown (the engine then stops). Reads at ``read_ts`` see exactly the writes
+with ts <= read_ts (snapshot reads). Implementations are safe to call from many threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRevision:
+    ts: int
+    table: int
+    id: bytes
+    value: bytes | None
+    prev_ts: int | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.value is None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    index_id: int
+    key: bytes
+    ts: int
+    table: int
+    id: bytes | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.id is None
+
+
+class Persistence(Protocol):
+    """See the module docstring for the contract."""
+
+    def write(
+        self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]
+    ) -> None:
+        """Append revisions and index entries of one or more commits in one durable
+        transaction. Raises StorageFailure (outcome unknown) on any failure."""
+
+    def max_ts(self) -> int:
+        """The largest ts in the document log, or 0 when empty."""
+
+    def get_global(self, key: str) -> Any:
+        """A small JSON value stored under ``key`` (None when absent)."""
+
+    def set_global(self, key: str, value: Any) -> None:
+        """Durably store a small JSON value (table/index registries, clock floor, ...)."""
+
+    def get_document(self, table: int, id: bytes, read_ts: int) -> DocumentRevision | None:
+        """The newest revision of (table, id) with ts <= read_ts (possibly a deletion), or None."""
+
+    def index_scan(
+        self,
+        index_id: int,
+        start: bytes,
+        end: bytes | None,
+        read_ts: int,
+        *,
+        reverse: bool = False,
+        batch_size: int = 128,
+    ) -> Iterator[tuple[bytes, DocumentRevision]]:
+        """Live documents of an index at ``read_ts``: for every key k with start <= k < end
+        (end None = unbounded) take the newest entry with ts <= read_ts, skip it if deleted,
+        and yield (k, the document revision it points to), in key order (descending when
+        ``reverse``). Lazily fetched in batches, so a consumer that stops early pays little."""
+
+    def document_log(
+        self, after_ts: int, up_to_ts: int, *, table: int | None = None
+    ) -> Iterator[DocumentRevision]:
+        """Revisions with after_ts < ts <= up_to_ts (optionally of one table), in ts order."""
+
+    def table_documents(self, table: int, read_ts: int) -> Iterator[DocumentRevision]:
+        """Every live document of ``table`` at ``read_ts`` (newest non-deleted revision per id),
+        in no particular order. Used by schema checks, index backfill and export."""
+
+    def delete_index(self, index_id: int) -> None:
+        """Remove every entry of an index (the index was dropped)."""
+
+    def prune(self, index_before_ts: int, documents_before_ts: int) -> int:
+        """Retention. Remove index entries that were superseded by a newer entry of the same
+        (index_id, key) with ts <= index_before_ts, and deleted-key tombstones with ts <=
+        index_before_ts; remove document revisions superseded by a newer revision with ts <=
+        documents_before_ts (and deletion revisions older than that). Reads at any ts >= the
+        given bounds are unaffected. Returns the number of rows removed."""
+
+    def checkpoint(self) -> None:
+        """Compact on-disk state (e.g. SQLite WAL checkpoint); safe to call any time."""
+
+    def close(self) -> None:
+        """Release connections; further calls are errors."""

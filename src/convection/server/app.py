@@ -1,0 +1,154 @@
+"""Wiring: the ONE place where concretes are constructed (STYLE.md §3).
+
+:func:`open_deployment` turns options (functions folder, data directory, database URL) into a
+running :class:`Deployment` (persistence, database, loaded code, application);
+:func:`build_app` turns a deployment into the Starlette app serving HTTP and WebSocket on one
+port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from convection.application.app import Application
+from convection.clock import Clock, SystemClock
+from convection.database.database import Database
+from convection.functions.loader import load_app
+from convection.persistence import open_persistence
+from convection.server.http_api import HttpApi
+from convection.server.websocket import sync_endpoint
+
+log = logging.getLogger("convection.server")
+
+VERSION = "0.1.0"
+
+
+@dataclass
+class Deployment:
+    """Everything a running backend owns. ``close()`` stops it."""
+
+    functions_dir: Path
+    data_dir: Path
+    db: Database
+    app: Application
+    secret: bytes
+    dev: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.app.close()
+        self.db.close()
+
+
+def instance_secret(data_dir: Path) -> bytes:
+    """The deployment's secret (admin keys, cursors), created on first start."""
+    path = data_dir / "instance_secret"
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret.hex())
+    return secret
+
+
+def open_deployment(
+    functions_dir: str | Path,
+    data_dir: str | Path | None = None,
+    *,
+    db_url: str | None = None,
+    clock: Clock | None = None,
+    redact_errors: bool = False,
+    dev: bool = False,
+    on_log: Callable[[str, str, list[str]], None] | None = None,
+) -> Deployment:
+    fdir = Path(functions_dir).resolve()
+    ddir = Path(data_dir).resolve() if data_dir is not None else fdir.parent / ".convection"
+    ddir.mkdir(parents=True, exist_ok=True)
+    secret = instance_secret(ddir)
+    loaded = load_app(fdir)
+    persistence = open_persistence(db_url or str(ddir / "db.sqlite3"))
+    db = Database(persistence, clock=clock or SystemClock(), secret=secret)
+    try:
+        application = Application(db, loaded, secret=secret, redact_errors=redact_errors, on_log=on_log)
+    except BaseException:
+        db.close()
+        raise
+    return Deployment(fdir, ddir, db, application, secret, dev=dev)
+
+
+class _CollapseSlashes:
+    """The JS client builds ``<url>/api/...``; a configured URL ending in ``/`` gives
+    ``//api/...``. Collapse repeated slashes so both work."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            path: str = scope.get("path", "")
+            if "//" in path:
+                while "//" in path:
+                    path = path.replace("//", "/")
+                scope = dict(scope)
+                scope["path"] = path
+                scope["raw_path"] = path.encode()
+        await self.app(scope, receive, send)
+
+
+def build_app(deployment: Deployment) -> Starlette:
+    app = deployment.app
+    api = HttpApi(app)
+
+    async def version(request: Request) -> Response:
+        return JSONResponse({"version": VERSION, "name": "convection"})
+
+    async def debug_event(request: Request) -> Response:
+        return Response(status_code=200)
+
+    async def ws(websocket: Any) -> None:
+        await sync_endpoint(websocket, app)
+
+    routes = [
+        Route("/version", version, methods=["GET"]),
+        Route("/api/query", api.query, methods=["GET", "POST"]),
+        Route("/api/query_ts", api.query_ts, methods=["POST"]),
+        Route("/api/query_at_ts", api.query_at_ts, methods=["POST"]),
+        Route("/api/query_batch", api.query_batch, methods=["POST"]),
+        Route("/api/mutation", api.mutation, methods=["POST"]),
+        Route("/api/action", api.action, methods=["POST"]),
+        Route("/api/function", api.function, methods=["POST"]),
+        Route("/api/run/{fn_path:path}", api.run, methods=["POST"]),
+        Route("/api/debug_event", debug_event, methods=["POST"]),
+        WebSocketRoute("/api/sync", ws),
+        WebSocketRoute("/api/{client_version}/sync", ws),
+    ]
+    middleware = [
+        Middleware(_CollapseSlashes),
+        Middleware(
+            CORSMiddleware,
+            allow_origin_regex=".*",
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
+            allow_headers=["*"],
+            max_age=86400,
+        ),
+    ]
+    starlette = Starlette(routes=routes, middleware=middleware)
+    starlette.state.deployment = deployment
+    return starlette

@@ -1,0 +1,597 @@
+"""The asyncio shell around one sync connection's :class:`~convection.sync.state.SyncState`.
+
+Transport-agnostic: the server gives it an ``async send(text)`` (one WebSocket *text* frame)
+and an ``async close(code, reason)``, feeds it every inbound frame with
+:meth:`SyncWorker.handle_text` / :meth:`SyncWorker.handle_bytes`, one at a time and in order,
+and calls :meth:`SyncWorker.aclose` when the socket is gone::
+
+    async with SyncWorker(app, send=ws.send_text, close=close_ws) as worker:
+        while not worker.closed:
+            frame = await ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            if frame.get("text") is not None:
+                await worker.handle_text(frame["text"])
+            else:
+                await worker.handle_bytes(frame.get("bytes") or b"")
+
+The worker holds no protocol decisions; it carries out the state machine's effects:
+
+* Mutations of a socket run one at a time, in arrival order (a bounded queue; overflow closes
+  with 1013 ``TooManyConcurrentMutations``); actions run concurrently (bounded likewise).
+* Every outbound message goes through one FIFO :class:`Outbox`, so a MutationResponse is
+  always sent before the Transition computed after it.
+* Transitions are computed one at a time; triggers arriving meanwhile are coalesced into the
+  next one, and none is started while ``max_unsent_transitions`` are queued unsent
+  (back-pressure on slow clients).
+* An app-level Ping is sent after ``heartbeat_interval_s`` without any outbound message. Time
+  comes from an injected :class:`Timer` so tests never sleep.
+* ``handle_text`` awaits an Authenticate's ``app.authenticate`` before returning, so the
+  messages after it run under the new identity.
+
+Subscription callbacks: ``QuerySubscription.set_callback`` callbacks are expected on the
+event loop; one arriving from another thread is handed over with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Protocol
+
+from convection import knobs
+from convection.application.interface import (
+    ApplicationInterface,
+    AuthFailure,
+    FunctionOutcome,
+    QueryRun,
+    QuerySubscription,
+)
+from convection.clock import Clock, SystemClock
+from convection.protocol import messages as msgs
+from convection.sync.state import (
+    Close,
+    Effect,
+    RunAction,
+    RunAuthenticate,
+    RunMutation,
+    ScheduleTransition,
+    Send,
+    SyncState,
+    TransitionPlan,
+)
+
+logger = logging.getLogger(__name__)
+
+SendText = Callable[[str], Awaitable[None]]
+"""Sends one WebSocket text frame; raises when the socket is gone."""
+CloseSocket = Callable[[int, str], Awaitable[None]]
+"""Closes the socket with a close code and reason."""
+
+
+class Timer(Protocol):
+    """Monotonic time in seconds and a way to wait for it (injected so tests do not sleep)."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class AsyncioTimer:
+    """The event loop's clock."""
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class Outbox:
+    """The FIFO of outbound text frames of one socket, drained by one sender task.
+
+    Counts the Transitions queued or being sent (``pending_transitions``) for back-pressure,
+    remembers when a message was last queued (``last_activity``, for the heartbeat), and
+    calls ``on_transition_sent`` each time a Transition has left. When ``send`` raises the
+    outbox is ``broken``: pending messages are dropped and ``on_broken`` is called.
+    """
+
+    def __init__(
+        self,
+        send: SendText,
+        timer: Timer,
+        *,
+        on_transition_sent: Callable[[], None] = lambda: None,
+        on_broken: Callable[[BaseException], None] = lambda exc: None,
+    ) -> None:
+        self._send = send
+        self._timer = timer
+        self._on_transition_sent = on_transition_sent
+        self._on_broken = on_broken
+        self._queue: deque[tuple[str, bool]] = deque()
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.pending_transitions = 0
+        self.last_activity = timer.monotonic()
+        self.broken: BaseException | None = None
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def push(self, text: str, *, transition: bool = False) -> None:
+        if self.broken is not None:
+            return
+        self._queue.append((text, transition))
+        if transition:
+            self.pending_transitions += 1
+        self.last_activity = self._timer.monotonic()
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Send queued frames in order until cancelled or ``send`` fails."""
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            text, is_transition = self._queue.popleft()
+            try:
+                await self._send(text)
+            except Exception as exc:
+                self.broken = exc
+                self._queue.clear()
+                self.pending_transitions = 0
+                self._idle.set()
+                self._on_broken(exc)
+                return
+            if is_transition:
+                self.pending_transitions -= 1
+                self._on_transition_sent()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has been sent (or the outbox broke)."""
+        await self._idle.wait()
+
+
+class SyncWorker:
+    """Runs the sync protocol for one WebSocket connection.
+
+    Lifecycle: construct, :meth:`start` (or ``async with``), feed frames, :meth:`aclose`.
+    When the protocol decides to close (FatalError, AuthError, overload, internal error) the
+    worker sends what is queued, calls ``close(code, reason)`` and shuts down by itself;
+    ``closed`` becomes True and :meth:`wait_closed` returns. ``aclose`` is idempotent and is
+    what the server calls once the socket is gone (it does not call ``close``).
+    """
+
+    def __init__(
+        self,
+        app: ApplicationInterface,
+        send: SendText,
+        close: CloseSocket,
+        *,
+        clock: Clock | None = None,
+        timer: Timer | None = None,
+        heartbeat_interval_s: float = knobs.SYNC_HEARTBEAT_INTERVAL_MS / 1000,
+        max_unsent_transitions: int = knobs.SYNC_MAX_UNSENT_TRANSITIONS_COUNT,
+        max_queued_mutations: int = knobs.SYNC_MAX_QUEUED_MUTATIONS_COUNT,
+        max_inflight_actions: int = knobs.SYNC_MAX_INFLIGHT_ACTIONS_COUNT,
+        query_concurrency: int = knobs.SYNC_QUERY_CONCURRENCY_COUNT,
+        max_message_size_bytes: int = knobs.SYNC_MAX_MESSAGE_SIZE_BYTES,
+        close_timeout_s: float = knobs.SYNC_CLOSE_TIMEOUT_MS / 1000,
+    ) -> None:
+        self._app = app
+        self._close_timeout_s = close_timeout_s
+        self._close_socket = close
+        self._clock: Clock = clock or SystemClock()
+        self._timer: Timer = timer or AsyncioTimer()
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._max_unsent_transitions = max(1, max_unsent_transitions)
+        self._max_queued_mutations = max_queued_mutations
+        self._max_inflight_actions = max_inflight_actions
+        self._query_concurrency = max(1, query_concurrency)
+        self.state = SyncState(max_message_size_bytes=max_message_size_bytes)
+        self._outbox_send = send
+        self._outbox: Outbox | None = None
+        self._mutations: deque[RunMutation] = deque()
+        self._mutations_ready = asyncio.Event()
+        self._actions: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._transition_scheduled = False
+        self._transition_wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._close_task: asyncio.Task[None] | None = None
+        self._shut_down = False
+        self._closing = False
+        self._connect_checked = False
+        self._closed_event = asyncio.Event()
+
+    # ----------------------------------------------------------------------------------
+    # Public surface
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is over (closing, closed, or shut down)."""
+        return self._closing or self._shut_down or self.state.closed
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            raise RuntimeError("SyncWorker.start() was not called")
+        return self._outbox
+
+    def start(self) -> None:
+        """Start the background tasks on the running loop (sender, mutations, transitions,
+        heartbeat)."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._outbox = Outbox(
+            self._outbox_send,
+            self._timer,
+            on_transition_sent=self._transition_wakeup.set,
+            on_broken=self._on_send_failed,
+        )
+        self._tasks = [
+            self._loop.create_task(self._outbox.run(), name="sync-outbox"),
+            self._loop.create_task(self._mutation_loop(), name="sync-mutations"),
+            self._loop.create_task(self._transition_loop(), name="sync-transitions"),
+            self._loop.create_task(self._heartbeat_loop(), name="sync-heartbeat"),
+        ]
+
+    async def __aenter__(self) -> SyncWorker:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def handle_text(self, text: str) -> None:
+        """Feed one inbound text frame (call sequentially, in arrival order)."""
+        if self.closed:
+            return
+        effects = self.state.receive_text(text, now_ms=self._clock.now_ms())
+        await self._apply(effects)
+        if not self._connect_checked and self.state.session_id is not None:
+            self._connect_checked = True
+            self._check_max_observed()
+
+    async def handle_bytes(self, data: bytes) -> None:
+        """Feed one inbound binary frame (a protocol violation: closes 1011)."""
+        if self.closed:
+            return
+        await self._apply(self.state.receive_bytes(data))
+
+    async def wait_closed(self) -> None:
+        """Return once the worker has shut down (after a protocol close or aclose)."""
+        await self._closed_event.wait()
+
+    async def aclose(self) -> None:
+        """The socket is gone (or the server stops): cancel all work and release every
+        subscription. Idempotent. Does not call ``close`` itself, but lets a close the
+        protocol already started finish first (send the FatalError/AuthError, then the close
+        frame), for at most ``close_timeout_s``."""
+        current = asyncio.current_task()
+        closing = self._close_task
+        if closing is not None and closing is not current and not closing.done():
+            await self._wait_at_most(closing, self._close_timeout_s)
+        tasks = [*self._tasks, *self._actions]
+        if self._close_task is not None:
+            tasks.append(self._close_task)
+        self._shutdown()
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+        waiting = [t for t in tasks if t is not current]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+        self._closed_event.set()
+
+    # ----------------------------------------------------------------------------------
+    # Effects
+
+    async def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._push(effect.message)
+            elif isinstance(effect, ScheduleTransition):
+                self._schedule_transition()
+            elif isinstance(effect, RunMutation):
+                self._enqueue_mutation(effect)
+            elif isinstance(effect, RunAction):
+                self._start_action(effect)
+            elif isinstance(effect, RunAuthenticate):
+                await self._authenticate(effect)
+            else:
+                assert isinstance(effect, Close)
+                self._begin_close(effect)
+
+    def _push(self, message: msgs.ServerMessage, *, transition: bool = False) -> None:
+        if self._shut_down:
+            return
+        self.outbox.push(msgs.encode_message(message), transition=transition)
+
+    def _enqueue_mutation(self, job: RunMutation) -> None:
+        if len(self._mutations) >= self._max_queued_mutations:
+            self._apply_sync(
+                self.state.overloaded(
+                    "TooManyConcurrentMutations",
+                    f"more than {self._max_queued_mutations} mutations queued on one socket",
+                )
+            )
+            return
+        self._mutations.append(job)
+        self._mutations_ready.set()
+
+    def _start_action(self, job: RunAction) -> None:
+        if len(self._actions) >= self._max_inflight_actions:
+            self._apply_sync(
+                self.state.overloaded(
+                    "TooManyConcurrentActions",
+                    f"more than {self._max_inflight_actions} actions running on one socket",
+                )
+            )
+            return
+        task = asyncio.get_running_loop().create_task(self._run_action(job), name="sync-action")
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+
+    def _apply_sync(self, effects: list[Effect]) -> None:
+        """Apply effects that never include RunAuthenticate (completions, closes)."""
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._push(effect.message)
+            elif isinstance(effect, ScheduleTransition):
+                self._schedule_transition()
+            elif isinstance(effect, Close):
+                self._begin_close(effect)
+            else:  # pragma: no cover - the state machine never returns these here
+                raise AssertionError(f"unexpected effect {effect!r}")
+
+    async def _authenticate(self, effect: RunAuthenticate) -> None:
+        try:
+            identity = await self._app.authenticate(
+                effect.token_type, effect.value, effect.impersonating
+            )
+        except AuthFailure as failure:
+            effects = self.state.auth_failed(failure.message, code=failure.code)
+        except Exception:
+            logger.exception("sync: app.authenticate raised")
+            effects = self.state.internal_error("app.authenticate raised")
+        else:
+            effects = self.state.auth_succeeded(identity)
+        self._apply_sync(effects)
+
+    # ----------------------------------------------------------------------------------
+    # Mutations and actions
+
+    async def _mutation_loop(self) -> None:
+        while True:
+            while not self._mutations:
+                self._mutations_ready.clear()
+                await self._mutations_ready.wait()
+            job = self._mutations.popleft()
+            if self.closed:
+                return
+            effects: list[Effect]
+            try:
+                if job.args_error is not None:
+                    outcome = FunctionOutcome(success=False, error_message=job.args_error)
+                else:
+                    self.state.mutation_started(self._app.latest_ts())
+                    outcome = await self._app.run_mutation(
+                        job.udf_path,
+                        job.args,
+                        job.identity,
+                        idempotency_key=job.idempotency_key,
+                    )
+            except AuthFailure as failure:
+                effects = self.state.auth_lost(failure.message, code=failure.code)
+            except Exception:
+                logger.exception("sync: mutation %s raised", job.udf_path)
+                effects = self.state.internal_error(f"mutation {job.udf_path} raised")
+            else:
+                effects = self.state.mutation_completed(job.request_id, outcome)
+            self._apply_sync(effects)
+
+    async def _run_action(self, job: RunAction) -> None:
+        effects: list[Effect]
+        try:
+            if job.args_error is not None:
+                outcome = FunctionOutcome(success=False, error_message=job.args_error)
+            else:
+                outcome = await self._app.run_action(job.udf_path, job.args, job.identity)
+        except AuthFailure as failure:
+            effects = self.state.auth_lost(failure.message, code=failure.code)
+        except Exception:
+            logger.exception("sync: action %s raised", job.udf_path)
+            effects = self.state.internal_error(f"action {job.udf_path} raised")
+        else:
+            effects = self.state.action_completed(job.request_id, outcome)
+        self._apply_sync(effects)
+
+    # ----------------------------------------------------------------------------------
+    # Transitions
+
+    def _schedule_transition(self) -> None:
+        self._transition_scheduled = True
+        self._transition_wakeup.set()
+
+    def _on_invalidated(self) -> None:
+        """A subscription's callback (any thread)."""
+        if self._shut_down or self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._schedule_transition()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to do
+                self._loop.call_soon_threadsafe(self._schedule_transition)
+
+    async def _transition_loop(self) -> None:
+        while True:
+            await self._transition_wakeup.wait()
+            self._transition_wakeup.clear()
+            while (
+                self._transition_scheduled
+                and not self.closed
+                and self.outbox.pending_transitions < self._max_unsent_transitions
+            ):
+                self._transition_scheduled = False
+                try:
+                    await self._run_transition()
+                except AuthFailure as failure:
+                    self._apply_sync(self.state.auth_lost(failure.message, code=failure.code))
+                except Exception:
+                    logger.exception("sync: computing a transition failed")
+                    self._apply_sync(self.state.internal_error("computing a transition failed"))
+
+    async def _run_transition(self) -> None:
+        plan = self.state.begin_transition(self._app.latest_ts())
+        runs: dict[int, QueryRun] = {}
+        try:
+            try:
+                await self._run_queries(plan, runs)
+            except BaseException:
+                for run in runs.values():
+                    run.subscription.close()
+                raise
+            if self.closed:
+                for run in runs.values():
+                    run.subscription.close()
+                return
+            result = self.state.finish_transition(plan, runs, now_ns=self._clock.now_ns())
+        finally:
+            self.state.abandon_transition(plan)
+            for subscription in plan.subscriptions_to_close:
+                subscription.close()
+        for subscription in result.new_subscriptions:
+            self._watch(subscription)
+        self._push(result.message, transition=True)
+
+    async def _run_queries(self, plan: TransitionPlan, runs: dict[int, QueryRun]) -> None:
+        app = self._app
+        if len(plan.to_run) == 1:
+            item = plan.to_run[0]
+            runs[item.query_id] = await app.subscribe_query(
+                item.udf_path, item.args, plan.identity, item.journal, plan.ts
+            )
+            return
+        semaphore = asyncio.Semaphore(self._query_concurrency)
+
+        async def run_one(query_id: int, path: str, args: object, journal: str | None) -> None:
+            async with semaphore:
+                run = await app.subscribe_query(path, args, plan.identity, journal, plan.ts)
+            runs[query_id] = run
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in plan.to_run:
+                    group.create_task(
+                        run_one(item.query_id, item.udf_path, item.args, item.journal)
+                    )
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+
+    def _watch(self, subscription: QuerySubscription) -> None:
+        subscription.set_callback(self._on_invalidated)
+        if subscription.invalidated_at is not None:
+            self._schedule_transition()
+
+    # ----------------------------------------------------------------------------------
+    # Heartbeat, closing
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self._heartbeat_interval_s
+        outbox = self.outbox
+        while True:
+            idle_for = self._timer.monotonic() - outbox.last_activity
+            if idle_for >= interval:
+                self._push(msgs.ping())
+                continue
+            await self._timer.sleep(interval - idle_for)
+
+    def _check_max_observed(self) -> None:
+        # The reference refuses such a client (close 1011) and it then reconnects forever;
+        # after a data reset that would lock every open tab out. We serve it instead: each
+        # socket's versions start from zero, so the client copes with a lower ts.
+        max_observed = self.state.max_observed_ts
+        if max_observed is None:
+            return
+        latest = self._app.latest_ts()
+        if max_observed > latest:
+            logger.warning(
+                "sync: client %s observed ts %d, ahead of the latest commit ts %d "
+                "(data reset or clock moved back?); serving it anyway",
+                self.state.session_id,
+                max_observed,
+                latest,
+            )
+
+    async def _wait_at_most(self, task: asyncio.Task[None], seconds: float) -> None:
+        timeout = asyncio.get_running_loop().create_task(self._timer.sleep(seconds))
+        try:
+            await asyncio.wait({task, timeout}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timeout.cancel()
+            await asyncio.gather(timeout, return_exceptions=True)
+
+    def _on_send_failed(self, exc: BaseException) -> None:
+        # The client is gone: nothing more can be sent; release everything.
+        self._begin_close(Close(msgs.CLOSE_NORMAL, "ClientDisconnect", f"send failed: {exc!r}"))
+
+    def _begin_close(self, effect: Close) -> None:
+        if self._close_task is not None or self._shut_down:
+            return
+        self._closing = True
+        if effect.code == msgs.CLOSE_INTERNAL_ERROR:
+            logger.warning("sync: closing 1011 (%s)", effect.detail)
+        else:
+            logger.info("sync: closing %d %s (%s)", effect.code, effect.reason, effect.detail)
+        self._close_task = asyncio.get_running_loop().create_task(
+            self._close_after_flush(effect), name="sync-close"
+        )
+
+    async def _close_after_flush(self, effect: Close) -> None:
+        # Stop every producer first, so the outbox only holds what precedes the close.
+        current = asyncio.current_task()
+        producers = [t for t in (*self._tasks[1:], *self._actions) if t is not current]
+        for task in producers:
+            task.cancel()
+        await asyncio.gather(*producers, return_exceptions=True)
+        outbox = self.outbox
+        if outbox.broken is None:
+            flush = asyncio.get_running_loop().create_task(outbox.flush())
+            await self._wait_at_most(flush, self._close_timeout_s)
+            flush.cancel()
+            await asyncio.gather(flush, return_exceptions=True)
+            try:
+                await self._close_socket(effect.code, effect.reason)
+            except Exception as exc:
+                logger.debug("sync: close failed: %r", exc)
+        self._shutdown()
+        self._tasks[0].cancel()
+        await asyncio.gather(self._tasks[0], return_exceptions=True)
+        self._closed_event.set()
+
+    def _shutdown(self) -> None:
+        """Release every subscription; the state machine becomes CLOSED."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        for subscription in self.state.close():
+            subscription.close()
+        self._mutations.clear()

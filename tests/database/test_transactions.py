@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from convection.database import Database, Transaction, run_in_transaction
+from convection.errors import DatabaseError, IdError, LimitError, OccConflict, ValidationError
+from convection.persistence.sqlite import SqlitePersistence
+from convection.schema.schema import define_schema, define_table
+from convection.schema.validators import v
+from convection.values.model import UNSET, Int64
+
+
+def insert(db: Database, table: str, doc: dict[str, Any]) -> str:
+    txn = db.begin()
+    id_ = txn.insert(table, doc)
+    db.commit(txn)
+    return id_
+
+
+def test_insert_get_patch_replace_delete(db: Database) -> None:
+    id_ = insert(db, "users", {"name": "ada", "age": 36})
+    txn = db.begin()
+    doc = txn.get(id_)
+    assert doc is not None
+    assert doc["name"] == "ada" and doc["age"] == 36.0 and type(doc["age"]) is float
+    assert doc["_id"] == id_ and isinstance(doc["_creationTime"], float)
+    txn.patch(id_, {"age": 37, "email": None})
+    assert txn.get(id_) == {**doc, "age": 37.0, "email": None}
+    db.commit(txn)
+
+    txn = db.begin()
+    txn.patch(id_, {"email": UNSET})
+    assert "email" not in (txn.get(id_) or {})
+    txn.replace(id_, {"name": "lovelace"})
+    got = txn.get(id_)
+    assert got is not None and got["name"] == "lovelace" and "age" not in got
+    assert got["_creationTime"] == doc["_creationTime"]
+    db.commit(txn)
+
+    txn = db.begin()
+    txn.delete(id_)
+    assert txn.get(id_) is None
+    db.commit(txn)
+    assert db.begin().get(id_) is None
+
+
+def test_creation_times_increase_within_a_transaction(db: Database) -> None:
+    txn = db.begin()
+    ids = [txn.insert("t", {"i": i}) for i in range(5)]
+    db.commit(txn)
+    docs = [db.begin().get(i) for i in ids]
+    times = [d["_creationTime"] for d in docs if d is not None]
+    assert times == sorted(times) and len(set(times)) == 5
+
+
+def test_read_your_writes_through_indexes(db: Database) -> None:
+    db.set_schema(define_schema({"msgs": define_table({"ch": v.string(), "n": v.number()}).index("by_ch", ["ch"])}))
+    insert(db, "msgs", {"ch": "a", "n": 1})
+    insert(db, "msgs", {"ch": "b", "n": 2})
+    txn = db.begin()
+    new_id = txn.insert("msgs", {"ch": "a", "n": 3})
+    got = [d["n"] for d in db.query(txn, "msgs").with_index("by_ch", lambda q: q.eq("ch", "a")).collect()]
+    assert got == [1.0, 3.0]
+    txn.patch(new_id, {"ch": "b"})
+    got = [d["n"] for d in db.query(txn, "msgs").with_index("by_ch", lambda q: q.eq("ch", "b")).collect()]
+    assert got == [2.0, 3.0]
+    assert [d["n"] for d in db.query(txn, "msgs").order("desc").collect()] == [3.0, 2.0, 1.0]
+
+
+def test_query_ranges_order_filter_and_terminals(db: Database) -> None:
+    db.set_schema(define_schema({"p": define_table({"cat": v.string(), "price": v.number()}).index("by_cat_price", ["cat", "price"])}))
+    for cat, price in [("a", 5), ("a", 1), ("a", 3), ("b", 2), ("c", 9)]:
+        insert(db, "p", {"cat": cat, "price": price})
+    txn = db.begin()
+
+    def prices(q: Any) -> list[float]:
+        return [d["price"] for d in q]
+
+    q = lambda: db.query(txn, "p")  # noqa: E731
+    assert prices(q().with_index("by_cat_price", lambda r: r.eq("cat", "a")).collect()) == [1, 3, 5]
+    assert prices(q().with_index("by_cat_price", lambda r: r.eq("cat", "a").gt("price", 1)).collect()) == [3, 5]
+    assert prices(q().with_index("by_cat_price", lambda r: r.eq("cat", "a").gte("price", 1).lt("price", 5)).collect()) == [1, 3]
+    assert prices(q().with_index("by_cat_price", lambda r: r.eq("cat", "a").lte("price", 3)).order("desc").collect()) == [3, 1]
+    assert prices(q().with_index("by_cat_price", lambda r: r.gt("cat", "a")).collect()) == [2, 9]
+    assert prices(q().with_index("by_cat_price").take(2)) == [1, 3]
+    assert prices(q().filter(lambda f: f.gt(f.field("price"), 2)).collect()) == [5, 3, 9]
+    assert prices(q().filter(lambda f: f.and_(f.eq(f.field("cat"), "a"), f.neq(f.field("price"), 3))).collect()) == [5, 1]
+    assert prices(q().filter(lambda f: f.eq(f.mod(f.field("price"), 2.0), 0.0)).collect()) == [2]
+    assert (q().with_index("by_cat_price", lambda r: r.eq("cat", "zzz")).first()) is None
+    one = q().with_index("by_cat_price", lambda r: r.eq("cat", "b")).unique()
+    assert one is not None and one["price"] == 2
+    with pytest.raises(DatabaseError) as e:
+        q().with_index("by_cat_price", lambda r: r.eq("cat", "a")).unique()
+    assert e.value.code == "UniqueQueryMultipleResults"
+    assert sum(1 for _ in q()) == 5
+    with pytest.raises(DatabaseError) as e:
+        q().with_index("by_cat_price", lambda r: r.eq("price", 1))
+    assert e.value.code == "InvalidIndexRange"
+    with pytest.raises(DatabaseError) as e:
+        q().with_index("nope")
+    assert e.value.code == "IndexNotFound"
+    assert prices(q().take(2.0)) == [5, 1]
+
+
+def test_schema_validation_names_table_document_and_path(db: Database) -> None:
+    db.set_schema(define_schema({"users": define_table({"name": v.string(), "tags": v.array(v.string()), "n": v.int64()})}))
+    with pytest.raises(ValidationError) as e:
+        insert(db, "users", {"name": "x", "tags": ["a", 3], "n": 1})
+    assert e.value.code == "ValidationError"
+    assert "users" in str(e.value) and "tags" in str(e.value)
+    id_ = insert(db, "users", {"name": "x", "tags": [], "n": 1})
+    doc = db.begin().get(id_)
+    assert doc is not None and type(doc["n"]) is Int64
+    insert(db, "unvalidated_table", {"anything": [1, {"x": b"b"}]})
+
+
+def test_limits_and_misuse(db: Database) -> None:
+    txn = db.begin(read_only=True)
+    with pytest.raises(DatabaseError) as e:
+        txn.insert("t", {})
+    assert e.value.code == "WriteInQuery"
+    txn = db.begin()
+    with pytest.raises(ValidationError):
+        txn.insert("t", {"_secret": 1})
+    with pytest.raises(LimitError) as le:
+        txn.insert("t", {"big": "x" * (1 << 20)})
+    assert le.value.code == "DocumentTooLarge"
+    with pytest.raises(IdError):
+        txn.get("not-an-id")
+    with pytest.raises(DatabaseError) as e:
+        txn.insert("_storage", {})
+    assert e.value.code == "SystemTable"
+
+
+def test_conflicting_commit_raises_occ(db: Database) -> None:
+    id_ = insert(db, "c", {"n": 0})
+    t1, t2 = db.begin(), db.begin()
+    t1.patch(id_, {"n": 1})
+    t2.patch(id_, {"n": 2})
+    db.commit(t1)
+    with pytest.raises(OccConflict):
+        db.commit(t2)
+
+
+def test_phantom_protection_on_range_and_miss(db: Database) -> None:
+    db.set_schema(define_schema({"m": define_table({"ch": v.string()}).index("by_ch", ["ch"])}))
+    t1 = db.begin()
+    assert db.query(t1, "m").with_index("by_ch", lambda q: q.eq("ch", "x")).collect() == []
+    t1.insert("log", {"saw": 0})
+    insert(db, "m", {"ch": "x"})  # a phantom in t1's read range
+    with pytest.raises(OccConflict):
+        db.commit(t1)
+    # a write outside the consumed range does not conflict
+    t2 = db.begin()
+    db.query(t2, "m").with_index("by_ch", lambda q: q.eq("ch", "x")).collect()
+    t2.insert("log", {"saw": 1})
+    insert(db, "m", {"ch": "y"})
+    db.commit(t2)
+
+
+def test_take_records_only_the_consumed_prefix(db: Database) -> None:
+    for i in range(5):
+        insert(db, "q", {"i": i})
+    t = db.begin()
+    first_two = db.query(t, "q").take(2)
+    assert len(first_two) == 2
+    t.insert("out", {})
+    insert(db, "q", {"i": 99})  # lands after the consumed prefix in creation order
+    db.commit(t)
+
+
+def test_serializable_money_transfers(db: Database) -> None:
+    accounts = [insert(db, "acct", {"bal": 100.0}) for _ in range(5)]
+    total = 500.0
+    errors: list[BaseException] = []
+    done = [0]
+
+    def worker(seed: int) -> None:
+        import random
+
+        rng = random.Random(seed)
+        for _ in range(25):
+            a, b = rng.sample(accounts, 2)
+            amount = float(rng.randint(1, 30))
+
+            def transfer(txn: Transaction) -> None:
+                da, db_ = txn.get(a), txn.get(b)
+                assert da is not None and db_ is not None
+                if da["bal"] >= amount:
+                    txn.patch(a, {"bal": da["bal"] - amount})
+                    txn.patch(b, {"bal": db_["bal"] + amount})
+
+            try:
+                run_in_transaction(db, transfer, max_retries=1000, sleep=lambda s: None)
+                done[0] += 1
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    txn = db.begin()
+    balances = [txn.get(a)["bal"] for a in accounts]  # type: ignore[index]
+    assert sum(balances) == total and all(b >= 0 for b in balances)
+    assert done[0] == 200
+
+
+def test_counter_incremented_by_n_transactions_ends_at_n(db: Database) -> None:
+    cid = insert(db, "counter", {"n": 0.0})
+    successes = [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(30):
+            def inc(txn: Transaction) -> None:
+                d = txn.get(cid)
+                assert d is not None
+                txn.patch(cid, {"n": d["n"] + 1})
+
+            try:
+                run_in_transaction(db, inc, max_retries=4, sleep=lambda s: None)
+            except OccConflict:
+                continue
+            with lock:
+                successes[0] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = db.begin().get(cid)
+    assert final is not None and final["n"] == successes[0] and successes[0] > 0
+
+
+def test_snapshot_reads_at_older_ts(db: Database) -> None:
+    id_ = insert(db, "s", {"v": 1})
+    ts1 = db.latest_ts()
+    t = db.begin()
+    t.patch(id_, {"v": 2})
+    db.commit(t)
+    old = db.begin(ts=ts1, read_only=True).get(id_)
+    new = db.begin(read_only=True).get(id_)
+    assert old is not None and new is not None and old["v"] == 1 and new["v"] == 2
+    with pytest.raises(DatabaseError) as e:
+        db.begin(ts=db.latest_ts() + 10**12)
+    assert e.value.code == "TooEarly"
+
+
+def test_restart_keeps_data_and_ts_monotonic(db_path: Path) -> None:
+    d1 = Database(SqlitePersistence(db_path), secret=b"s")
+    id_ = insert(d1, "r", {"x": "y"})
+    ts = d1.latest_ts()
+    d1.close()
+    d2 = Database(SqlitePersistence(db_path), secret=b"s")
+    try:
+        assert d2.latest_ts() >= ts
+        doc = d2.begin().get(id_)
+        assert doc is not None and doc["x"] == "y"
+        t = d2.begin()
+        t.patch(id_, {"x": "z"})
+        assert d2.commit(t) > ts
+    finally:
+        d2.close()

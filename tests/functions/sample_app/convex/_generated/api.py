@@ -1,0 +1,1 @@
+raise RuntimeError("_generated/ must not be loaded")

@@ -1,0 +1,1 @@
+raise RuntimeError("_private.py must not be loaded")

@@ -1,0 +1,3 @@
+providers = [
+    {"domain": "https://issuer.example.com", "applicationID": "my-app"},
+]
