@@ -30,10 +30,32 @@ floats = st.floats() | st.sampled_from(
     [0.0, -0.0, math.nan, NEG_NAN, NAN_PAYLOAD, math.inf, -math.inf, 5e-324, -5e-324, 1.0, -1.0]
 )
 int64s = st.integers(INT64_MIN, INT64_MAX).map(Int64) | st.sampled_from(
-    [Int64(n) for n in (0, 1, -1, 127, 128, -128, -129, 32767, 32768, -32768, -32769,
-                        2**31 - 1, 2**31, -(2**31), -(2**31) - 1, INT64_MIN, INT64_MAX)]
+    [
+        Int64(n)
+        for n in (
+            0,
+            1,
+            -1,
+            127,
+            128,
+            -128,
+            -129,
+            32767,
+            32768,
+            -32768,
+            -32769,
+            2**31 - 1,
+            2**31,
+            -(2**31),
+            -(2**31) - 1,
+            INT64_MIN,
+            INT64_MAX,
+        )
+    ]
 )
-texts = st.text(max_size=5) | st.sampled_from(["", "\x00", "\x00\x00", "a\x00", "a", "\xff", "\U0001f600"])
+texts = st.text(max_size=5) | st.sampled_from(
+    ["", "\x00", "\x00\x00", "a\x00", "a", "\xff", "\U0001f600"]
+)
 blobs = st.binary(max_size=5) | st.sampled_from([b"", b"\x00", b"\xff", b"\x00\xff", b"\xff\x00"])
 leaves = st.none() | st.booleans() | int64s | floats | texts | blobs
 values = st.recursive(
@@ -43,7 +65,24 @@ values = st.recursive(
 )
 key_elements = values | st.just(MISSING)
 small_elements = st.sampled_from(
-    [MISSING, None, Int64(0), Int64(1), 0.0, -0.0, math.nan, True, "", "a", "a\x00", b"", b"\x00", [], {}, {"": None}]
+    [
+        MISSING,
+        None,
+        Int64(0),
+        Int64(1),
+        0.0,
+        -0.0,
+        math.nan,
+        True,
+        "",
+        "a",
+        "a\x00",
+        b"",
+        b"\x00",
+        [],
+        {},
+        {"": None},
+    ]
 )
 
 
@@ -83,7 +122,8 @@ def test_exact_encodings() -> None:
     assert encode_value([None, True]) == b"\x12\x03\x0f\x00"
     assert encode_value((None,)) == b"\x12\x03\x00"
     assert encode_value({"b": None, "a": True}) == b"\x15a\x00\x0fb\x00\x03\x00"
-    assert encode_value({"": None}) == b"\x15\x00\xff\x03\x00"
+    assert encode_value({"": None}) == b"\x15\x01\x03\x00"  # not a prefix-extension of {}
+    assert not encode_value({"": None}).startswith(encode_value({}))
     assert encode_value({}) == b"\x15\x00"
     assert encode_key(["a", Int64(1)]) == b"\x10a\x00\x09\x01"
     assert encode_key([]) == MIN_KEY == b""
@@ -113,7 +153,16 @@ def test_errors() -> None:
 
 
 def test_decode_examples() -> None:
-    key = [MISSING, None, Int64(-300), -0.0, "x\x00y", b"\x00", [Int64(0), {"": "z"}], {"a": [], "b": MISSING}]
+    key = [
+        MISSING,
+        None,
+        Int64(-300),
+        -0.0,
+        "x\x00y",
+        b"\x00",
+        [Int64(0), {"": "z"}],
+        {"a": [], "b": MISSING},
+    ]
     out = decode_key(encode_key(key))
     assert len(out) == len(key)
     assert all(values_equal(a, b) for a, b in zip(out, key, strict=True))

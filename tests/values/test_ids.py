@@ -69,7 +69,6 @@ def test_lengths() -> None:
 
 
 def test_invalid_ids() -> None:
-    table, internal = decode_id(SAMPLE)
     bad = [
         "",
         SAMPLE[:-1],
@@ -130,7 +129,10 @@ def test_new_internal_id() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 2**32 - 1) | st.sampled_from([1, 127, 128, 16383, 16384, 10001]), st.binary(min_size=16, max_size=16))
+@given(
+    st.integers(1, 2**32 - 1) | st.sampled_from([1, 127, 128, 16383, 16384, 10001]),
+    st.binary(min_size=16, max_size=16),
+)
 def test_round_trip_matches_reference(table: int, internal: bytes) -> None:
     s = encode_id(table, internal)
     assert s == reference_base32(reference_binary(table, internal))
@@ -176,7 +178,9 @@ def test_random_strings_never_crash(text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(10001, 20000), st.binary(min_size=16, max_size=16), st.integers(0, 31), st.data())
+@given(
+    st.integers(10001, 20000), st.binary(min_size=16, max_size=16), st.integers(0, 31), st.data()
+)
 def test_single_character_changes_are_caught_or_consistent(
     table: int, internal: bytes, pos: int, data: st.DataObject
 ) -> None:

@@ -29,7 +29,9 @@ NEG_NAN = struct.unpack("<d", struct.pack("<Q", 0xFFF8000000000000))[0]
 names = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=6).filter(
     lambda s: not s.startswith("$")
 )
-floats = st.floats() | st.sampled_from([0.0, -0.0, math.nan, NEG_NAN, math.inf, -math.inf, 5e-324, 1e300])
+floats = st.floats() | st.sampled_from(
+    [0.0, -0.0, math.nan, NEG_NAN, math.inf, -math.inf, 5e-324, 1e300]
+)
 int64s = st.integers(INT64_MIN, INT64_MAX).map(Int64)
 leaves = (
     st.none()
@@ -76,13 +78,20 @@ def test_spec_examples() -> None:
 
 
 def test_plain_values_and_numbers() -> None:
-    assert to_convex_json({"a": [1.5, True, None, "s"], "b": 0.0}) == {"a": [1.5, True, None, "s"], "b": 0.0}
+    assert to_convex_json({"a": [1.5, True, None, "s"], "b": 0.0}) == {
+        "a": [1.5, True, None, "s"],
+        "b": 0.0,
+    }
     assert dumps({"b": 1.0, "a": 5}) == b'{"a":5,"b":1.0}'  # sorted keys; plain int is a number
     assert dumps((1.0, 2.0)) == b"[1.0,2.0]"
     assert loads(dumps(2**70)) == float(2**70)
     v = loads(b'{"a": 5, "b": [1, 2.5, -3], "c": {"d": 0}}')
     assert v == {"a": 5.0, "b": [1.0, 2.5, -3.0], "c": {"d": 0.0}}
-    assert type(v["a"]) is float and all(type(x) is float for x in v["b"]) and type(v["c"]["d"]) is float
+    assert (
+        type(v["a"]) is float
+        and all(type(x) is float for x in v["b"])
+        and type(v["c"]["d"]) is float
+    )
     assert loads("7") == 7.0 and type(loads("7")) is float
     assert loads_stored(b"7.0") == 7.0
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import math
+import random
 import struct
 from functools import cmp_to_key
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,22 +38,62 @@ values = st.recursive(
 
 
 def test_type_order() -> None:
-    ordered = [MISSING, None, Int64(10**6), -math.inf, 0.5, False, True, "", "a", b"", b"a", [], [None], {}, {"a": None}]
+    ordered = [
+        MISSING,
+        None,
+        Int64(10**6),
+        -math.inf,
+        0.5,
+        False,
+        True,
+        "",
+        "a",
+        b"",
+        b"a",
+        [],
+        [None],
+        {},
+        {"a": None},
+    ]
     for i, a in enumerate(ordered):
         for j, b in enumerate(ordered):
             assert compare(a, b) == (i > j) - (i < j), (a, b)
     # Every int64 sorts before every float64, regardless of magnitude.
     assert compare(Int64(INT64_MAX), -math.inf) == -1
     assert [type_rank(v) for v in (MISSING, None, Int64(1), 1.0, 1, True, "", b"", [], {})] == [
-        0, 1, 2, 3, 3, 4, 5, 6, 7, 8,
+        0,
+        1,
+        2,
+        3,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
     ]
 
 
 def test_float_total_order() -> None:
-    ordered = [NEG_NAN, -math.inf, -1e308, -1.0, -5e-324, -0.0, 0.0, 5e-324, 1.0, 1e308, math.inf, math.nan]
-    out = sorted(reversed(ordered), key=cmp_to_key(compare))
+    ordered = [
+        NEG_NAN,
+        -math.inf,
+        -1e308,
+        -1.0,
+        -5e-324,
+        -0.0,
+        0.0,
+        5e-324,
+        1.0,
+        1e308,
+        math.inf,
+        math.nan,
+    ]
+    shuffled = ordered.copy()
+    random.Random(3).shuffle(shuffled)
+    out = sorted(shuffled, key=cmp_to_key(compare))
     assert all(x is y for x, y in zip(out, ordered, strict=True))
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in pairwise(ordered):
         assert compare(a, b) == -1 and compare(b, a) == 1
         assert sort_key_of_float(a) < sort_key_of_float(b)
     assert compare(math.nan, math.nan) == 0
@@ -107,7 +149,7 @@ def test_compare_is_antisymmetric_and_matches_equality(a: object, b: object) -> 
 @given(st.lists(values, max_size=6))
 def test_sort_is_consistent(vs: list[object]) -> None:
     out = sorted(vs, key=cmp_to_key(compare))
-    for x, y in zip(out, out[1:], strict=False):
+    for x, y in pairwise(out):
         assert compare(x, y) <= 0
     for x in out:
         for y in out:

@@ -46,7 +46,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
     url = f"http://{host}:{port}"
     console.print(f"[green]convection[/green] serving [bold]{deployment.functions_dir}[/bold] at [bold]{url}[/bold]")
     console.print(f"  data: {deployment.data_dir}   admin key: `convection admin-key --data {deployment.data_dir}`")
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", loop="auto", ws="websockets", lifespan="off")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", loop="auto", ws="websockets-sansio", lifespan="off")
     server = uvicorn.Server(config)
 
     async def main() -> None:

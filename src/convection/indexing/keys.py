@@ -19,14 +19,18 @@ tag       value and payload
 0x10      string: UTF-8 with each 0x00 written 0x00 0xFF, then a 0x00 terminator
 0x11      bytes: the same escaping and terminator
 0x12      array: element encodings, then 0x00
-0x15      object: per field in name order: escaped name + 0x00 (+ 0xFF if the name is empty),
-          value encoding; then 0x00
+0x15      object: per field in name order: escaped name + 0x00 (an empty name: the single
+          byte 0x01), value encoding; then 0x00
 ========  ==================================================================================
 
-This is byte-for-byte Convex's ``sorting.rs`` encoding, plus the 0xFF after an empty field
-name, which keeps ``{"": v}`` distinct from ``{}`` followed by more key bytes (Convex forbids
-empty field names; we allow them). A plain ``int`` encodes as float64. Field names must not
-contain NUL (valid names are printable ASCII).
+This is byte-for-byte Convex's ``sorting.rs`` encoding except for the empty field name
+(which Convex allows too). Convex writes it as the bare terminator 0x00, and SEMANTICS.md
+suggests 0x00 0xFF; both make ``{}`` (0x15 0x00) a byte prefix of ``{"": v}``, which breaks
+prefix-freeness: an equality range on ``{}`` would also match ``{"": v}``. We write 0x01
+instead: above the object terminator 0x00 and below the first byte of every valid
+(printable ASCII, 0x20-0x7E) name, so the order is unchanged and keys stay prefix-free.
+Field names are assumed valid (checked when values are normalized). A plain ``int`` encodes
+as float64.
 """
 
 from __future__ import annotations
@@ -124,11 +128,13 @@ def _enc(v: Any) -> bytes:
             names = [k for k in v if type(k) is not str]
         for name in names:
             if type(name) is not str:
-                raise ValueError_(f"Field names must be strings, got {type(name).__name__} {name!r}")
+                raise ValueError_(
+                    f"Field names must be strings, got {type(name).__name__} {name!r}"
+                )
             if name:
                 append(name.encode("utf-8") + b"\x00")
             else:
-                append(b"\x00\xff")
+                append(b"\x01")
             append(_enc(v[name]))
         append(b"\x00")
         return b"".join(parts)
@@ -154,7 +160,9 @@ def _enc_other(v: Any) -> bytes:
         return _enc(list(v))
     if isinstance(v, dict):
         return _enc(dict(v))
-    raise ValueError_(f"{type(v).__name__} is not a Convex value and cannot be part of an index key")
+    raise ValueError_(
+        f"{type(v).__name__} is not a Convex value and cannot be part of an index key"
+    )
 
 
 def encode_value(v: Any) -> bytes:
@@ -240,7 +248,7 @@ def _dec(b: bytes, i: int) -> tuple[Any, int]:
     if tag == 0x11:
         return _read_escaped(b, i)
     if tag == 0x12:
-        items = []
+        items: list[Any] = []
         while True:
             if i >= len(b):
                 raise _Truncated
@@ -253,11 +261,11 @@ def _dec(b: bytes, i: int) -> tuple[Any, int]:
         while True:
             if i >= len(b):
                 raise _Truncated
-            if b[i] == 0x00:
-                if i + 1 < len(b) and b[i + 1] == 0xFF:
-                    name, i = "", i + 2
-                else:
-                    return obj, i + 1
+            first = b[i]
+            if first == 0x00:
+                return obj, i + 1
+            if first == 0x01:
+                name, i = "", i + 1
             else:
                 raw, i = _read_escaped(b, i)
                 name = raw.decode("utf-8")

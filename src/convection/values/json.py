@@ -125,9 +125,7 @@ def _enc(v: Any) -> Any:
             if type(k) is not str or k[:1] == "$":
                 raise _bad_key(k)
             tx = type(x)
-            if tx is str or tx is bool or x is None:
-                out[k] = x
-            elif tx is float and x - x == 0.0 and x != 0.0:
+            if tx is str or tx is bool or x is None or (tx is float and x - x == 0.0 and x != 0.0):
                 out[k] = x
             elif x is UNSET:
                 continue
@@ -145,9 +143,7 @@ def _enc(v: Any) -> Any:
         append = items.append
         for i, x in enumerate(v):
             tx = type(x)
-            if tx is str or tx is bool or x is None:
-                append(x)
-            elif tx is float and x - x == 0.0 and x != 0.0:
+            if tx is str or tx is bool or x is None or (tx is float and x - x == 0.0 and x != 0.0):
                 append(x)
             else:
                 try:
@@ -170,7 +166,9 @@ def _plain_int(v: int) -> Any:
     try:
         f = float(v)
     except OverflowError:
-        raise _PathError(f"integer {v} is too large for a float64 (use Int64 for integers)") from None
+        raise _PathError(
+            f"integer {v} is too large for a float64 (use Int64 for integers)"
+        ) from None
     return _enc(f)
 
 

@@ -105,7 +105,7 @@ def type_rank(value: Any) -> int:
 
 def sort_key_of_float(x: float) -> int:
     """A signed integer whose order is the IEEE total order of the float ``x``."""
-    (bits,) = _unpack_q(_pack_d(x))
+    bits: int = _unpack_q(_pack_d(x))[0]
     return bits ^ _MASK63 if bits < 0 else bits
 
 
@@ -121,7 +121,7 @@ def _cmp_float(a: float, b: float) -> int:
 
 
 def _cmp_same(rank: int, a: Any, b: Any) -> int:
-    if rank == _STR or rank == _BYTES or rank == _INT64 or rank == _BOOL:
+    if rank in (_STR, _BYTES, _INT64, _BOOL):
         if rank == _BYTES:
             a = bytes(a) if type(a) is not bytes else a
             b = bytes(b) if type(b) is not bytes else b
@@ -178,10 +178,7 @@ def values_equal(a: Any, b: Any) -> bool:
         if ta is dict:
             if len(a) != len(b):
                 return False
-            for k, x in a.items():
-                if k not in b or not values_equal(x, b[k]):
-                    return False
-            return True
+            return all(k in b and values_equal(x, b[k]) for k, x in a.items())
         if ta is list:
             return len(a) == len(b) and all(map(values_equal, a, b))
     return compare(a, b) == 0

@@ -1,0 +1,1 @@
+"""auth: JWT verification (OIDC discovery, custom JWT/JWKS) into user identities."""

@@ -1,0 +1,17 @@
+from convection import mutation, query, v
+
+
+@query(args={"name": v.string()})
+def get(ctx, name):
+    doc = ctx.db.query("counters").with_index("by_name", lambda q: q.eq("name", name)).unique()
+    return 0 if doc is None else doc["n"]
+
+
+@mutation(args={"name": v.string()})
+def increment(ctx, name):
+    doc = ctx.db.query("counters").with_index("by_name", lambda q: q.eq("name", name)).unique()
+    if doc is None:
+        ctx.db.insert("counters", {"name": name, "n": 1})
+        return 1
+    ctx.db.patch(doc["_id"], {"n": doc["n"] + 1})
+    return doc["n"] + 1

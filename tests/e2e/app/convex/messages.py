@@ -1,0 +1,56 @@
+from convection import ConvexError, Int64, action, api, internal_mutation, mutation, query, v
+
+
+@query
+def list(ctx):
+    print("listing messages")
+    return ctx.db.query("messages").collect()
+
+
+@mutation(args={"body": v.string(), "author": v.optional(v.string())})
+def send(ctx, body, author=None):
+    doc = {"body": body}
+    if author is not None:
+        doc["author"] = author
+    return ctx.db.insert("messages", doc)
+
+
+@mutation
+def fail(ctx):
+    raise ValueError("nope")
+
+
+@mutation
+def fail_convex(ctx, code):
+    raise ConvexError({"code": code})
+
+
+@query
+def fail_query(ctx):
+    raise ConvexError("bad")
+
+
+@query
+def echo(ctx, **args):
+    return args
+
+
+@query
+def typed(ctx):
+    return {"i": Int64(5), "b": b"\x01\x02\x03", "nan": float("nan"), "negzero": -0.0, "big": Int64(-(2**63))}
+
+
+@action
+async def act(ctx, x):
+    msgs = await ctx.run_query(api.messages.list, {})
+    return {"x": x, "count": len(msgs)}
+
+
+@internal_mutation
+def secret(ctx):
+    return "internal"
+
+
+@query
+def default(ctx):
+    return "the default export"
