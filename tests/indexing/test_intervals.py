@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +22,7 @@ def test_interval_set_contains_matches_definition(ivs: list[tuple[bytes, bytes |
     for k in probes + [iv[0] for iv in ivs]:
         assert s.contains(k) == any(_contains(iv, k) for iv in ivs)
     norm = list(s)
-    for (s1, e1), (s2, _) in zip(norm, norm[1:], strict=False):
+    for (_s1, e1), (s2, _) in itertools.pairwise(norm):
         assert e1 is not None and e1 < s2  # sorted, disjoint, not adjacent
 
 

@@ -180,7 +180,7 @@ def test_index_rule_violations(build: Callable[[TableDefinition], Any], needles:
 
 
 def test_index_argument_types_checked_at_definition() -> None:
-    schema_error(lambda: messages().index("a", "channel"), "list")  # type: ignore[arg-type]
+    schema_error(lambda: messages().index("a", "channel"), "list")
     schema_error(lambda: messages().index("a", [1]))  # type: ignore[list-item]
     schema_error(lambda: messages().index("a", {"fields": ["x"], "other": 1}))
     schema_error(lambda: messages().index("a", {"staged": True}))

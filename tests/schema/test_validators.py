@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -308,14 +309,15 @@ def test_optional_only_as_object_field() -> None:
 
 def test_non_validator_arguments_are_schema_errors() -> None:
     loose: Any = v  # the calls below are deliberately ill-typed
-    for build in (
+    builds: list[Callable[[], Any]] = [
         lambda: loose.array("x"),
         lambda: loose.union(v.string(), str),
         lambda: loose.optional(None),
         lambda: loose.record("a", v.any()),
         lambda: loose.literal(None),
         lambda: loose.literal([1]),
-    ):
+    ]
+    for build in builds:
         with pytest.raises(SchemaError):
             build()
 

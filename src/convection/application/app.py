@@ -16,7 +16,7 @@ import hmac
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from convection import knobs
 from convection.application.cache import CacheEntry, CacheHandle, CacheKey, QueryCache
@@ -148,8 +148,10 @@ class Application:
             fut = loop.create_future()
             self._inflight[own_key] = fut
             try:
-                entry = await self._in_thread(lambda: self._execute_query(path, args, identity, journal, ts))
-                assert entry is not None
+                entry = cast(
+                    CacheEntry,
+                    await self._in_thread(lambda: self._execute_query(path, args, identity, journal, ts)),
+                )
                 if entry.outcome.success:
                     self.cache.store(own_key if entry.identity_read else shared_key, entry)
                 fut.set_result(entry)

@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 def backoff_ms(attempt: int, rng: random.Random) -> float:
     cap = min(knobs.MUTATION_OCC_BACKOFF_INITIAL_MS * (2**attempt), knobs.MUTATION_OCC_BACKOFF_MAX_MS)
-    return rng.random() * cap
+    return float(rng.random() * cap)
 
 
 def run_in_transaction(

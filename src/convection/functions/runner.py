@@ -25,7 +25,13 @@ from convection.database.database import Database
 from convection.database.readset import FrozenReadSet
 from convection.database.retry import backoff_ms
 from convection.database.transaction import Transaction
-from convection.errors import ConvectionError, ConvexError, OccConflict, StorageFailure, ValidationError
+from convection.errors import (
+    ConvectionError,
+    ConvexError,
+    OccConflict,
+    StorageFailure,
+    ValidationError,
+)
 from convection.functions.context import ActionCtx, ActionHost, MutationCtx, QueryCtx
 from convection.functions.identity import Identity
 from convection.functions.limits import WATCHDOG, FunctionTimeout

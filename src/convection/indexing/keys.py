@@ -19,18 +19,28 @@ tag       value and payload
 0x10      string: UTF-8 with each 0x00 written 0x00 0xFF, then a 0x00 terminator
 0x11      bytes: the same escaping and terminator
 0x12      array: element encodings, then 0x00
-0x15      object: per field in name order: escaped name + 0x00 (an empty name: the single
-          byte 0x01), value encoding; then 0x00
+0x15      object: per field in name order: escaped name + 0x00 (then 0xFF if the name is
+          empty), value encoding; then 0x00
 ========  ==================================================================================
 
-This is byte-for-byte Convex's ``sorting.rs`` encoding except for the empty field name
-(which Convex allows too). Convex writes it as the bare terminator 0x00, and SEMANTICS.md
-suggests 0x00 0xFF; both make ``{}`` (0x15 0x00) a byte prefix of ``{"": v}``, which breaks
-prefix-freeness: an equality range on ``{}`` would also match ``{"": v}``. We write 0x01
-instead: above the object terminator 0x00 and below the first byte of every valid
-(printable ASCII, 0x20-0x7E) name, so the order is unchanged and keys stay prefix-free.
-Field names are assumed valid (checked when values are normalized). A plain ``int`` encodes
-as float64.
+This is byte-for-byte Convex's ``sorting.rs`` encoding plus SEMANTICS.md's 0xFF after an empty
+field name (Convex writes nothing there, so ``{"": v}`` would read as ``{}`` followed by
+``v``). A plain ``int`` encodes as float64. Field names are assumed valid (printable ASCII,
+checked when values are normalized); in particular they contain no NUL.
+
+**Prefixes and ranges.** As in FoundationDB's tuple layer, an encoding is *almost*
+prefix-free: ``enc("")`` = 10 00 is a byte prefix of ``enc("\x00")`` = 10 00 FF 00, and
+``enc({})`` of ``enc({"": v})``. But the byte after a complete element is always a type tag
+(0x01-0x15) or nothing, while the continuation of an escaped string/bytes or of an object
+with an empty field name always has 0xFF there. Hence:
+
+* ``encode_key(t1 + t2) == encode_key(t1) + encode_key(t2)``;
+* the keys whose first k values equal ``t`` are exactly the byte interval
+  ``[encode_key(t), prefix_end(encode_key(t)))`` with ``prefix_end(p) = p + b"\xff"``.
+
+Use :func:`prefix_end` for "first k fields equal" ranges. :func:`prefix_successor` is the
+plain byte-string successor (every string starting with ``p``); on an encoded key it would
+also take in e.g. strings extending the last one with NUL characters.
 """
 
 from __future__ import annotations
@@ -43,7 +53,14 @@ from convection.errors import ValueError_
 from convection.values.model import Int64
 from convection.values.order import MISSING
 
-__all__ = ["MIN_KEY", "decode_key", "encode_key", "encode_value", "prefix_successor"]
+__all__ = [
+    "MIN_KEY",
+    "decode_key",
+    "encode_key",
+    "encode_value",
+    "prefix_end",
+    "prefix_successor",
+]
 
 MIN_KEY: Final = b""
 """The smallest key: a byte-prefix of (and so not greater than) every key."""
@@ -134,7 +151,7 @@ def _enc(v: Any) -> bytes:
             if name:
                 append(name.encode("utf-8") + b"\x00")
             else:
-                append(b"\x01")
+                append(b"\x00\xff")
             append(_enc(v[name]))
         append(b"\x00")
         return b"".join(parts)
@@ -181,10 +198,21 @@ def encode_key(values: Sequence[Any]) -> bytes:
         raise ValueError_("Value is nested too deeply to encode as an index key") from None
 
 
+def prefix_end(key_prefix: bytes) -> bytes:
+    """The exclusive upper bound of the keys that extend the encoded values ``key_prefix``.
+
+    ``[encode_key(t), prefix_end(encode_key(t)))`` holds exactly the keys whose first
+    ``len(t)`` values equal ``t`` (see the module docstring); ``prefix_end(MIN_KEY)`` is above
+    every key.
+    """
+    return key_prefix + b"\xff"
+
+
 def prefix_successor(prefix: bytes) -> bytes | None:
     """The smallest byte string greater than every string that starts with ``prefix``.
 
     None if there is none (``prefix`` is empty or all 0xFF): the range is unbounded above.
+    A plain byte operation: for "first k key values equal" ranges use :func:`prefix_end`.
     """
     p = prefix.rstrip(b"\xff")
     if not p:
@@ -261,11 +289,11 @@ def _dec(b: bytes, i: int) -> tuple[Any, int]:
         while True:
             if i >= len(b):
                 raise _Truncated
-            first = b[i]
-            if first == 0x00:
-                return obj, i + 1
-            if first == 0x01:
-                name, i = "", i + 1
+            if b[i] == 0x00:
+                if i + 1 < len(b) and b[i + 1] == 0xFF:
+                    name, i = "", i + 2
+                else:
+                    return obj, i + 1
             else:
                 raw, i = _read_escaped(b, i)
                 name = raw.decode("utf-8")

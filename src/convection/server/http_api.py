@@ -16,7 +16,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from convection.application.interface import ANONYMOUS, ApplicationInterface, AuthFailure, FunctionOutcome, Identity
+from convection.application.interface import (
+    ANONYMOUS,
+    ApplicationInterface,
+    AuthFailure,
+    FunctionOutcome,
+    Identity,
+)
 from convection.errors import ConvectionError
 from convection.protocol.timestamps import decode_ts, encode_ts
 from convection.values.json import from_convex_json, to_clean_json
