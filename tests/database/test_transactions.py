@@ -269,3 +269,22 @@ def test_restart_keeps_data_and_ts_monotonic(db_path: Path) -> None:
         assert d2.commit(t) > ts
     finally:
         d2.close()
+
+
+def test_new_index_on_existing_data_is_backfilled_and_removed_index_dropped(db: Database) -> None:
+    for i in range(25):
+        insert(db, "b", {"k": i % 5, "i": i})
+    seen: list[tuple[str, int]] = []
+    db.set_schema(define_schema({"b": define_table({"k": v.number(), "i": v.number()}).index("by_k", ["k"])}))
+    db.ensure_indexes(progress=lambda name, n: seen.append((name, n)))
+    t = db.begin()
+    got = db.query(t, "b").with_index("by_k", lambda q: q.eq("k", 3)).collect()
+    assert [d["i"] for d in got] == [3, 8, 13, 18, 23]
+    t.insert("b", {"k": 3, "i": 99})
+    db.commit(t)
+    t = db.begin()
+    assert len(db.query(t, "b").with_index("by_k", lambda q: q.eq("k", 3)).collect()) == 6
+    db.set_schema(define_schema({"b": define_table({"k": v.number(), "i": v.number()})}))
+    with pytest.raises(DatabaseError) as e:
+        db.query(db.begin(), "b").with_index("by_k").collect()
+    assert e.value.code == "IndexNotFound"

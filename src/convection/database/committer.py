@@ -154,6 +154,13 @@ class Committer:
                     return rec.ts
         return None
 
+    def wait_published(self, ts: int, timeout: float = 1.0) -> None:
+        """Block until ``latest_ts >= ts`` (or the timeout passes)."""
+        with self._lock:
+            if self.latest_ts >= ts:
+                return
+            self._cond.wait(timeout)
+
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
@@ -200,6 +207,7 @@ class Committer:
                 callbacks.extend(self._subscriptions.publish(rec.ts, rec.index_keys))
                 with self._lock:
                     self.latest_ts = rec.ts
+                    self._cond.notify_all()
                 rec.documents = []
                 rec.entries = []
             self._trim()

@@ -91,24 +91,73 @@ class Database:
         t = schema.tables.get(table)
         return t is not None and any(ix.name == name for ix in t.indexes)
 
-    def ensure_indexes(self) -> None:
-        """Create (enabled) any declared index missing from the catalog whose table is empty
-        or new. Indexes of non-empty tables must be backfilled by the push flow."""
+    def ensure_indexes(self, progress: Callable[[str, int], None] | None = None) -> None:
+        """Bring the catalog in line with the schema: create declared indexes (backfilling
+        them from a snapshot while writes continue, then enabling them) and drop user indexes
+        no longer declared. Staged indexes are left alone."""
         schema = self.schema
         if schema is None:
             return
         for table, tdef in schema.tables.items():
             existing = self.catalog.indexes_of(table)
-            missing = [ix for ix in tdef.indexes if ix.name not in existing]
-            if not missing:
+            declared = {ix.name: ix for ix in tdef.indexes}
+            for name, info in list(existing.items()):
+                if name in (BY_ID, "by_creation_time"):
+                    continue
+                want = declared.get(name)
+                if want is None or tuple(want.fields) != info.fields:
+                    self.catalog.drop_index(info.index_id)
+                    self.persistence.delete_index(info.index_id)
+            existing = self.catalog.indexes_of(table)
+            for ix in tdef.indexes:
+                if ix.name in existing or getattr(ix, "staged", False):
+                    continue
+                self.backfill_index(table, ix.name, tuple(ix.fields), progress=progress)
+
+    def backfill_index(
+        self,
+        table: str,
+        name: str,
+        fields: tuple[str, ...],
+        *,
+        progress: Callable[[str, int], None] | None = None,
+        chunk: int = 1000,
+    ) -> IndexInfo:
+        """Create an index and fill it from the table's documents.
+
+        The index is added in state ``backfilling`` under the commit lock, so every commit
+        after that point maintains it; the snapshot ``s`` is the last ts assigned before, and
+        documents live at ``s`` are written into the index with their own revision ts. Then
+        the index is enabled."""
+        self.catalog.ensure_table(table)
+        committer = self.committer
+        with committer._lock:
+            info = self.catalog.add_index(table, name, fields, "backfilling")
+            s = committer._last_assigned
+        while self.latest_ts() < s and committer.failed is None:
+            committer.wait_published(s)
+        number = info.table_number
+        batch: list[IndexEntry] = []
+        done = 0
+        from convection.values.json import loads_stored
+
+        for rev in self.persistence.table_documents(number, s):
+            if rev.value is None:
                 continue
-            number = self.catalog.ensure_table(table)
-            empty = next(iter(self.persistence.table_documents(number, self.latest_ts())), None) is None
-            if not empty:
-                continue
-            for ix in missing:
-                if self.catalog.index(table, ix.name) is None:
-                    self.catalog.add_index(table, ix.name, tuple(ix.fields), "enabled")
+            doc = loads_stored(rev.value)
+            batch.append(IndexEntry(info.index_id, index_key(info, doc), rev.ts, number, rev.id))
+            if len(batch) >= chunk:
+                self.persistence.write([], batch)
+                done += len(batch)
+                batch = []
+                if progress is not None:
+                    progress(f"{table}.{name}", done)
+        if batch:
+            self.persistence.write([], batch)
+            done += len(batch)
+        if progress is not None:
+            progress(f"{table}.{name}", done)
+        return self.catalog.set_index_state(info.index_id, "enabled")
 
     def validate_document(self, table: str, fields: dict[str, Any], id_str: str) -> dict[str, Any] | None:
         """Check user fields against the schema. Returns the normalized fields, or None when
@@ -162,33 +211,37 @@ class Database:
         if not writes:
             return txn.begin_ts
         index_keys: dict[int, list[bytes]] = {}
-        plan: list[tuple[Any, list[tuple[IndexInfo, bytes | None, bytes | None]]]] = []
         for w in writes:
-            per_index: list[tuple[IndexInfo, bytes | None, bytes | None]] = []
             for index in self.catalog.indexes_of(w.table).values():
+                if not index.readable:
+                    continue
+                keys = index_keys.setdefault(index.index_id, [])
                 old_k = index_key(index, w.old) if w.old is not None else None
                 new_k = index_key(index, w.new) if w.new is not None else None
-                keys = index_keys.setdefault(index.index_id, [])
                 if old_k is not None:
                     keys.append(old_k)
                 if new_k is not None and new_k != old_k:
                     keys.append(new_k)
-                if index.name != BY_ID:
-                    per_index.append((index, old_k, new_k))
-            plan.append((w, per_index))
         read_set = txn.reads.freeze()
+        catalog = self.catalog
 
         def build(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry]]:
+            # Runs under the commit lock: the set of indexes maintained here is exactly the
+            # catalog's at this commit's ts (see backfill_index).
             docs: list[DocumentRevision] = []
             entries: list[IndexEntry] = []
-            for w, per_index in plan:
+            for w in writes:
                 docs.append(
                     DocumentRevision(
                         ts, w.table_number, w.internal_id,
                         None if w.new is None else dumps(w.new), w.old_ts,
                     )
                 )
-                for index, old_k, new_k in per_index:
+                for index in catalog.indexes_of(w.table).values():
+                    if index.name == BY_ID:
+                        continue
+                    old_k = index_key(index, w.old) if w.old is not None else None
+                    new_k = index_key(index, w.new) if w.new is not None else None
                     if old_k is not None and old_k != new_k:
                         entries.append(IndexEntry(index.index_id, old_k, ts, w.table_number, None))
                     if new_k is not None:
