@@ -29,7 +29,11 @@ async def watch_and_push(deployment: Any, console: Console) -> None:
             console.print("  the previous version keeps serving", style="dim")
             continue
         try:
-            deployment.app.set_app(loaded)
+            import asyncio
+
+            from convection.application.push import push
+
+            await asyncio.get_running_loop().run_in_executor(None, push, deployment.app, loaded, None)
         except ConvectionError as exc:
             console.print(f"[red]✖ push failed:[/red] {exc}", highlight=False)
             continue

@@ -31,6 +31,8 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: 
 def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | None, *, dev: bool, redact: bool) -> None:
     import uvicorn
 
+    from convection import knobs
+
     from convection.errors import ConvectionError
     from convection.server.app import build_app, open_deployment
 
@@ -46,7 +48,10 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
     url = f"http://{host}:{port}"
     console.print(f"[green]convection[/green] serving [bold]{deployment.functions_dir}[/bold] at [bold]{url}[/bold]")
     console.print(f"  data: {deployment.data_dir}   admin key: `convection admin-key --data {deployment.data_dir}`")
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", loop="auto", ws="websockets-sansio", lifespan="off")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", loop="auto", ws="websockets-sansio",
+        lifespan="off", ws_max_size=knobs.SYNC_MAX_MESSAGE_SIZE_BYTES,
+    )
     server = uvicorn.Server(config)
 
     async def main() -> None:
