@@ -107,6 +107,12 @@ DOCUMENT_RETENTION_MS = _knob(
     "How long superseded document revisions are kept in the document log.",
 )
 
+MAINTENANCE_INTERVAL_MS = _knob(
+    "MAINTENANCE_INTERVAL_MS",
+    60_000,
+    "How often retention (pruning superseded revisions) and the SQLite checkpoint run; 0 = never.",
+)
+
 # --- functions --------------------------------------------------------------------------
 QUERY_TIMEOUT_MS = _knob("QUERY_TIMEOUT_MS", 1000 * 15, "Time limit of one query or mutation.")
 ACTION_TIMEOUT_MS = _knob("ACTION_TIMEOUT_MS", 10 * 60_000, "Time limit of one action.")
@@ -167,4 +173,35 @@ SQLITE_VACUUM_PAGES_COUNT = _knob(
     "SQLITE_VACUUM_PAGES_COUNT",
     2000,
     "Most free pages one checkpoint returns to the file system (incremental vacuum).",
+)
+
+# --- auth (JWT verification) ------------------------------------------------------------
+AUTH_CLOCK_LEEWAY_MS = _knob(
+    "AUTH_CLOCK_LEEWAY_MS",
+    5_000,
+    "Clock skew tolerated on a token's exp and nbf claims.",
+)
+AUTH_CACHE_TTL_MS = _knob(
+    "AUTH_CACHE_TTL_MS",
+    30_000,
+    "How long a verified token's identity is reused without verifying it again (never past exp).",
+)
+AUTH_CACHE_SIZE_COUNT = _knob(
+    "AUTH_CACHE_SIZE_COUNT", 1000, "Verified tokens remembered (least recently used go first)."
+)
+AUTH_JWKS_CACHE_TTL_MS = _knob(
+    "AUTH_JWKS_CACHE_TTL_MS",
+    3_600_000,
+    "How long fetched JWKS keys (and OIDC discovery documents) are used before fetching again.",
+)
+AUTH_JWKS_MIN_REFETCH_INTERVAL_MS = _knob(
+    "AUTH_JWKS_MIN_REFETCH_INTERVAL_MS",
+    10_000,
+    "Shortest time between two fetches of one JWKS when a token names an unknown key id.",
+)
+AUTH_JWKS_FETCH_TIMEOUT_MS = _knob(
+    "AUTH_JWKS_FETCH_TIMEOUT_MS", 10_000, "Time limit of one JWKS or OIDC discovery request."
+)
+AUTH_JWKS_MAX_SIZE_BYTES = _knob(
+    "AUTH_JWKS_MAX_SIZE_BYTES", 1 << 20, "Largest JWKS or OIDC discovery document accepted."
 )

@@ -288,3 +288,20 @@ def test_new_index_on_existing_data_is_backfilled_and_removed_index_dropped(db: 
     with pytest.raises(DatabaseError) as e:
         db.query(db.begin(), "b").with_index("by_k").collect()
     assert e.value.code == "IndexNotFound"
+
+
+def test_retention_prunes_old_revisions_but_keeps_the_snapshot_window(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from convection import knobs
+
+    id_ = insert(db, "r", {"v": 0})
+    for i in range(1, 6):
+        t = db.begin()
+        t.patch(id_, {"v": i})
+        db.commit(t)
+    ts_recent = db.latest_ts()
+    # With the windows at zero, every superseded revision is prunable.
+    monkeypatch.setattr(knobs, "SNAPSHOT_RETENTION_MS", 0)
+    monkeypatch.setattr(knobs, "DOCUMENT_RETENTION_MS", 0)
+    assert db.run_maintenance() > 0
+    doc = db.begin(read_only=True, ts=ts_recent).get(id_)
+    assert doc is not None and doc["v"] == 5

@@ -52,6 +52,39 @@ class Database:
             persistence, self.subscriptions, self.clock, start_ts=start, on_publish=self._published
         )
         self._publish_hooks: list[Callable[[list[CommitRecord]], None]] = []
+        self._stop = threading.Event()
+        self._maintenance: threading.Thread | None = None
+        if knobs.MAINTENANCE_INTERVAL_MS > 0:
+            self._maintenance = threading.Thread(
+                target=self._maintenance_loop, name="convection-maintenance", daemon=True
+            )
+            self._maintenance.start()
+
+    # --- retention ---------------------------------------------------------------------------
+    def run_maintenance(self) -> int:
+        """Prune revisions no reader can need any more, then checkpoint. Returns rows removed.
+
+        Index entries superseded more than ``SNAPSHOT_RETENTION_MS`` ago go (snapshot reads
+        older than that are refused by ``begin``); document revisions superseded more than
+        ``DOCUMENT_RETENTION_MS`` ago go too."""
+        latest = self.latest_ts()
+        index_before = latest - knobs.SNAPSHOT_RETENTION_MS * 1_000_000
+        docs_before = min(index_before, latest - knobs.DOCUMENT_RETENTION_MS * 1_000_000)
+        removed = self.persistence.prune(index_before, docs_before)
+        self.persistence.checkpoint()
+        return removed
+
+    def _maintenance_loop(self) -> None:
+        import logging
+
+        log = logging.getLogger("convection.database")
+        while not self._stop.wait(knobs.MAINTENANCE_INTERVAL_MS / 1000):
+            try:
+                removed = self.run_maintenance()
+                if removed:
+                    log.info("retention removed %d superseded rows", removed)
+            except Exception:
+                log.exception("maintenance failed")
 
     # --- time ------------------------------------------------------------------------------
     def latest_ts(self) -> int:
@@ -255,5 +288,8 @@ class Database:
         return self.subscriptions.subscribe(read_set, ts, self.committer.first_overlap_after)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._maintenance is not None:
+            self._maintenance.join(timeout=5)
         self.committer.stop()
         self.persistence.close()
