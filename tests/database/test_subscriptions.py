@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from convection.database import Database
-from convection.indexing.keys import encode_key, prefix_successor
+from convection.indexing.keys import encode_key, prefix_end
 from convection.persistence.memory import MemoryPersistence
 from convection.schema.schema import define_schema, define_table
 from convection.schema.validators import v
@@ -101,10 +101,10 @@ def test_invalidated_iff_a_committed_write_overlaps_the_read_set(
             return encode_key([d["a"], d["b"], d["_creationTime"], d["_id"]])
 
         if kind == "eq":
-            lo, hi = encode_key([float(x)]), prefix_successor(encode_key([float(x)]))
+            lo, hi = encode_key([float(x)]), prefix_end(encode_key([float(x)]))
         elif kind == "eq_gt":
-            lo = prefix_successor(encode_key([float(x), float(bound)])) or b""
-            hi = prefix_successor(encode_key([float(x)]))
+            lo = prefix_end(encode_key([float(x), float(bound)])) or b""
+            hi = prefix_end(encode_key([float(x)]))
         else:
             lo, hi = b"", None
         if len(results) == n:

@@ -305,3 +305,18 @@ def test_retention_prunes_old_revisions_but_keeps_the_snapshot_window(db: Databa
     assert db.run_maintenance() > 0
     doc = db.begin(read_only=True, ts=ts_recent).get(id_)
     assert doc is not None and doc["v"] == 5
+
+
+def test_ranges_with_nul_bytes_in_strings(db: Database) -> None:
+    db.set_schema(define_schema({"s": define_table({"k": v.string()}).index("by_k", ["k"])}))
+    for k in ["", "\x00abc", "a", "a\x00", "b"]:
+        insert(db, "s", {"k": k})
+    t = db.begin()
+
+    def ks(fn: Any) -> list[str]:
+        return [d["k"] for d in db.query(t, "s").with_index("by_k", fn).collect()]
+
+    assert ks(lambda q: q.eq("k", "")) == [""]
+    assert ks(lambda q: q.gt("k", "a")) == ["a\x00", "b"]
+    assert ks(lambda q: q.lte("k", "a")) == ["", "\x00abc", "a"]
+    assert ks(lambda q: q.eq("k", "a")) == ["a"]

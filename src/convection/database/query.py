@@ -18,7 +18,7 @@ from convection.database.catalog import BY_CREATION_TIME, BY_ID, IndexInfo
 from convection.database.filters import FilterBuilder, build_filter
 from convection.database.pagination import Cursor, InvalidCursor
 from convection.errors import ConvectionError, DatabaseError
-from convection.indexing.keys import encode_key, encode_value, prefix_successor
+from convection.indexing.keys import encode_key, encode_value, prefix_end
 from convection.values.model import normalize
 
 if TYPE_CHECKING:
@@ -117,13 +117,15 @@ class IndexRangeBuilder:
         else:
             op, v = self._lower
             bound = prefix + encode_value(v)
-            start = bound if op == "gte" else (prefix_successor(bound) or bound)
+            start = bound if op == "gte" else prefix_end(bound)
+        # Keys whose first values equal t are exactly [encode_key(t), prefix_end(encode_key(t))):
+        # a complete value is followed by a type tag or nothing, never by 0xFF.
         if self._upper is None:
-            end = prefix_successor(prefix) if prefix else None
+            end = prefix_end(prefix) if prefix else None
         else:
             op, v = self._upper
             bound = prefix + encode_value(v)
-            end = bound if op == "lt" else prefix_successor(bound)
+            end = bound if op == "lt" else prefix_end(bound)
         return start, end
 
     def describe(self) -> str:

@@ -25,6 +25,9 @@ T = TypeVar("T")
 class FunctionTimeout(ConvectionError):
     code = "FunctionTimeout"
 
+    def __init__(self, message: str = "the function timed out") -> None:
+        super().__init__(message)
+
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]

@@ -136,8 +136,18 @@ def install() -> None:
         root.addHandler(_CaptureHandler(level=logging.DEBUG))
 
 
+def _ensure_streams() -> None:
+    # Something (a test runner, a REPL) may have replaced the streams after install().
+    if not isinstance(sys.stdout, _StreamProxy):
+        sys.stdout = _StreamProxy(sys.stdout, "LOG")
+    if not isinstance(sys.stderr, _StreamProxy):
+        sys.stderr = _StreamProxy(sys.stderr, "ERROR")
+
+
 def begin_capture() -> tuple[LogCapture, contextvars.Token[LogCapture | None]]:
     install()
+    if type(sys.stdout) is not _StreamProxy or type(sys.stderr) is not _StreamProxy:
+        _ensure_streams()
     cap = LogCapture()
     return cap, _current.set(cap)
 
