@@ -21,6 +21,9 @@ from typing import Any, cast
 from convection import knobs
 from convection.application.cache import CacheEntry, CacheHandle, CacheKey, QueryCache
 from convection.application.interface import AuthFailure, FunctionKind, QueryRun
+from convection.auth.errors import AuthError
+from convection.auth.jwks import JwksCache
+from convection.auth.verifier import TokenVerifier
 from convection.database.database import Database
 from convection.database.transaction import Transaction
 from convection.errors import ConvexError
@@ -33,27 +36,6 @@ from convection.functions.runner import FunctionCallError, Runner
 from convection.values.json import dumps, loads
 
 MUTATION_RESULTS_TABLE = "_mutation_results"
-
-
-class _LoopHandle(CacheHandle):
-    """A cache handle whose callback is delivered on the event loop."""
-
-    __slots__ = ("_loop",)
-
-    def __init__(self, cache: QueryCache, entry: CacheEntry, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(cache, entry)
-        self._loop = loop
-
-    def set_callback(self, callback: Callable[[], None]) -> None:
-        loop = self._loop
-
-        def deliver() -> None:
-            try:
-                loop.call_soon_threadsafe(callback)
-            except RuntimeError:  # loop closed
-                pass
-
-        super().set_callback(deliver)
 
 
 def derive_admin_key(secret: bytes, instance_name: str = "convection") -> str:
@@ -84,6 +66,8 @@ class Application:
             max_workers=workers or knobs.FUNCTION_WORKER_THREADS_COUNT, thread_name_prefix="convection-fn"
         )
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
+        self.jwks = JwksCache()
+        self.verifier = self._make_verifier(app)
         self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log)
         self.loaded = app
         self.host = _ActionHost(self)
@@ -98,16 +82,33 @@ class Application:
 
     # --- code -------------------------------------------------------------------------------
     def set_app(self, app: LoadedApp) -> None:
-        """Make ``app`` the code in force (after its schema was checked by the push flow)."""
+        """Make ``app`` the code in force (after its schema was checked by the push flow).
+
+        Raises AuthConfigError (nothing changes) when its ``auth_config.py`` is invalid."""
+        verifier = self._make_verifier(app)
         runner = Runner(self.db, app, redact_errors=self.redact_errors, on_log=self.on_log)
         runner.decorate_ctx = self.runner.decorate_ctx
         self.db.set_schema(app.schema)
         self.runner = runner
         self.loaded = app
+        self.verifier = verifier
         self.cache.invalidate_all(self.latest_ts())
 
     def latest_ts(self) -> int:
         return self.db.latest_ts()
+
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def _deliver(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the event loop (called from the committer thread)."""
+        loop = self._loop
+        if loop is None:
+            fn()
+            return
+        try:
+            loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            pass
 
     async def _in_thread(self, fn: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -117,9 +118,9 @@ class Application:
     async def subscribe_query(
         self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
     ) -> QueryRun:
+        self.check_identity(identity)
         entry = await self._cached_query(path, args, identity, journal, ts)
-        loop = asyncio.get_running_loop()
-        handle = _LoopHandle(self.cache, entry, loop)
+        handle = CacheHandle(self.cache, entry)
         return QueryRun(outcome=entry.outcome, fingerprint=entry.fingerprint, subscription=handle)
 
     def _keys(self, path: str, args: Any, identity: Identity, journal: str | None) -> tuple[CacheKey, CacheKey]:
@@ -145,6 +146,7 @@ class Application:
                     return got
                 continue
             loop = asyncio.get_running_loop()
+            self._loop = loop
             fut = loop.create_future()
             self._inflight[own_key] = fut
             try:
@@ -166,11 +168,12 @@ class Application:
         self.cache.misses += 1
         ex = self.runner.run_query(path, args, identity, ts=ts, journal=journal)
         sub = self.db.subscribe(ex.read_set, ex.outcome.ts or ts)
-        entry = CacheEntry(ex.outcome, sub, ex.identity_read, ex.time_read)
+        entry = CacheEntry(ex.outcome, sub, ex.identity_read, ex.time_read, deliver=self._deliver)
         self.cache.track(entry)
         return entry
 
     async def run_query(self, path: str, args: Any, identity: Identity, *, ts: int | None = None) -> FunctionOutcome:
+        self.check_identity(identity)
         return await self._query_public(path, args, identity, ts=ts)
 
     # --- mutations --------------------------------------------------------------------------
@@ -182,6 +185,7 @@ class Application:
         *,
         idempotency_key: tuple[str, int] | None = None,
     ) -> FunctionOutcome:
+        self.check_identity(identity)
         return await self._in_thread(lambda: self._mutation_sync(path, args, identity, idempotency_key))  # type: ignore[no-any-return]
 
     def _mutation_sync(
@@ -225,6 +229,7 @@ class Application:
 
     # --- actions ----------------------------------------------------------------------------
     async def run_action(self, path: str, args: Any, identity: Identity) -> FunctionOutcome:
+        self.check_identity(identity)
         return await self.runner.run_action(path, args, identity, self.host)
 
     async def _query_public(self, path: Any, args: Any, identity: Identity, *, ts: int | None) -> FunctionOutcome:
@@ -238,6 +243,7 @@ class Application:
     async def run_function(
         self, path: str, args: Any, identity: Identity, *, kind: FunctionKind | None = None
     ) -> FunctionOutcome:
+        self.check_identity(identity)
         try:
             spec = self.runner.resolve(path, identity, kind)
         except FunctionCallError as exc:
@@ -273,14 +279,28 @@ class Application:
         raise AuthFailure(f"Unknown tokenType {token_type!r}")
 
     async def verify_user_token(self, token: str) -> Identity:
-        """Verify a user JWT against the app's auth providers."""
-        if not self.loaded.auth_providers:
-            raise AuthFailure(
-                "No auth provider found matching the given token: this deployment has no "
-                "auth_config.py providers",
-                code="NoAuthProvider",
-            )
-        raise AuthFailure("User JWT verification is not available yet", code="NoAuthProvider")
+        """Verify a user JWT against the app's auth providers (auth/verifier.py)."""
+        try:
+            attributes = await self.verifier.verify(token)
+        except AuthError as exc:
+            raise AuthFailure(exc.message, code=exc.code) from None
+        return Identity(kind="user", attributes=attributes, token=token)
+
+    def check_identity(self, identity: Identity) -> None:
+        """Raise AuthFailure ``TokenExpired`` when a user identity's token has expired since it
+        was accepted (a socket keeps its identity until the client re-authenticates: its
+        next request or Transition then gets an AuthError and the client fetches a fresh
+        token). Admin and anonymous identities never expire."""
+        if identity.kind != "user" or not identity.token:
+            return
+        try:
+            self.verifier.check_unexpired(identity.token)
+        except AuthError as exc:
+            raise AuthFailure(exc.message, code=exc.code) from None
+
+    def _make_verifier(self, app: LoadedApp) -> TokenVerifier:
+        clock = self.db.clock
+        return TokenVerifier(app.auth_providers, jwks=self.jwks, now=lambda: clock.now_ms() / 1000)
 
     def close(self) -> None:
         self.cache.clear()

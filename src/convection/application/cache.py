@@ -55,6 +55,7 @@ class CacheEntry:
         subscription: Subscription,
         identity_read: bool,
         time_read: bool,
+        deliver: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.outcome = outcome
         self.ts = outcome.ts or 0
@@ -67,7 +68,9 @@ class CacheEntry:
         self.refs = 0
         self.cached = False
         self.lock = threading.Lock()
-        subscription.set_callback(self._fire)
+        # One hop to the event loop per invalidated entry (not per subscriber): the
+        # subscribers' callbacks then run on the loop.
+        subscription.set_callback(self._fire if deliver is None else (lambda: deliver(self._fire)))
 
     def valid_at(self, ts: int) -> bool:
         if ts < self.ts:
