@@ -254,6 +254,34 @@ class Application:
             return await self.run_mutation(spec.path, args, identity)
         return await self.run_action(spec.path, args, identity)
 
+    async def run_http_action(self, request: Any, path: str, identity: Identity) -> Any:
+        """Route an HTTP request to the app's ``http.py`` router. Returns a Starlette
+        Response (404 when no route matches, 500 when the action fails)."""
+        from starlette.responses import PlainTextResponse, Response
+
+        from convection.functions.runner import run_http_action
+
+        router = self.loaded.http
+        method = request.method.upper()
+        lookup_method = "GET" if method == "HEAD" else method
+        route = router.lookup(lookup_method, path) if router is not None else None
+        if route is None:
+            return PlainTextResponse("No matching routes found", status_code=404)
+        result, _lines, exc = await run_http_action(self.runner, route.handler, request, identity, self.host)
+        if exc is not None:
+            if self.redact_errors:
+                return PlainTextResponse("Server Error", status_code=500)
+            return PlainTextResponse(f"Server Error\nUncaught {type(exc).__name__}: {exc}", status_code=500)
+        if not isinstance(result, Response):
+            return PlainTextResponse(
+                f"HTTP action {route.pattern} returned {type(result).__name__}, not a Response "
+                "(return a starlette Response, e.g. JSONResponse)",
+                status_code=500,
+            )
+        if method == "HEAD":
+            result.body = b""
+        return result
+
     # --- auth -------------------------------------------------------------------------------
     def check_admin_key(self, key: str) -> bool:
         return hmac.compare_digest(key.encode(), self.admin_key.encode())

@@ -28,7 +28,10 @@ DataOpt = Annotated[
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in the data directory).")]
 
 
-def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | None, *, dev: bool, redact: bool) -> None:
+SitePortOpt = Annotated[int, typer.Option("--site-port", help="Port for HTTP actions at /<path> (0: off; they are also at /http/<path> on --port).")]
+
+
+def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | None, *, dev: bool, redact: bool, site_port: int = 3211) -> None:
     import uvicorn
 
     from convection import knobs
@@ -53,9 +56,27 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
         lifespan="off", ws_max_size=knobs.SYNC_MAX_MESSAGE_SIZE_BYTES,
     )
     server = uvicorn.Server(config)
+    site_server = None
+    if site_port:
+        from convection.server.app import build_site_app
+
+        site_server = uvicorn.Server(uvicorn.Config(
+            build_site_app(deployment), host=host, port=site_port, log_level="warning", lifespan="off",
+        ))
+        console.print(f"  HTTP actions: http://{host}:{site_port}/<path> and {url}/http/<path>")
 
     async def main() -> None:
         tasks = [asyncio.create_task(server.serve())]
+        if site_server is not None:
+            site = site_server
+
+            async def serve_site() -> None:
+                try:
+                    await site.serve()
+                except (SystemExit, OSError):
+                    console.print(f"[yellow]could not listen on site port {site_port}[/yellow]; HTTP actions stay at {url}/http/<path>")
+
+            tasks.append(asyncio.create_task(serve_site()))
         if dev:
             from convection.cli.dev import watch_and_push
 
@@ -85,12 +106,13 @@ def serve(
     functions: FunctionsOpt = Path("convex"),
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 3210,
+    site_port: SitePortOpt = 3211,
     data: DataOpt = None,
     db: DbOpt = None,
     redact_errors: Annotated[bool, typer.Option("--redact-errors", help="Send 'Server Error' without details to clients.")] = False,
 ) -> None:
     """Run the backend on a functions folder (production: no watching)."""
-    _serve(functions, host, port, data, db, dev=False, redact=redact_errors)
+    _serve(functions, host, port, data, db, dev=False, redact=redact_errors, site_port=site_port)
 
 
 @cli.command()
@@ -98,11 +120,12 @@ def dev(
     functions: FunctionsOpt = Path("convex"),
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 3210,
+    site_port: SitePortOpt = 3211,
     data: DataOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Run the backend on the embedded store, watch the functions folder and re-push on change."""
-    _serve(functions, host, port, data, db, dev=True, redact=False)
+    _serve(functions, host, port, data, db, dev=True, redact=False, site_port=site_port)
 
 
 @cli.command("admin-key")
@@ -169,6 +192,15 @@ def _from_json(x: Any) -> Any:
     from convection.values.json import from_convex_json
 
     return from_convex_json(x)
+
+
+def _register_commands() -> None:
+    from convection.cli.codegen import codegen
+
+    cli.command("codegen")(codegen)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -292,8 +292,9 @@ class Runner:
                 outcome.ts = self.db.commit(txn)
                 return outcome
             except OccConflict:
+                # (``finally`` below ends the capture of this attempt; a ContextVar token can
+                # be reset only once.)
                 if attempt >= retries:
-                    end_capture(token)
                     return FunctionOutcome(
                         success=False,
                         error_message=f"[Request ID: {rid}] Server Error\nThe mutation conflicted with "
@@ -301,7 +302,6 @@ class Runner:
                         "or make it touch fewer hot documents.",
                         log_lines=cap.finish(),
                     )
-                end_capture(token)
                 sleep(backoff_ms(attempt, rng) / 1000.0)
                 attempt += 1
                 continue
@@ -352,6 +352,31 @@ class Runner:
             end_capture(token)
             if spec is not None:
                 self._log(spec, cap.lines)
+
+
+async def run_http_action(
+    runner: Runner, function: Any, request: Any, identity: Identity | None, host: ActionHost
+) -> tuple[Any, list[str], BaseException | None]:
+    """Run an HTTP action ``handler(ctx, request)``; returns (response or None, log lines,
+    the exception if it failed). The server turns the result into an HTTP response."""
+    import asyncio
+
+    cap, token = begin_capture()
+    try:
+        ctx = ActionCtx(host, identity, runner.db.clock.now_ms(), random.getrandbits(63))
+        if runner.decorate_ctx is not None:
+            runner.decorate_ctx(ctx, None)
+        result = await asyncio.wait_for(function.handler(ctx, request), knobs.ACTION_TIMEOUT_MS / 1000)
+        return result, cap.finish(), None
+    except StorageFailure:
+        raise
+    except Exception as exc:
+        return None, cap.finish(), exc
+    finally:
+        end_capture(token)
+        lines = cap.lines
+        if runner.on_log is not None and lines:
+            runner.on_log(getattr(function, "path", None) or "http", "httpAction", lines)
 
 
 def normalize_safe(value: Any) -> Any:

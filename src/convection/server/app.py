@@ -25,6 +25,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from convection.application.app import Application
+from convection.application.interface import AuthFailure
 from convection.clock import Clock, SystemClock
 from convection.database.database import Database
 from convection.functions.loader import load_app
@@ -111,6 +112,25 @@ class _CollapseSlashes:
         await self.app(scope, receive, send)
 
 
+_HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]
+
+
+def build_site_app(deployment: Deployment) -> Starlette:
+    """The HTTP-actions site (default port 3211): every path goes to ``http.py``."""
+    app = deployment.app
+    api = HttpApi(app)
+
+    async def http_action(request: Request) -> Response:
+        try:
+            identity = await api.identity(request)
+        except AuthFailure as exc:
+            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=401)
+        result: Response = await app.run_http_action(request, request.url.path, identity)
+        return result
+
+    return Starlette(routes=[Route("/{p:path}", http_action, methods=_HTTP_METHODS)])
+
+
 def build_app(deployment: Deployment) -> Starlette:
     app = deployment.app
     api = HttpApi(app)
@@ -124,6 +144,15 @@ def build_app(deployment: Deployment) -> Starlette:
     async def ws(websocket: Any) -> None:
         await sync_endpoint(websocket, app)
 
+    async def http_action(request: Request) -> Response:
+        try:
+            identity = await api.identity(request)
+        except AuthFailure as exc:
+            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=401)
+        path = "/" + request.path_params.get("action_path", "")
+        result: Response = await app.run_http_action(request, path, identity)
+        return result
+
     routes = [
         Route("/version", version, methods=["GET"]),
         Route("/api/query", api.query, methods=["GET", "POST"]),
@@ -135,6 +164,7 @@ def build_app(deployment: Deployment) -> Starlette:
         Route("/api/function", api.function, methods=["POST"]),
         Route("/api/run/{fn_path:path}", api.run, methods=["POST"]),
         Route("/api/debug_event", debug_event, methods=["POST"]),
+        Route("/http/{action_path:path}", http_action, methods=_HTTP_METHODS),
         WebSocketRoute("/api/sync", ws),
         WebSocketRoute("/api/{client_version}/sync", ws),
     ]
