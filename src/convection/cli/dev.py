@@ -13,13 +13,14 @@ from typing import Any
 from rich.console import Console
 
 from convection.errors import ConvectionError
-from convection.functions.loader import load_app
+from convection.functions.loader import LoadedApp, load_app
 
 
 async def watch_and_push(deployment: Any, console: Console) -> None:
     from watchfiles import awatch
 
     folder = deployment.functions_dir
+    _write_generated(deployment.app.loaded, console)
     async for changes in awatch(folder, watch_filter=lambda _c, p: p.endswith(".py") and "/_generated/" not in p):
         names = sorted({c[1].rsplit("/", 1)[-1] for c in changes})
         try:
@@ -38,3 +39,16 @@ async def watch_and_push(deployment: Any, console: Console) -> None:
             console.print(f"[red]✖ push failed:[/red] {exc}", highlight=False)
             continue
         console.print(f"[green]✔ pushed[/green] {len(loaded.functions)} functions ({', '.join(names)} changed)")
+        _write_generated(loaded, console)
+
+
+def _write_generated(loaded: LoadedApp, console: Console) -> None:
+    """Refresh ``_generated/`` after a successful push; a failure is reported, not fatal."""
+    from rich.markup import escape
+
+    from convection.application.codegen import write_generated
+
+    try:
+        write_generated(loaded)
+    except (ConvectionError, OSError) as exc:
+        console.print(f"[yellow]! codegen failed:[/yellow] {escape(str(exc))}", highlight=False)

@@ -35,7 +35,6 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
     import uvicorn
 
     from convection import knobs
-
     from convection.errors import ConvectionError
     from convection.server.app import build_app, open_deployment
 
@@ -66,6 +65,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
         console.print(f"  HTTP actions: http://{host}:{site_port}/<path> and {url}/http/<path>")
 
     async def main() -> None:
+        await deployment.app.start()  # scheduler and crons
         tasks = [asyncio.create_task(server.serve())]
         if site_server is not None:
             site = site_server
@@ -86,6 +86,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
         finally:
             for t in tasks[1:]:
                 t.cancel()
+            await deployment.app.stop()
 
     try:
         asyncio.run(main())
