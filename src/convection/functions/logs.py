@@ -133,7 +133,22 @@ def install() -> None:
         if not isinstance(sys.stderr, _StreamProxy):
             sys.stderr = _StreamProxy(sys.stderr, "ERROR")
         root = logging.getLogger()
+        if not root.handlers:
+            # Keep the server's own warnings visible: without any other handler Python's
+            # last-resort printing would be silenced by the capture handler below.
+            console = logging.StreamHandler(sys.__stderr__)
+            console.setLevel(logging.WARNING)
+            console.addFilter(lambda record: _current.get() is None)
+            console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            root.addHandler(console)
         root.addHandler(_CaptureHandler(level=logging.DEBUG))
+        # Functions' logging.debug/info must reach the capture handler; libraries stay quiet.
+        if root.level > logging.DEBUG:
+            root.setLevel(logging.DEBUG)
+        for noisy in ("asyncio", "uvicorn", "httpx", "httpcore", "watchfiles", "websockets", "hpack", "urllib3"):
+            lg = logging.getLogger(noisy)
+            if lg.level == logging.NOTSET:
+                lg.setLevel(logging.WARNING)
 
 
 def _ensure_streams() -> None:

@@ -54,3 +54,26 @@ def secret(ctx):
 @query
 def default(ctx):
     return "the default export"
+
+
+@mutation
+def echo_mutation(ctx, **args):
+    return args
+
+
+@action
+async def echo_action(ctx, **args):
+    return args
+
+
+@query(args={"author": v.string()})
+def by_author(ctx, author):
+    return [
+        m["body"]
+        for m in ctx.db.query("messages").filter(lambda q: q.eq(q.field("author"), author)).collect()
+    ]
+
+
+@mutation(args={"blob": v.string()})
+def blob_len(ctx, blob):
+    return len(blob)
