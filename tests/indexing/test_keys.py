@@ -15,6 +15,7 @@ from convection.indexing.keys import (
     decode_key,
     encode_key,
     encode_value,
+    prefix_end,
     prefix_successor,
 )
 from convection.values.model import INT64_MAX, INT64_MIN, Int64
@@ -122,8 +123,7 @@ def test_exact_encodings() -> None:
     assert encode_value([None, True]) == b"\x12\x03\x0f\x00"
     assert encode_value((None,)) == b"\x12\x03\x00"
     assert encode_value({"b": None, "a": True}) == b"\x15a\x00\x0fb\x00\x03\x00"
-    assert encode_value({"": None}) == b"\x15\x01\x03\x00"  # not a prefix-extension of {}
-    assert not encode_value({"": None}).startswith(encode_value({}))
+    assert encode_value({"": None}) == b"\x15\x00\xff\x03\x00"
     assert encode_value({}) == b"\x15\x00"
     assert encode_key(["a", Int64(1)]) == b"\x10a\x00\x09\x01"
     assert encode_key([]) == MIN_KEY == b""
@@ -205,6 +205,11 @@ def test_round_trip(vs: list[Any]) -> None:
         assert values_equal(single, v)
 
 
+def extends(key: bytes, prefix: bytes) -> bool:
+    """Does ``key`` lie in the range of keys whose first values are encoded by ``prefix``?"""
+    return prefix <= key < prefix_end(prefix)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(small_elements | key_elements, max_size=4),
@@ -215,14 +220,30 @@ def test_prefix_property(t1: list[Any], t2: list[Any], tail: list[Any]) -> None:
     k1 = encode_key(t1)
     assert encode_key(t1 + tail).startswith(k1)
     assert encode_key(t1 + t2) == k1 + encode_key(t2)
-    # Equality of the first k elements <=> the byte prefix of their encodings is shared.
-    for other in (t2, t1[: len(t1) // 2] + t2, t1[:-1] + tail):
+    # Equality of the first k elements <=> the key lies in [enc(t1[:k]), prefix_end(...)),
+    # i.e. shares that byte prefix with a type tag (not an 0xFF escape) after it.
+    for other in (t2, t1[: len(t1) // 2] + t2, t1[:-1] + tail, t1 + tail):
         encoded_other = encode_key(other)
         for k in range(len(t1) + 1):
             same = len(other) >= k and all(
                 values_equal(x, y) for x, y in zip(t1[:k], other[:k], strict=False)
             )
-            assert same == encoded_other.startswith(encode_key(t1[:k]))
+            prefix = encode_key(t1[:k])
+            assert same == extends(encoded_other, prefix)
+            if same:
+                assert encoded_other.startswith(prefix)
+
+
+def test_prefix_end_excludes_escaped_continuations() -> None:
+    # The byte-prefix trap: enc("") is a byte prefix of enc("\x00"), enc({}) of enc({"": v}).
+    for shorter, longer in [("", "\x00"), ("a", "a\x00b"), (b"", b"\x00"), ({}, {"": None})]:
+        p = encode_key([shorter])
+        k = encode_key([longer])
+        assert k.startswith(p)
+        assert not extends(k, p)
+        assert compare(longer, shorter) == 1 and k >= prefix_end(p)
+    assert extends(encode_key(["", Int64(5)]), encode_key([""]))
+    assert prefix_end(MIN_KEY) == b"\xff"
 
 
 @settings(max_examples=300, deadline=None)
@@ -231,8 +252,8 @@ def test_prefix_successor_bounds_key_ranges(prefix: list[Any], rest: list[Any]) 
     p = encode_key(prefix)
     k = encode_key(prefix + rest)
     succ = prefix_successor(p)
-    assert p <= k
-    assert succ is None or k < succ
+    assert p <= k < prefix_end(p)
+    assert succ is None or prefix_end(p) <= succ
 
 
 @settings(max_examples=500, deadline=None)

@@ -118,6 +118,7 @@ def transition(
     runs = {item.query_id: (results or {}).get(item.query_id) or ok(None) for item in plan.to_run}
     result = state.finish_transition(plan, runs, now_ns=123)
     message = orjson.loads(orjson.dumps(result.message))
+    assert message is not None, "the transition was skipped"
     assert result.new_subscriptions == [runs[item.query_id].subscription for item in plan.to_run]
     return plan, message
 
@@ -270,8 +271,10 @@ def test_ts_never_decreases_and_covers_sent_mutation_responses() -> None:
     _, msg = transition(state, 500)
     assert versions(msg)[1][2] == 500
     # the app's latest ts cannot move back, but the state guards anyway
-    _, msg = transition(state, 400)
-    assert versions(msg) == ((1, 0, 500), (1, 0, 500))
+    plan = state.begin_transition(400)
+    assert plan.ts == 500
+    # a transition that changes nothing is skipped
+    assert state.finish_transition(plan, {}).message is None
     state.mutation_started(500)
     state.mutation_completed(0, FunctionOutcome(success=True, ts=700))
     assert state.transition_ts(600) == 700
@@ -290,6 +293,24 @@ def test_transitions_stay_below_a_running_mutation() -> None:
     state.mutation_completed(0, FunctionOutcome(success=True, ts=180))
     _, msg = transition(state, 200)
     assert versions(msg) == ((1, 0, 120), (1, 0, 200))
+
+
+def test_an_invalidation_waiting_for_a_running_mutation_sends_nothing() -> None:
+    state = SyncState()
+    connect(state)
+    modify(state, 0, add(0))
+    transition(state, 100)
+    state.mutation_started(100)
+    sub = state.queries[0].subscription
+    assert isinstance(sub, FakeSub)
+    sub.invalidated_at = 110  # the running mutation's own commit
+    plan = state.begin_transition(110)
+    assert plan.ts == 100 and plan.to_run == []
+    assert state.finish_transition(plan, {}).message is None
+    state.mutation_completed(0, FunctionOutcome(success=True, ts=110))
+    plan, msg = transition(state, 110, {0: ok(["new"])})
+    assert [q.query_id for q in plan.to_run] == [0]
+    assert versions(msg) == ((1, 0, 100), (1, 0, 110))
 
 
 def test_idempotent_replay_with_an_old_ts_still_gets_a_following_transition() -> None:
@@ -425,6 +446,7 @@ def test_changes_during_a_transition_fold_into_the_next() -> None:
     state.receive_text(text({"type": "Authenticate", "baseVersion": 0, "tokenType": "None"}))
     state.auth_succeeded(ANONYMOUS)
     result = state.finish_transition(plan, {0: ok("zero")})
+    assert result.message is not None
     start, end = versions(orjson.loads(orjson.dumps(result.message)))
     assert (start, end) == ((0, 0, 0), (1, 0, 10))
     assert [m_["queryId"] for m_ in result.message["modifications"]] == [0]

@@ -504,6 +504,8 @@ async def test_no_transition_covers_a_mutation_before_its_response(h: Harness) -
     assert_chained(h)
     final = {m_["queryId"]: m_["value"] for t in h.transitions() for m_ in t["modifications"]}
     assert final == {0: ["m"], 1: "changed"}
+    # the wait for the mutation produced no do-nothing Transition
+    assert all(t["startVersion"] != t["endVersion"] or t["modifications"] for t in h.transitions())
 
 
 async def test_many_transitions_stay_chained(h: Harness) -> None:

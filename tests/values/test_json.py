@@ -120,6 +120,10 @@ def test_bad_field_names_and_types() -> None:
         dumps_clean({"$x": 1.0})
     with pytest.raises(ValueError_, match="too large"):
         to_convex_json(10**400)
+    with pytest.raises(ValueError_):
+        dumps({"a": "\ud800"})  # lone surrogate: not encodable as UTF-8
+    with pytest.raises(ValueError_):
+        dumps_clean(["\ud800"])
 
 
 def test_decoding_errors() -> None:

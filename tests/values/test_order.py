@@ -6,9 +6,11 @@ import struct
 from functools import cmp_to_key
 from itertools import pairwise
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from convection.errors import ValueError_
 from convection.values.model import INT64_MAX, INT64_MIN, Int64
 from convection.values.order import MISSING, compare, sort_key_of_float, type_rank, values_equal
 
@@ -127,6 +129,12 @@ def test_arrays_and_objects() -> None:
     assert not values_equal({"x": [Int64(1)]}, {"x": [1.0]})
     assert not values_equal({"x": 1.0}, {"y": 1.0})
     assert compare((1.0, 2.0), [1.0, 2.0]) == 0
+
+
+def test_unsupported_types() -> None:
+    with pytest.raises(ValueError_):
+        compare(object(), 1.0)
+    assert compare(bytearray(b"a"), b"a") == 0
 
 
 def test_missing_sentinel() -> None:

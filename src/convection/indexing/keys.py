@@ -1,10 +1,9 @@
-"""The order-preserving key encoding of index keys (SEMANTICS.md §1.3).
+r"""The order-preserving key encoding of index keys (SEMANTICS.md §1.3).
 
 Each value encodes to a self-delimiting byte string whose unsigned byte order is the Convex
 total order (:func:`convection.values.order.compare`); a key is the concatenation of its
-values' encodings. Since no encoding is a proper prefix of another, two keys agree on their
-first k values iff their encodings share the byte prefix of those k encodings, so every index
-range (equality on a prefix, then a range on the next field) is a byte interval.
+values' encodings, so every index range (equality on a prefix of the fields, then a range on
+the next field) is a byte interval (see "Prefixes and ranges" below).
 
 ========  ==================================================================================
 tag       value and payload

@@ -19,6 +19,10 @@ Invariants (PROTOCOL.md §4.5, §4.6, §4.8):
 * A query result is emitted only when its fingerprint (value or error, plus log lines)
   differs from the last one emitted for that query on this connection.
 * Removed queries get one ``QueryRemoved`` and never a result afterwards.
+* A Transition that would change nothing (same versions, no modifications) is not sent,
+  unless a MutationResponse/ActionResponse was emitted since the last one: clients settle
+  requests on the next Transition (even an empty one), and the Rust/Python client re-delivers
+  every subscribed value on any Transition.
 * After an identity change every query is rerun under the new identity.
 * Query-set changes and identity changes received while a Transition is being computed are
   folded into the next one (they are only applied in :meth:`begin_transition`).
@@ -199,6 +203,9 @@ class TransitionPlan:
     removed: list[int]
     args_failures: list[int]
     subscriptions_to_close: list[QuerySubscription] = field(default_factory=list)
+    required: bool = False
+    """A MutationResponse/ActionResponse was emitted since the last Transition: send this
+    one even if it changes nothing (the client settles requests on the next Transition)."""
 
     @property
     def ts(self) -> int:
@@ -207,9 +214,10 @@ class TransitionPlan:
 
 @dataclass(frozen=True, slots=True)
 class TransitionResult:
-    """The Transition to send and the new subscriptions to watch for invalidation."""
+    """The Transition to send (None when it would change nothing: same versions, no
+    modifications, not required) and the new subscriptions to watch for invalidation."""
 
-    message: ServerMessage
+    message: ServerMessage | None
     new_subscriptions: list[QuerySubscription]
 
 
@@ -241,6 +249,7 @@ class SyncState:
         self._pending_modifications: list[QuerySetModification] = []
         self._ts_ceiling: int | None = None
         self._transition: TransitionPlan | None = None
+        self._transition_required = False
 
     # ----------------------------------------------------------------------------------
     # Queries about the state
@@ -431,6 +440,7 @@ class SyncState:
                 error_data_json=outcome.error_data_json if outcome.has_error_data else None,
                 log_lines=outcome.log_lines,
             )
+        self._transition_required = True
         return [Send(response), ScheduleTransition()]
 
     def action_completed(self, request_id: int, outcome: FunctionOutcome) -> list[Effect]:
@@ -444,6 +454,7 @@ class SyncState:
             error_data_json=outcome.error_data_json if outcome.has_error_data else None,
             log_lines=outcome.log_lines,
         )
+        self._transition_required = True
         return [Send(response), ScheduleTransition()]
 
     def overloaded(self, reason: str, detail: str = "") -> list[Effect]:
@@ -543,7 +554,9 @@ class SyncState:
             removed=removed,
             args_failures=args_failures,
             subscriptions_to_close=to_close,
+            required=self._transition_required,
         )
+        self._transition_required = False
         self._transition = plan
         return plan
 
@@ -597,6 +610,10 @@ class SyncState:
 
         if not plan.start.precedes_or_equals(plan.end) or plan.start != self.sent_version:
             raise SyncStateError(f"transition {plan.start} -> {plan.end} does not chain")
+        if plan.start == plan.end and not modifications and not plan.required:
+            # e.g. an invalidation whose rerun must wait for a running mutation: sending it
+            # would only make the Rust/Python client re-deliver unchanged results.
+            return TransitionResult(None, new_subscriptions)
         message = msgs.transition(
             plan.start,
             plan.end,
@@ -611,6 +628,7 @@ class SyncState:
         """The shell could not finish ``plan`` (it is closing): forget it."""
         if self._transition is plan:
             self._transition = None
+            self._transition_required = self._transition_required or plan.required
 
     # ----------------------------------------------------------------------------------
     # Helpers

@@ -480,7 +480,8 @@ class SyncWorker:
                 subscription.close()
         for subscription in result.new_subscriptions:
             self._watch(subscription)
-        self._push(result.message, transition=True)
+        if result.message is not None:
+            self._push(result.message, transition=True)
 
     async def _run_queries(self, plan: TransitionPlan, runs: dict[int, QueryRun]) -> None:
         app = self._app

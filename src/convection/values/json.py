@@ -107,10 +107,6 @@ def _unsupported(value: Any) -> _PathError:
 # --- Python value -> Convex JSON -------------------------------------------------------------
 
 
-def _special_float(x: float) -> dict[str, str]:
-    return {"$float": _b64(_pack_d(x))}
-
-
 def _enc(v: Any) -> Any:
     t = type(v)
     if t is str or t is bool or v is None:
@@ -232,10 +228,21 @@ def dumps(value: Any) -> bytes:
     try:
         out = orjson.dumps(value, default=default, option=_FAST)
     except orjson.JSONEncodeError:
-        return orjson.dumps(to_convex_json(value), option=_SORT)
-    if b"null" in out or b"-0.0" in out or (b"$" in out and out.count(b'"$') != emitted):
-        return orjson.dumps(to_convex_json(value), option=_SORT)
+        return _dump_sorted(to_convex_json(value))
+    if (
+        b"null" in out
+        or (b"-" in out and b"-0.0" in out)  # memchr prefilter before the 4-byte search
+        or (b"$" in out and out.count(b'"$') != emitted)
+    ):
+        return _dump_sorted(to_convex_json(value))
     return out
+
+
+def _dump_sorted(structure: Any) -> bytes:
+    try:
+        return orjson.dumps(structure, option=_SORT)
+    except orjson.JSONEncodeError as exc:  # lone surrogates, nesting beyond orjson's limit
+        raise ValueError_(f"Cannot encode value as JSON: {exc}") from None
 
 
 # --- Convex JSON -> Python value -------------------------------------------------------------
@@ -506,7 +513,7 @@ def dumps_clean(value: Any) -> bytes:
     try:
         out = orjson.dumps(value, default=_clean_default, option=_FAST)
     except orjson.JSONEncodeError:
-        return orjson.dumps(to_clean_json(value), option=_SORT)
+        return _dump_sorted(to_clean_json(value))
     if b"null" in out or (b"$" in out and b'"$' in out):
-        return orjson.dumps(to_clean_json(value), option=_SORT)
+        return _dump_sorted(to_clean_json(value))
     return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
+from convection.errors import ValueError_
 from convection.values.model import Int64
 
 __all__ = ["MISSING", "compare", "sort_key_of_float", "type_rank", "values_equal"]
@@ -100,7 +101,7 @@ def type_rank(value: Any) -> int:
         return _ARRAY
     if isinstance(value, dict):
         return _OBJECT
-    raise TypeError(f"{type(value).__name__} is not a Convex value")
+    raise ValueError_(f"{type(value).__name__} is not a Convex value and cannot be compared")
 
 
 def sort_key_of_float(x: float) -> int:
@@ -154,7 +155,7 @@ def compare(a: Any, b: Any) -> int:
     ta = type(a)
     if ta is type(b):
         # Fast paths for the common same-type scalars.
-        if ta is str or ta is Int64:
+        if ta is str or ta is Int64 or ta is bytes:
             return -1 if a < b else (1 if a > b else 0)
         if ta is float:
             if a < b:
