@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 from typing import Protocol
 
 
@@ -34,7 +35,7 @@ class ManualClock:
 
     def __init__(self, start_ms: float | None = None) -> None:
         self._lock = threading.Lock()
-        self._ns = int((start_ms if start_ms is not None else time.time() * 1000) * 1e6)
+        self._ns = _ms_to_ns(start_ms) if start_ms is not None else time.time_ns()
 
     def now_ns(self) -> int:
         with self._lock:
@@ -47,8 +48,13 @@ class ManualClock:
         if ms < 0:
             raise ValueError("a clock cannot go backwards")
         with self._lock:
-            self._ns += int(ms * 1e6)
+            self._ns += _ms_to_ns(ms)
 
     def set_ms(self, ms: float) -> None:
         with self._lock:
-            self._ns = max(self._ns, int(ms * 1e6))
+            self._ns = max(self._ns, _ms_to_ns(ms))
+
+
+def _ms_to_ns(ms: float) -> int:
+    """Exact conversion (a float times 1e6 is off by up to ~128 ns at today's epoch)."""
+    return int(Decimal(repr(float(ms))) * 1_000_000)

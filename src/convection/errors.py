@@ -83,9 +83,16 @@ class ModuleLoadError(ConvectionError):
 
 
 class OccConflict(ConvectionError):
-    """A transaction read something a concurrent commit wrote; the mutation is retried."""
+    """A transaction read something a concurrent commit wrote; the mutation is retried.
+
+    ``conflict_ts`` is the ts of the conflicting commit: a retry should begin only once it is
+    published, or it would read the same stale snapshot and conflict again."""
 
     code = "OptimisticConcurrencyControlFailure"
+
+    def __init__(self, message: str, *, code: str | None = None, conflict_ts: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.conflict_ts = conflict_ts
 
 
 class DatabaseError(ConvectionError):

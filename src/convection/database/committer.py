@@ -138,6 +138,7 @@ class Committer:
                     "Documents read from or written to this transaction changed while it was "
                     f"being run (conflicting commit at ts {rec.ts}{' by ' + rec.source if rec.source else ''}). "
                     "The mutation is retried automatically.",
+                    conflict_ts=rec.ts,
                 )
 
     def first_overlap_after(self, ts: int, read_set: FrozenReadSet) -> int | None:
@@ -155,11 +156,16 @@ class Committer:
         return None
 
     def wait_published(self, ts: int, timeout: float = 1.0) -> None:
-        """Block until ``latest_ts >= ts`` (or the timeout passes)."""
+        """Block until ``latest_ts >= ts`` (or the timeout passes, or the committer failed)."""
+        import time as _time
+
+        deadline = _time.monotonic() + timeout
         with self._lock:
-            if self.latest_ts >= ts:
-                return
-            self._cond.wait(timeout)
+            while self.latest_ts < ts and self._failed is None:
+                left = deadline - _time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
 
     def stop(self) -> None:
         with self._lock:

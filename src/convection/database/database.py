@@ -52,6 +52,8 @@ class Database:
             persistence, self.subscriptions, self.clock, start_ts=start, on_publish=self._published
         )
         self._publish_hooks: list[Callable[[list[CommitRecord]], None]] = []
+        self._creation_lock = threading.Lock()
+        self._last_creation_time = 0.0
         self._stop = threading.Event()
         self._maintenance: threading.Thread | None = None
         if knobs.MAINTENANCE_INTERVAL_MS > 0:
@@ -59,6 +61,18 @@ class Database:
                 target=self._maintenance_loop, name="convection-maintenance", daemon=True
             )
             self._maintenance.start()
+
+    def allocate_creation_time(self, at_least: float) -> float:
+        """A ``_creationTime`` (ms) >= ``at_least`` and greater than every one handed out
+        before in this process, so documents inserted one after another sort in insertion
+        order even when the clock does not move (a manual clock, or commits closer together
+        than a float's resolution at today's epoch)."""
+        import math
+
+        with self._creation_lock:
+            ct = max(at_least, math.nextafter(self._last_creation_time, math.inf))
+            self._last_creation_time = ct
+            return ct
 
     # --- retention ---------------------------------------------------------------------------
     def run_maintenance(self) -> int:

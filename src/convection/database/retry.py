@@ -52,6 +52,8 @@ def run_in_transaction(
             if on_conflict is not None:
                 on_conflict(attempt, exc)
             sleep(backoff_ms(attempt, r) / 1000.0)
+            if exc.conflict_ts is not None:
+                db.committer.wait_published(exc.conflict_ts)
             attempt += 1
             continue
         return result, ts

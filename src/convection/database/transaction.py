@@ -256,7 +256,7 @@ class Transaction:
         number = self.db.ensure_table(table)
         internal = new_internal_id(self.rng, self.now_ms)
         id_str = encode_id(number, internal)
-        ct = self._next_creation_time
+        ct = self.db.allocate_creation_time(self._next_creation_time)
         self._next_creation_time = math.nextafter(ct, math.inf)
         doc = self._prepare(table, fields, id_str, ct)
         self.writes[internal] = Write(table, number, id_str, internal, None, None, doc)

@@ -26,3 +26,6 @@ class FunctionOutcome:
     log_lines: list[str] = field(default_factory=list)
     ts: int | None = None
     journal: str | None = None
+    error_code: str | None = None
+    """On failure: a stable code (``ConvexError``, ``ArgumentValidationError``,
+    ``FunctionNotFound``, ``WrongFunctionKind``, ``FunctionTimeout``, ...)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +61,9 @@ class QueryExecution:
 
 
 def request_id() -> str:
-    return uuid.uuid4().hex[:16]
+    # 64 random bits from the shared generator: unique enough to find a call in the logs,
+    # and no os.urandom syscall per call as uuid4 had (bench/RESULTS.md, W1 profile).
+    return f"{random.getrandbits(64):016x}"
 
 
 class Runner:
@@ -116,13 +117,15 @@ class Runner:
                 error_data=data,
                 error_data_json=dumps(data),
                 log_lines=logs,
+                error_code="ConvexError",
             )
         if isinstance(exc, FunctionCallError):
-            return FunctionOutcome(success=False, error_message=exc.message, log_lines=logs)
+            return FunctionOutcome(success=False, error_message=exc.message, log_lines=logs, error_code=exc.code)
         if isinstance(exc, StorageFailure):
             raise exc
+        code = exc.code if isinstance(exc, ConvectionError) else type(exc).__name__
         if self.redact_errors:
-            return FunctionOutcome(success=False, error_message=f"[Request ID: {rid}] Server Error", log_lines=logs)
+            return FunctionOutcome(success=False, error_message=f"[Request ID: {rid}] Server Error", log_lines=logs, error_code=code)
         name = type(exc).__name__
         if isinstance(exc, ValidationError) and getattr(exc, "_arguments", False):
             name = "ArgumentValidationError"
@@ -135,6 +138,7 @@ class Runner:
             success=False,
             error_message=f"[Request ID: {rid}] Server Error\nUncaught {name}: {exc}\n{text}",
             log_lines=logs,
+            error_code=code,
         )
 
     def _success(self, value: Any, spec: FunctionSpec, logs: list[str]) -> FunctionOutcome:
@@ -267,7 +271,7 @@ class Runner:
         (the stored result, scheduler state)."""
         rid = request_id()
         retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
-        rng = random.Random()
+        rng: random.Random | None = None  # seeded from os.urandom only when a conflict needs it
         attempt = 0
         spec: FunctionSpec | None = None
         while True:
@@ -291,7 +295,7 @@ class Runner:
                     before_commit(txn, outcome)
                 outcome.ts = self.db.commit(txn)
                 return outcome
-            except OccConflict:
+            except OccConflict as conflict:
                 # (``finally`` below ends the capture of this attempt; a ContextVar token can
                 # be reset only once.)
                 if attempt >= retries:
@@ -301,8 +305,14 @@ class Runner:
                         f"concurrent writes {attempt + 1} times in a row and was not applied. Retry it, "
                         "or make it touch fewer hot documents.",
                         log_lines=cap.finish(),
+                        error_code="OptimisticConcurrencyControlFailure",
                     )
+                if rng is None:
+                    rng = random.Random()
                 sleep(backoff_ms(attempt, rng) / 1000.0)
+                if conflict.conflict_ts is not None:
+                    # Retry on a snapshot that includes the conflicting commit.
+                    self.db.committer.wait_published(conflict.conflict_ts)
                 attempt += 1
                 continue
             except StorageFailure:
