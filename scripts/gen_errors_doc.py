@@ -48,11 +48,19 @@ DESCRIPTIONS = {
     "InvalidAuthHeader": "The Authorization header or token is invalid.",
     "NoAuthProvider": "No auth provider matches the token.",
     "BadAdminKey": "The admin key is invalid for this deployment.",
+    "InvalidAuthConfig": "`auth_config.py` has an invalid provider; the message names the provider and field.",
+    "TokenExpired": "The user's JWT expired; clients fetch a fresh token.",
+    "FunctionError": "A function failed (see the message).",
 }
+
+
+EXTRA = {"InvalidAuthHeader": "convection.auth.verifier", "NoAuthProvider": "convection.auth.verifier", "TokenExpired": "convection.auth.verifier"}
 
 
 def collect() -> dict[str, set[str]]:
     found: dict[str, set[str]] = defaultdict(set)
+    for code, module in EXTRA.items():
+        found[code].add(module)
     for path in sorted((ROOT / "src" / "convection").rglob("*.py")):
         rel = path.relative_to(ROOT / "src").with_suffix("").as_posix().replace("/", ".")
         for code in re.findall(r'\bcode\s*=\s*"([A-Z][A-Za-z]+)"', path.read_text()):

@@ -125,6 +125,13 @@ FUNCTION_WORKER_THREADS_COUNT = _knob(
     "FUNCTION_WORKER_THREADS_COUNT", 16, "Threads that run queries and mutations."
 )
 
+GC_GEN0_THRESHOLD_COUNT = _knob(
+    "GC_GEN0_THRESHOLD_COUNT",
+    50_000,
+    "Allocations between young-generation garbage collections in the server process "
+    "(Python's default is 700; see bench/RESULTS.md).",
+)
+
 # --- sync (WebSocket protocol) ----------------------------------------------------------
 SYNC_HEARTBEAT_INTERVAL_MS = _knob(
     "SYNC_HEARTBEAT_INTERVAL_MS",
@@ -204,4 +211,79 @@ AUTH_JWKS_FETCH_TIMEOUT_MS = _knob(
 )
 AUTH_JWKS_MAX_SIZE_BYTES = _knob(
     "AUTH_JWKS_MAX_SIZE_BYTES", 1 << 20, "Largest JWKS or OIDC discovery document accepted."
+)
+
+# --- scheduler and crons ----------------------------------------------------------------
+SCHEDULER_MAX_SCHEDULED_PER_MUTATION_COUNT = _knob(
+    "SCHEDULER_MAX_SCHEDULED_PER_MUTATION_COUNT",
+    1000,
+    "Most functions one mutation may schedule (runAfter/runAt calls).",
+)
+SCHEDULER_MAX_ARGS_PER_MUTATION_BYTES = _knob(
+    "SCHEDULER_MAX_ARGS_PER_MUTATION_BYTES",
+    16 << 20,
+    "Most bytes of arguments of all the functions one mutation schedules (16 MiB).",
+)
+SCHEDULER_MAX_JOB_ARGS_BYTES = _knob(
+    "SCHEDULER_MAX_JOB_ARGS_BYTES", 4 << 20, "Largest argument object of one scheduled function (4 MiB)."
+)
+SCHEDULER_INLINE_ARGS_MAX_BYTES = _knob(
+    "SCHEDULER_INLINE_ARGS_MAX_BYTES",
+    256 << 10,
+    "Scheduled-function arguments up to this size are stored in the job document; larger ones "
+    "in chunks beside it.",
+)
+SCHEDULER_EXECUTION_PARALLELISM_COUNT = _knob(
+    "SCHEDULER_EXECUTION_PARALLELISM_COUNT",
+    8,
+    "Scheduled functions and cron runs executed at once.",
+)
+SCHEDULED_JOB_RETENTION_MS = _knob(
+    "SCHEDULED_JOB_RETENTION_MS",
+    7 * 24 * 3600_000,
+    "How long finished scheduled functions and cron run logs are kept before being deleted.",
+)
+SCHEDULER_PRUNE_INTERVAL_MS = _knob(
+    "SCHEDULER_PRUNE_INTERVAL_MS",
+    60_000,
+    "How often the scheduler deletes finished jobs and cron logs past their retention; also the "
+    "longest it sleeps without re-reading its queues.",
+)
+SCHEDULER_PRUNE_BATCH_COUNT = _knob(
+    "SCHEDULER_PRUNE_BATCH_COUNT", 500, "Documents deleted per retention transaction."
+)
+CRON_LOG_MAX_LOG_BYTES = _knob(
+    "CRON_LOG_MAX_LOG_BYTES", 16 << 10, "Characters of log lines kept in one cron run log."
+)
+
+# --- admin: data, import/export, env, logs, deploy (application/admin.py) -----------------
+ADMIN_PAGE_MAX_DOCUMENTS_COUNT = _knob(
+    "ADMIN_PAGE_MAX_DOCUMENTS_COUNT", 1000, "Most documents one `convection data` page returns."
+)
+IMPORT_CHUNK_DOCUMENTS_COUNT = _knob(
+    "IMPORT_CHUNK_DOCUMENTS_COUNT",
+    1000,
+    "Documents written (or deleted, for --replace) per import transaction.",
+)
+ADMIN_UPLOAD_MAX_BYTES = _knob(
+    "ADMIN_UPLOAD_MAX_BYTES",
+    256 << 20,
+    "Largest import file or deploy bundle accepted over HTTP, and largest unpacked bundle (256 MiB).",
+)
+ENV_VAR_NAME_MAX_LENGTH_COUNT = _knob(
+    "ENV_VAR_NAME_MAX_LENGTH_COUNT", 40, "Longest deployment environment variable name."
+)
+ENV_VAR_VALUE_MAX_BYTES = _knob(
+    "ENV_VAR_VALUE_MAX_BYTES", 8 << 10, "Largest deployment environment variable value (8 KiB)."
+)
+ADMIN_LOG_BUFFER_ENTRIES_COUNT = _knob(
+    "ADMIN_LOG_BUFFER_ENTRIES_COUNT",
+    1000,
+    "Function calls whose log lines are kept in memory for `convection logs`.",
+)
+ADMIN_LOGS_POLL_TIMEOUT_MS = _knob(
+    "ADMIN_LOGS_POLL_TIMEOUT_MS", 25_000, "Longest a `GET /api/admin/logs` long-poll waits for new lines."
+)
+DEPLOY_KEEP_VERSIONS_COUNT = _knob(
+    "DEPLOY_KEEP_VERSIONS_COUNT", 5, "Deployed code folders kept in `<data>/deployed/` (the active one included)."
 )

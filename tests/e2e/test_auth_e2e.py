@@ -184,7 +184,8 @@ def auth_backend(key_server: KeyServer, tmp_path_factory: pytest.TempPathFactory
     log = data / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "convection", "serve", "--functions", str(APP), "--data", str(data), "--port", str(port)],
+            [sys.executable, "-m", "convection", "serve", "--functions", str(APP), "--data", str(data), "--port", str(port),
+             "--site-port", "0"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

@@ -21,6 +21,7 @@ from typing import Any, cast
 from convection import knobs
 from convection.application.cache import CacheEntry, CacheHandle, CacheKey, QueryCache
 from convection.application.interface import AuthFailure, FunctionKind, QueryRun
+from convection.application.scheduler import SchedulerExecutor
 from convection.auth.errors import AuthError
 from convection.auth.jwks import JwksCache
 from convection.auth.verifier import TokenVerifier
@@ -73,6 +74,27 @@ class Application:
         self.host = _ActionHost(self)
         db.set_schema(app.schema)
         self._ensure_system_tables()
+        # Scheduled functions and crons (application/scheduler.py); ctx members are added by
+        # the decorators in _ctx_decorators, run on every ctx the runner builds.
+        self.scheduler = SchedulerExecutor(self)
+        self._ctx_decorators: list[Callable[[Any, Transaction | None], None]] = [self.scheduler.decorate_ctx]
+        self.runner.decorate_ctx = self._decorate_ctx
+
+    def _decorate_ctx(self, ctx: Any, txn: Transaction | None) -> None:
+        for decorate in self._ctx_decorators:
+            decorate(ctx, txn)
+
+    async def start(self) -> None:
+        """Start the background services (scheduler and crons). The server calls it once its
+        event loop runs; ``stop()`` before ``close()``."""
+        await self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+
+    def cron_logs(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest cron run logs (of one job, or all), newest first (admin)."""
+        return self.scheduler.cron_logs(name, limit)
 
     def _ensure_system_tables(self) -> None:
         cat = self.db.catalog
@@ -93,6 +115,7 @@ class Application:
         self.loaded = app
         self.verifier = verifier
         self.cache.invalidate_all(self.latest_ts())
+        self.scheduler.sync_crons(app)
 
     def latest_ts(self) -> int:
         return self.db.latest_ts()

@@ -1,1 +1,7 @@
-"""auth: JWT verification (OIDC discovery, custom JWT/JWKS) into user identities."""
+"""auth: user JWTs into identities (SEMANTICS.md §8, PROTOCOL.md §7).
+
+``providers.py`` parses ``auth_config.py`` (OIDC and custom JWT providers), ``jwks.py`` fetches
+and caches their public keys, ``verifier.py`` verifies tokens (``TokenVerifier``) and maps
+their claims to UserIdentity attributes; ``errors.py`` holds ``AuthError`` and
+``AuthConfigError``. Imported by the application layer; imports nothing above ``model``.
+"""

@@ -3,8 +3,11 @@ user). Immutable; shared by the runner, the application and the protocols."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 
 @dataclass(frozen=True)
@@ -14,7 +17,9 @@ class Identity:
     ``kind``: "anonymous", "user" (a verified JWT; ``attributes`` are the camelCase
     UserIdentity fields of PROTOCOL.md §7), "admin" (an admin key; may call internal
     functions), or "admin" with ``attributes`` set (an admin acting as a user).
-    ``cache_key`` is a stable string identifying the identity for the query cache.
+    ``cache_key`` is a stable string identifying the identity for the query cache: two
+    identities share cached results only if every attribute is equal (a refreshed token of
+    the same user with a changed claim must not see results computed under the old one).
     """
 
     kind: Literal["anonymous", "user", "admin"] = "anonymous"
@@ -29,7 +34,16 @@ class Identity:
     def cache_key(self) -> str:
         if self.attributes is None:
             return self.kind
-        return self.kind + "|" + str(self.attributes.get("tokenIdentifier", ""))
+        key: str | None = self.__dict__.get("_cache_key")
+        if key is None:
+            try:
+                encoded = orjson.dumps(self.attributes, option=orjson.OPT_SORT_KEYS, default=repr)
+            except TypeError:  # e.g. an integer claim beyond 64 bits
+                encoded = repr(sorted(self.attributes.items(), key=lambda kv: kv[0])).encode()
+            digest = hashlib.sha256(encoded).hexdigest()[:32]
+            key = f"{self.kind}|{self.attributes.get('tokenIdentifier', '')}|{digest}"
+            object.__setattr__(self, "_cache_key", key)
+        return key
 
 
 ANONYMOUS = Identity()
