@@ -40,7 +40,7 @@ def raw_sqlite_inserts(path: Path, n: int) -> float:
     for i in range(n):
         doc_id = os.urandom(16)
         con.execute("BEGIN")
-        con.execute("INSERT INTO docs VALUES (?, ?, ?)", (doc_id, i, '{"n": %d.0, "body": "hello world"}' % i))
+        con.execute("INSERT INTO docs VALUES (?, ?, ?)", (doc_id, i, f'{{"n": {i}.0, "body": "hello world"}}'))
         con.execute("INSERT INTO idx VALUES (?, ?, ?)", (i.to_bytes(8, "big") + doc_id, i, doc_id))
         con.execute("COMMIT")
     dt = time.perf_counter() - t0

@@ -1,8 +1,9 @@
 """Persistence: the durable, ordered store under the database (SEMANTICS.md §1.1).
 
 The :class:`Persistence` protocol (``base.py``) and its implementations: SQLite (the default,
-``sqlite.py``) and in-memory (``memory.py``, for tests). :func:`open_persistence` maps a
-``--db`` style location to an implementation; it is the only place that knows the schemes.
+``sqlite.py``), PostgreSQL (``postgres.py``, imported only when used) and in-memory
+(``memory.py``, for tests). :func:`open_persistence` maps a ``--db`` style location to an
+implementation; it is the only place that knows the schemes.
 """
 
 from __future__ import annotations
@@ -30,20 +31,22 @@ def open_persistence(location: str | Path, *, synchronous: str = "NORMAL") -> Pe
     * ``memory:`` -> a fresh :class:`MemoryPersistence`;
     * ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy style:
       everything after ``sqlite:///``) or a plain path -> :class:`SqlitePersistence`;
-    * ``postgres://`` / ``postgresql://`` -> not supported yet.
+    * ``postgres://`` / ``postgresql://`` (a libpq URL, e.g.
+      ``postgres://user:password@host:5432/dbname``, plus an optional ``?schema=name``) ->
+      :class:`~convection.persistence.postgres.PostgresPersistence`.
 
-    ``synchronous`` is the SQLite durability mode (see :class:`SqlitePersistence`).
+    ``synchronous`` is the SQLite durability mode (see :class:`SqlitePersistence`); a
+    PostgreSQL store's durability is the server's ``synchronous_commit``.
     """
     if isinstance(location, Path):
         return SqlitePersistence(location, synchronous=synchronous)
     if location == "memory:":
         return MemoryPersistence()
     if location.startswith(("postgres://", "postgresql://")):
-        raise ConvectionError(
-            "PostgreSQL persistence is not yet supported; use a SQLite file path "
-            "(or sqlite:///path) for now",
-            code="UnsupportedStorage",
-        )
+        # Imported here: psycopg loads libpq, which SQLite users never need.
+        from convection.persistence.postgres import PostgresPersistence
+
+        return PostgresPersistence(location)
     if location.startswith("sqlite:"):
         if not location.startswith("sqlite:///") or location == "sqlite:///":
             raise ConvectionError(
@@ -56,7 +59,7 @@ def open_persistence(location: str | Path, *, synchronous: str = "NORMAL") -> Pe
     if sep and scheme.isidentifier():
         raise ConvectionError(
             f"unknown storage URL scheme {scheme!r} in {location!r}; use a file path, "
-            "sqlite:///path or memory:",
+            "sqlite:///path, postgres://user@host:port/dbname or memory:",
             code="UnsupportedStorage",
         )
     return SqlitePersistence(location, synchronous=synchronous)

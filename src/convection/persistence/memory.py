@@ -51,9 +51,7 @@ class MemoryPersistence:
 
     # --- writes -------------------------------------------------------------------------
 
-    def write(
-        self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]
-    ) -> None:
+    def write(self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]) -> None:
         with self._lock:
             self._check_open()
             doc_keys = [(d.ts, d.table, d.id) for d in documents]
@@ -128,7 +126,8 @@ class MemoryPersistence:
             by_key = self._entries.get(index_id, {})
             lo = bisect.bisect_left(keys, start)
             hi = len(keys) if end is None else bisect.bisect_left(keys, end)
-            result: list[tuple[bytes, DocumentRevision]] = []
+            # (key, revision, ts); revision None = a dangling entry, reported when reached.
+            result: list[tuple[bytes, DocumentRevision | None, int]] = []
             for key in keys[lo:hi]:
                 entries = by_key[key]
                 i = bisect.bisect_right(entries, read_ts, key=_entry_ts)
@@ -138,15 +137,18 @@ class MemoryPersistence:
                 if id is None:
                     continue
                 revision = self._documents.get((ts, table, id))
-                if revision is None or revision.value is None:
-                    raise StorageFailure(
-                        f"index {index_id} entry {key.hex()} at ts {ts} points to a document "
-                        "revision that is not in the document log"
-                    )
-                result.append((key, revision))
+                if revision is not None and revision.value is None:
+                    revision = None
+                result.append((key, revision, ts))
         if reverse:
             result.reverse()
-        yield from result
+        for key, revision, ts in result:
+            if revision is None:
+                raise StorageFailure(
+                    f"index {index_id} entry {key.hex()} at ts {ts} points to a document "
+                    "revision that is not in the document log"
+                )
+            yield key, revision
 
     def document_log(
         self, after_ts: int, up_to_ts: int, *, table: int | None = None
@@ -156,9 +158,7 @@ class MemoryPersistence:
             lo = bisect.bisect_left(self._log, (after_ts + 1,))
             hi = bisect.bisect_left(self._log, (up_to_ts + 1,))
             result = [
-                self._documents[key]
-                for key in self._log[lo:hi]
-                if table is None or key[1] == table
+                self._documents[key] for key in self._log[lo:hi] if table is None or key[1] == table
             ]
         yield from result
 

@@ -146,7 +146,7 @@ _PRUNE_DOCUMENT_CANDIDATES: Final = (
 _DELETE_DOCUMENT_ROW: Final = "DELETE FROM documents WHERE rowid = ?"
 
 _CHECKPOINT: Final = "PRAGMA wal_checkpoint(TRUNCATE)"
-_VACUUM: Final = f"PRAGMA incremental_vacuum({SQLITE_VACUUM_PAGES_COUNT})"
+_VACUUM: Final = f"PRAGMA incremental_vacuum({SQLITE_VACUUM_PAGES_COUNT});"
 
 
 class SqlitePersistence:
@@ -256,12 +256,8 @@ class SqlitePersistence:
 
     # --- writes -------------------------------------------------------------------------
 
-    def write(
-        self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]
-    ) -> None:
-        doc_rows = [
-            (d.ts, d.table, d.id, d.value, d.value is None, d.prev_ts) for d in documents
-        ]
+    def write(self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]) -> None:
+        doc_rows = [(d.ts, d.table, d.id, d.value, d.value is None, d.prev_ts) for d in documents]
         index_rows = [(e.index_id, e.key, e.ts, e.id is None, e.table, e.id) for e in indexes]
         with self._write_lock:
             conn = self._writable()
@@ -480,10 +476,18 @@ class SqlitePersistence:
             conn = self._writable()
             try:
                 if conn.execute("PRAGMA freelist_count").fetchone()[0]:
-                    conn.execute(_VACUUM).fetchall()
-                # Readers in flight make TRUNCATE stop early (it reports "busy" in its result
-                # row, it does not raise); the next checkpoint finishes the job.
-                conn.execute(_CHECKPOINT).fetchall()
+                    # incremental_vacuum frees one page per step and its "rows" have no
+                    # columns, so Cursor.execute stops after one; executescript steps to the end.
+                    conn.executescript(_VACUUM)
+                # TRUNCATE waits (busy handler) for readers of older snapshots, e.g. a long
+                # scan, while we hold the write lock. Do not wait: with no busy timeout it
+                # checkpoints what it can and reports "busy" in its result row; the next
+                # checkpoint finishes the job.
+                conn.execute("PRAGMA busy_timeout=0")
+                try:
+                    conn.execute(_CHECKPOINT).fetchall()
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             except sqlite3.Error as exc:
                 raise StorageFailure(f"checkpointing {self._path} failed: {exc}") from exc
 

@@ -1,0 +1,797 @@
+"""PostgreSQL implementation of the Persistence protocol (``--db postgres://...``).
+
+Same logical layout as the SQLite store (SEMANTICS.md §1.1), created on first use:
+
+* ``documents(ts, table_id, id, json, deleted, prev_ts)``: the document log, PK
+  ``(ts, table_id, id)`` plus the unique index ``documents_by_id (table_id, id, ts DESC)`` for
+  point reads and per-table snapshots.
+* ``indexes(index_id, key_prefix, key_sha256, key_suffix, ts, deleted, table_id, document_id)``:
+  the MVCC index log, unique index ``indexes_by_key (index_id, key_prefix, key_sha256,
+  ts DESC)`` and ``indexes_by_ts (ts)`` (incremental retention).
+* ``globals(key, json)``: small JSON values; ``leases``: the writer lease (below);
+  ``persistence_meta``: schema version and retention watermarks.
+
+**Long keys.** A B-tree entry must fit in a third of a page (~2.7 KB), so a key is stored as
+``key_prefix`` (its first :data:`KEY_PREFIX_BYTES` bytes) + ``key_suffix`` (the rest, NULL when
+the key fits) + ``key_sha256`` (empty when the key fits, else the SHA-256 of the whole key).
+Rows are ordered by ``(key_prefix, key_sha256)``, which is exactly the key order for every key
+of at most :data:`KEY_PREFIX_BYTES` bytes (bytea compares like memcmp, shorter first; the empty
+digest puts a key that fits before the longer keys extending it). The one approximation: keys
+*longer* than that which share their first :data:`KEY_PREFIX_BYTES` bytes are ordered among
+themselves by digest, not by their suffix. Range membership is always exact (bounds longer than
+the prefix are rechecked against the suffix).
+
+**Snapshot reads.** A scan takes, per key, the newest entry with ts <= read_ts: ascending scans
+with ``DISTINCT ON (key_prefix, key_sha256) ... ORDER BY key_prefix, key_sha256, ts DESC`` (a
+forward walk of ``indexes_by_key``), descending ones with the backward walk and ``lead()`` to
+keep the last (newest) entry of each key (PostgreSQL 15 cannot add an incremental sort under
+DISTINCT). Each batch is one statement with a LIMIT (tombstones included, dropped here; the
+first batch has at most 16 rows, the next ones double up to ``batch_size``) and the next batch
+resumes after the last ``(key_prefix, key_sha256)``; the documents are joined per row through
+the ``documents`` PK. ``tests/persistence/test_postgres.py`` pins the plans with EXPLAIN.
+
+Batches are separate autocommit statements, so a scan holds no connection between batches (an
+abandoned scan costs nothing). They still form one snapshot: the read ts is clamped to the
+largest ts written so far (documents or index entries) when the scan starts; every write at or
+below it has committed and every later one has a larger ts (the protocol's invariant), so
+later batches cannot see anything new. (The clamp is a valid linearization: a write still in
+flight when the read started may be ordered after it.)
+Retention below the read ts and ``delete_index`` of the scanned index are the caller's
+business, as with every store.
+
+**Writes.** ``write`` is ONE statement on a dedicated writer connection in autocommit mode, so
+atomic and one round trip whatever the number of rows: the lease check in a CTE, then one
+``INSERT ... SELECT FROM unnest(column arrays)`` per table as data-modifying CTEs (about half
+the time of a pipelined BEGIN/INSERT/INSERT/COMMIT through psycopg). Durability is the
+server's: with the default ``synchronous_commit=on`` a returned write is flushed to the
+server's WAL. Any error is a :class:`StorageFailure` (outcome unknown).
+
+**The writer lease.** Opening a store takes the lease: it bumps ``leases.generation`` and
+remembers the new value; every write (``write``, ``set_global``, ``delete_index``, ``prune``)
+calls ``convection_check_lease(generation)`` in its statement or transaction, which locks the
+lease row
+``FOR SHARE`` and fails unless it still holds that generation (so a write is never applied
+without the lease: the whole statement or transaction aborts). A second process opening the
+same database therefore *takes over*: its ``UPDATE`` waits for the first one's in-flight write,
+and from then on every write of the first one fails with StorageFailure ("lease lost"), so its
+engine stops. Two processes never write concurrently, and the newcomer reads ``max_ts`` only
+after the takeover, so its clock starts above everything the old one wrote.
+
+**Connections.** One writer connection (guarded by a lock) plus a bounded pool of autocommit
+connections opened on demand (by default as many as function worker threads, plus 4) for
+reads and the other writes; a call checks one out per statement. Statements are prepared by psycopg after a few uses; ints are always sent as
+int8 so each statement has one prepared form.
+
+**Planner settings.** Every statement is meant to walk an index in order and stop at its
+LIMIT; the only alternative PostgreSQL has is "fetch the whole range, then sort", which it
+picks whenever it believes the range is small: on young tables (no statistics yet, estimates
+of a handful of rows), for generic plans of prepared statements (a range with unknown bounds
+is guessed at 0.5% of the table) and for keys past the histogram. Once cached, such a plan
+would sort a whole million-row range to return 128 rows. So the connections run with
+``enable_seqscan``, ``enable_bitmapscan``, ``enable_sort``, ``enable_hashjoin`` and
+``enable_mergejoin`` off (the planner then only considers these plans if nothing else works;
+the job pg_hint_plan does for Convex), which makes every plan an index walk whatever the
+statistics, and generic plans safe to cache. ``prune`` turns them back on for its
+transaction. JIT is off too: it never pays for statements this short, and the penalty cost of
+the one sort left (ordering the <= LIMIT rows of a descending batch) would trigger it.
+
+**Retention** deletes, in one transaction per call, index entries superseded by an entry with
+ts in (watermark, bound] plus tombstones in that range, and document revisions likewise (never
+the revisions at ``max_ts``); the watermarks live in ``persistence_meta``, so each row is
+examined about once however often ``prune`` runs. ``checkpoint`` is a no-op: autovacuum
+reclaims the space.
+
+**Several stores in one database**: ``schema=`` (or ``?schema=name`` in the URL) puts the tables
+in that PostgreSQL schema (created if missing) via the connections' ``search_path``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qsl, urlencode
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
+
+from convection import knobs
+from convection.errors import ConvectionError, StorageFailure
+from convection.persistence.base import DocumentRevision, IndexEntry
+
+SCHEMA_VERSION: Final = 1
+
+#: Bytes of a key kept in ``key_prefix`` (part of the on-disk format: do not change). With the
+#: other columns the ``indexes_by_key`` entry stays under PostgreSQL's B-tree item limit
+#: (2704 bytes with 8 KiB pages).
+KEY_PREFIX_BYTES: Final = 2500
+
+#: Seconds to wait for a connection to the server.
+DEFAULT_CONNECT_TIMEOUT_S: Final = 10
+#: Rows in the first batch of an index scan (later ones double, up to ``batch_size``).
+_FIRST_BATCH_COUNT: Final = 16
+#: Rows per batch of ``document_log`` and ``table_documents``.
+_LOG_BATCH_COUNT: Final = 512
+
+# Planner methods switched off on our connections (module docstring, "Planner settings").
+_PLANNER_OFF: Final = (
+    "jit",
+    "enable_seqscan",
+    "enable_bitmapscan",
+    "enable_sort",
+    "enable_hashjoin",
+    "enable_mergejoin",
+)
+
+_LEASE_LOST_SQLSTATE: Final = "CV001"
+_SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Serializes schema creation among processes opening the same database at once.
+_SCHEMA_LOCK_KEY: Final = 0x636F6E76  # "conv"
+
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS documents ("
+    " ts BIGINT NOT NULL, table_id BIGINT NOT NULL, id BYTEA NOT NULL, json BYTEA,"
+    " deleted BOOLEAN NOT NULL, prev_ts BIGINT, PRIMARY KEY (ts, table_id, id))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS documents_by_id ON documents (table_id, id, ts DESC)",
+    "CREATE TABLE IF NOT EXISTS indexes ("
+    " index_id BIGINT NOT NULL, key_prefix BYTEA NOT NULL, key_sha256 BYTEA NOT NULL,"
+    " key_suffix BYTEA, ts BIGINT NOT NULL, deleted BOOLEAN NOT NULL, table_id BIGINT NOT NULL,"
+    " document_id BYTEA)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS indexes_by_key"
+    " ON indexes (index_id, key_prefix, key_sha256, ts DESC)",
+    "CREATE INDEX IF NOT EXISTS indexes_by_ts ON indexes (ts)",
+    "CREATE TABLE IF NOT EXISTS globals (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS leases ("
+    " name TEXT PRIMARY KEY, generation BIGINT NOT NULL, holder TEXT NOT NULL,"
+    " acquired_at TIMESTAMPTZ NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS persistence_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    # Raises (SQLSTATE CV001, aborting the transaction) unless the caller still holds the
+    # lease; FOR SHARE makes a takeover (an UPDATE of the row) wait for in-flight writes.
+    "CREATE OR REPLACE FUNCTION convection_check_lease(expected BIGINT) RETURNS VOID"
+    " LANGUAGE plpgsql AS $$ BEGIN"
+    " PERFORM 1 FROM leases WHERE name = 'writer' AND generation = expected FOR SHARE;"
+    " IF NOT FOUND THEN RAISE EXCEPTION 'convection writer lease lost: another process opened"
+    " this database for writing' USING ERRCODE = '" + _LEASE_LOST_SQLSTATE + "'; END IF;"
+    " END $$",
+)
+
+# --- statements (constant text, so psycopg prepares each once per connection) --------------
+
+_SCHEMA_VERSION: Final = "SELECT value FROM persistence_meta WHERE key = 'schema_version'"
+_SET_SCHEMA_VERSION: Final = (
+    "INSERT INTO persistence_meta (key, value) VALUES ('schema_version', %s)"
+)
+_TAKE_LEASE: Final = (
+    "INSERT INTO leases (name, generation, holder, acquired_at) VALUES ('writer', 1, %s, now())"
+    " ON CONFLICT (name) DO UPDATE SET generation = leases.generation + 1,"
+    " holder = excluded.holder, acquired_at = excluded.acquired_at RETURNING generation"
+)
+_CHECK_LEASE: Final = "SELECT convection_check_lease(%s)"
+_MAX_TS: Final = (
+    "SELECT (SELECT max(ts) FROM documents), (SELECT max(ts) FROM indexes)"
+)
+
+# Writes are single statements (atomic in autocommit mode, one round trip): the lease check
+# in a CTE that the final SELECT reads (so it runs), the changes in data-modifying CTEs.
+def _leased(*changes: str) -> str:
+    ctes = ", ".join(f"c{i} AS ({change})" for i, change in enumerate(changes))
+    return f"WITH lease AS (SELECT convection_check_lease(%s)), {ctes} SELECT count(*) FROM lease"
+
+
+_WRITE: Final = _leased(
+    "INSERT INTO documents (ts, table_id, id, json, deleted, prev_ts)"
+    " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bytea[], %s::bytea[],"
+    " %s::boolean[], %s::bigint[])",
+    "INSERT INTO indexes"
+    " (index_id, key_prefix, key_sha256, key_suffix, ts, deleted, table_id, document_id)"
+    " SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[], %s::bytea[], %s::bigint[],"
+    " %s::boolean[], %s::bigint[], %s::bytea[])",
+)
+
+_GET_DOCUMENT: Final = (
+    "SELECT ts, json, prev_ts FROM documents"
+    " WHERE table_id = %s AND id = %s AND ts <= %s ORDER BY ts DESC LIMIT 1"
+)
+_DOCUMENT_LOG: Final = (
+    "SELECT ts, table_id, id, json, prev_ts FROM documents"
+    " WHERE ts > %s AND ts <= %s{table}{after} ORDER BY ts, table_id, id LIMIT %s"
+)
+_TABLE_DOCUMENTS: Final = (
+    "SELECT DISTINCT ON (id) id, ts, json, prev_ts, deleted FROM documents"
+    " WHERE table_id = %s AND ts <= %s{after} ORDER BY id, ts DESC LIMIT %s"
+)
+
+_GET_GLOBAL: Final = "SELECT json FROM globals WHERE key = %s"
+_SET_GLOBAL: Final = _leased(
+    "INSERT INTO globals (key, json) VALUES (%s, %s)"
+    " ON CONFLICT (key) DO UPDATE SET json = excluded.json"
+)
+_DELETE_INDEX: Final = _leased("DELETE FROM indexes WHERE index_id = %s")
+
+# Retention: everything an entry/revision with ts in (after, bound] supersedes, plus
+# tombstones/deletions in that range. See ``prune``.
+_GET_WATERMARK: Final = "SELECT value FROM persistence_meta WHERE key = %s FOR UPDATE"
+_SET_WATERMARK: Final = (
+    "INSERT INTO persistence_meta (key, value) VALUES (%s, %s)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+_PRUNE_INDEXES: Final = (
+    "DELETE FROM indexes AS o USING ("
+    "SELECT s.index_id, s.key_prefix, s.key_sha256, s.ts FROM indexes AS n JOIN indexes AS s"
+    " ON s.index_id = n.index_id AND s.key_prefix = n.key_prefix"
+    " AND s.key_sha256 = n.key_sha256 AND s.ts < n.ts"
+    " WHERE n.ts > %(after)s AND n.ts <= %(bound)s"
+    " UNION SELECT index_id, key_prefix, key_sha256, ts FROM indexes"
+    " WHERE deleted AND ts > %(after)s AND ts <= %(bound)s"
+    ") AS c WHERE o.index_id = c.index_id AND o.key_prefix = c.key_prefix"
+    " AND o.key_sha256 = c.key_sha256 AND o.ts = c.ts"
+)
+_PRUNE_DOCUMENTS: Final = (
+    "DELETE FROM documents AS o USING ("
+    "SELECT s.ts, s.table_id, s.id FROM documents AS n JOIN documents AS s"
+    " ON s.table_id = n.table_id AND s.id = n.id AND s.ts < n.ts"
+    " WHERE n.ts > %(after)s AND n.ts <= %(bound)s"
+    " UNION SELECT ts, table_id, id FROM documents"
+    " WHERE deleted AND ts > %(after)s AND ts <= %(bound)s AND ts < %(top)s"
+    ") AS c WHERE o.ts = c.ts AND o.table_id = c.table_id AND o.id = c.id"
+)
+
+_INDEX_WATERMARK: Final = "index_pruned_ts"
+_DOCUMENTS_WATERMARK: Final = "documents_pruned_ts"
+
+
+@functools.lru_cache(maxsize=256)
+def _scan_sql(reverse: bool, long_start: bool, end: str, resume: bool, limit: int) -> str:
+    """The batch statement of an index scan. ``end`` is "none", "short" or "long".
+
+    Parameters, in order: index_id, the start bound (1 or 3), the end bound (0, 1 or 3),
+    read_ts, the resume position (0 or 2). The limit is part of the text, so that a generic
+    plan cached for the prepared statement knows how small it is.
+    """
+    where = ["index_id = %s"]
+    if long_start:  # key >= start, start longer than the prefix
+        where.append("key_prefix >= %s AND (key_prefix > %s OR key_suffix >= %s)")
+    else:
+        where.append("key_prefix >= %s")
+    if end == "short":
+        where.append("key_prefix < %s")
+    elif end == "long":  # key < end, end longer than the prefix
+        where.append(
+            "key_prefix <= %s AND (key_prefix < %s OR key_suffix IS NULL OR key_suffix < %s)"
+        )
+    where.append("ts <= %s")
+    if resume:
+        where.append(f"(key_prefix, key_sha256) {'<' if reverse else '>'} (%s, %s)")
+    condition = " AND ".join(where)
+    columns = "key_prefix, key_sha256, key_suffix, ts, deleted, table_id, document_id"
+    if not reverse:
+        # Forward walk of indexes_by_key: per key the newest entry <= read_ts comes first.
+        entries = (
+            f"SELECT DISTINCT ON (key_prefix, key_sha256) {columns} FROM indexes"
+            f" WHERE {condition} ORDER BY key_prefix, key_sha256, ts DESC LIMIT {int(limit)}"
+        )
+        order = "i.key_prefix, i.key_sha256"
+    else:
+        # Backward walk: per key the entries come oldest first; keep each key's last one.
+        entries = (
+            f"SELECT {columns} FROM (SELECT {columns},"
+            " lead(key_prefix) OVER w IS DISTINCT FROM key_prefix"
+            " OR lead(key_sha256) OVER w IS DISTINCT FROM key_sha256 AS newest"
+            f" FROM indexes WHERE {condition}"
+            " WINDOW w AS (ORDER BY key_prefix DESC, key_sha256 DESC, ts)) AS e"
+            f" WHERE newest LIMIT {int(limit)}"
+        )
+        order = "i.key_prefix DESC, i.key_sha256 DESC"
+    # The LATERAL ... LIMIT 1 keeps the document lookups a nested loop of PK probes in batch
+    # order (as a plain join, a small documents table would rather be hashed).
+    return (
+        "SELECT i.key_prefix, i.key_sha256, i.key_suffix, i.ts, i.deleted, i.table_id,"
+        f" i.document_id, d.json, d.prev_ts FROM ({entries}) AS i"
+        " LEFT JOIN LATERAL (SELECT json, prev_ts FROM documents"
+        " WHERE ts = i.ts AND table_id = i.table_id AND id = i.document_id LIMIT 1) AS d"
+        f" ON true ORDER BY {order}"
+    )
+
+
+def split_key(key: bytes) -> tuple[bytes, bytes, bytes | None]:
+    """(key_prefix, key_sha256, key_suffix) as stored for ``key``."""
+    if len(key) <= KEY_PREFIX_BYTES:
+        return key, b"", None
+    return key[:KEY_PREFIX_BYTES], hashlib.sha256(key).digest(), key[KEY_PREFIX_BYTES:]
+
+
+_T = TypeVar("_T")
+_Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+class PostgresPersistence:
+    """The Persistence protocol over a PostgreSQL database (tables created on first open).
+
+    ``url`` is a libpq URL (``postgres://user:password@host:port/dbname?sslmode=...``);
+    an extra ``schema=name`` query parameter, or the ``schema`` argument, selects a
+    PostgreSQL schema for the tables. ``max_connections`` bounds the pooled connections (the
+    writer's comes on top). Opening takes the writer lease (module docstring).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        max_connections: int | None = None,
+        connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
+    ) -> None:
+        url, url_schema = _split_schema(url)
+        schema = schema or url_schema
+        if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
+            raise ConvectionError(
+                f"schema {schema!r} is not a plain PostgreSQL name; use lowercase letters, "
+                "digits and underscores, starting with a letter or underscore",
+                code="InvalidArgument",
+            )
+        try:
+            params: dict[str, Any] = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise ConvectionError(
+                f"cannot parse the PostgreSQL URL: {exc}; write "
+                "postgres://user:password@host:port/dbname",
+                code="InvalidArgument",
+            ) from exc
+        params.setdefault("application_name", "convection")
+        params.setdefault("connect_timeout", str(connect_timeout_s))
+        # Index walks only, no JIT (see the module docstring), and our schema if any.
+        options = [params.get("options", ""), *(f"-c {name}=off" for name in _PLANNER_OFF)]
+        if schema is not None:
+            options.append(f"-c search_path={schema}")
+        params["options"] = " ".join(o for o in options if o)
+        self._params = params
+        self._schema = schema
+        self._where = _describe(params, schema)
+        self._closed = False
+        if max_connections is None:
+            max_connections = knobs.FUNCTION_WORKER_THREADS_COUNT + 4
+        self._max_connections = max(max_connections, 1)
+        self._write_lock = threading.Lock()
+        self._pool = threading.Condition()
+        self._idle: list[_Connection] = []
+        self._open_readers = 0
+        self._writer: _Connection | None = None
+        self._generation = 0
+        try:
+            self._writer = self._connect()
+            self._create_schema(self._writer)
+            self._generation = self._take_lease(self._writer)
+            row = self._writer.execute(_MAX_TS).fetchone()
+        except psycopg.Error as exc:
+            self.close()
+            raise StorageFailure(f"cannot open PostgreSQL store {self._where}: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+        # The largest ts in the document log (max_ts) and in either log (the snapshot clamp:
+        # index-only writes, e.g. backfills, do not move max_ts but must be visible).
+        self._max_ts: int = (row[0] if row else None) or 0
+        self._written_ts: int = max(self._max_ts, (row[1] if row else None) or 0)
+
+    def __repr__(self) -> str:
+        return f"PostgresPersistence({self._where!r})"
+
+    @property
+    def lease_generation(self) -> int:
+        """The writer-lease generation this store holds (bumped by every open)."""
+        return self._generation
+
+    # --- connections --------------------------------------------------------------------
+
+    def _connect(self) -> _Connection:
+        conn: _Connection = psycopg.connect(autocommit=True, **self._params)
+        # Always int8, so each statement has a single prepared form whatever the values.
+        conn.adapters.register_dumper(int, Int8Dumper)
+        conn.adapters.register_dumper(int, Int8BinaryDumper)
+        return conn
+
+    def _create_schema(self, conn: _Connection) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            if self._schema is not None:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
+            exists = conn.execute("SELECT to_regclass('persistence_meta')").fetchone()
+            if exists is not None and exists[0] is not None:
+                row = conn.execute(_SCHEMA_VERSION).fetchone()
+                version = row[0] if row else 0
+                if version == SCHEMA_VERSION:
+                    return
+                raise ConvectionError(
+                    f"{self._where} has storage schema version {version}, this convection "
+                    f"understands version {SCHEMA_VERSION}; upgrade convection",
+                    code="StorageVersionMismatch",
+                )
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(_SET_SCHEMA_VERSION, (SCHEMA_VERSION,))
+
+    def _take_lease(self, conn: _Connection) -> int:
+        holder = f"{socket.gethostname()}:{os.getpid()}"
+        with conn.transaction():
+            row = conn.execute(_TAKE_LEASE, (holder,)).fetchone()
+        assert row is not None
+        generation: int = row[0]
+        return generation
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageFailure(f"{self!r} is closed")
+
+    def _acquire(self) -> _Connection:
+        with self._pool:
+            while True:
+                self._check_open()
+                if self._idle:
+                    return self._idle.pop()
+                if self._open_readers < self._max_connections:
+                    self._open_readers += 1
+                    break
+                self._pool.wait()
+        try:
+            return self._connect()
+        except BaseException as exc:
+            with self._pool:
+                self._open_readers -= 1
+                self._pool.notify()
+            if isinstance(exc, psycopg.Error):
+                raise StorageFailure(f"cannot connect to {self._where}: {exc}") from exc
+            raise
+
+    def _release(self, conn: _Connection) -> None:
+        reusable = (
+            not conn.closed
+            and not conn.broken
+            and conn.info.transaction_status == TransactionStatus.IDLE
+        )
+        with self._pool:
+            if reusable and not self._closed:
+                self._idle.append(conn)
+            else:
+                self._open_readers -= 1
+                conn.close()
+            self._pool.notify()
+
+    def _read(self, what: str, fn: Callable[[_Connection], _T]) -> _T:
+        """Run ``fn`` on a pooled connection. A read is retried once on a fresh connection
+        when the pooled one turns out broken (e.g. the server restarted meanwhile)."""
+        for attempt in (1, 2):
+            conn = self._acquire()
+            try:
+                return fn(conn)
+            except psycopg.Error as exc:
+                if attempt == 1 and conn.broken:
+                    continue
+                raise StorageFailure(f"{what} failed on {self._where}: {exc}") from exc
+            finally:
+                self._release(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fetch(self, what: str, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._read(what, lambda conn: conn.execute(sql, params, binary=True).fetchall())
+
+    def _writable(self) -> _Connection:
+        """The writer connection (call with ``_write_lock`` held), reconnected if broken."""
+        self._check_open()
+        conn = self._writer
+        if conn is None or conn.closed or conn.broken:
+            if conn is not None:
+                conn.close()
+            self._writer = None
+            try:
+                self._writer = conn = self._connect()
+            except psycopg.Error as exc:
+                raise StorageFailure(f"cannot connect to {self._where}: {exc}") from exc
+        return conn
+
+    # --- writes -------------------------------------------------------------------------
+
+    def write(
+        self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]
+    ) -> None:
+        # Column arrays for unnest(): one list per column.
+        doc_columns: list[list[Any]] = [[], [], [], [], [], []]
+        for d in documents:
+            row = (d.ts, d.table, d.id, d.value, d.value is None, d.prev_ts)
+            for column, value in zip(doc_columns, row, strict=True):
+                column.append(value)
+        index_columns: list[list[Any]] = [[], [], [], [], [], [], [], []]
+        for e in indexes:
+            prefix, digest, suffix = split_key(e.key)
+            entry = (e.index_id, prefix, digest, suffix, e.ts, e.id is None, e.table, e.id)
+            for column, value in zip(index_columns, entry, strict=True):
+                column.append(value)
+        with self._write_lock:
+            try:
+                self._writable().execute(
+                    _WRITE, (self._generation, *doc_columns, *index_columns)
+                )
+            except psycopg.Error as exc:
+                raise self._write_failure(
+                    f"writing {len(documents)} document revisions and {len(indexes)} index "
+                    "entries",
+                    exc,
+                ) from exc
+            if documents:
+                self._max_ts = max(self._max_ts, *doc_columns[0])
+            if documents or indexes:
+                self._written_ts = max(self._written_ts, *doc_columns[0], *index_columns[4])
+
+    def _write_failure(self, what: str, exc: psycopg.Error) -> StorageFailure:
+        if exc.sqlstate == _LEASE_LOST_SQLSTATE:
+            return StorageFailure(
+                f"{what} to {self._where} failed: the writer lease was taken by another "
+                "process that opened the same database (generation "
+                f"{self._generation} is no longer current); this process must stop writing"
+            )
+        return StorageFailure(f"{what} to {self._where} failed: {exc}")
+
+    def _transaction(self, what: str, fn: Callable[[_Connection], _T]) -> _T:
+        """Run ``fn`` in a lease-checked transaction on a pooled connection."""
+
+        def run(conn: _Connection) -> _T:
+            with conn.transaction():
+                conn.execute(_CHECK_LEASE, (self._generation,))
+                return fn(conn)
+
+        conn = self._acquire()
+        try:
+            return run(conn)
+        except psycopg.Error as exc:
+            raise self._write_failure(what, exc) from exc
+        finally:
+            self._release(conn)
+
+    def set_global(self, key: str, value: Any) -> None:
+        text = json.dumps(value, separators=(",", ":"))
+        self._statement(f"storing global {key!r}", _SET_GLOBAL, (self._generation, key, text))
+
+    def delete_index(self, index_id: int) -> None:
+        self._statement(f"deleting index {index_id}", _DELETE_INDEX, (self._generation, index_id))
+
+    def _statement(self, what: str, sql: str, params: Sequence[Any]) -> None:
+        """Run one lease-checked write statement on a pooled connection."""
+        conn = self._acquire()
+        try:
+            conn.execute(sql, params)
+        except psycopg.Error as exc:
+            raise self._write_failure(what, exc) from exc
+        finally:
+            self._release(conn)
+
+    # --- reads --------------------------------------------------------------------------
+
+    def max_ts(self) -> int:
+        self._check_open()
+        return self._max_ts
+
+    def get_global(self, key: str) -> Any:
+        rows = self._fetch(f"reading global {key!r}", _GET_GLOBAL, (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def get_document(self, table: int, id: bytes, read_ts: int) -> DocumentRevision | None:
+        read_ts = min(read_ts, self._written_ts)
+        rows = self._fetch(
+            f"reading a document of table {table}", _GET_DOCUMENT, (table, id, read_ts)
+        )
+        if not rows:
+            return None
+        ts, value, prev_ts = rows[0]
+        return DocumentRevision(ts, table, id, value, prev_ts)
+
+    def index_scan(
+        self,
+        index_id: int,
+        start: bytes,
+        end: bytes | None,
+        read_ts: int,
+        *,
+        reverse: bool = False,
+        batch_size: int = 128,
+    ) -> Iterator[tuple[bytes, DocumentRevision]]:
+        if end is not None and end <= start:
+            return iter(())
+        return self._index_scan(index_id, start, end, read_ts, reverse, max(batch_size, 1))
+
+    # The first batch of a scan is small and the next ones double up to batch_size: queries
+    # that stop early (first(), take(10), a page) are the common case, and every row of a
+    # batch costs a document probe and its transfer.
+
+    def _index_scan(
+        self,
+        index_id: int,
+        start: bytes,
+        end: bytes | None,
+        read_ts: int,
+        reverse: bool,
+        limit: int,
+    ) -> Iterator[tuple[bytes, DocumentRevision]]:
+        self._check_open()
+        read_ts = min(read_ts, self._written_ts)  # one snapshot for all batches (see module doc)
+        bounds: list[Any] = [index_id]
+        long_start = len(start) > KEY_PREFIX_BYTES
+        if long_start:
+            sp, ss = start[:KEY_PREFIX_BYTES], start[KEY_PREFIX_BYTES:]
+            bounds += [sp, sp, ss]
+        else:
+            bounds.append(start)
+        if end is None:
+            end_kind = "none"
+        elif len(end) > KEY_PREFIX_BYTES:
+            end_kind = "long"
+            ep, es = end[:KEY_PREFIX_BYTES], end[KEY_PREFIX_BYTES:]
+            bounds += [ep, ep, es]
+        else:
+            end_kind = "short"
+            bounds.append(end)
+        bounds.append(read_ts)
+        what = f"scanning index {index_id}"
+        resume: tuple[bytes, bytes] | None = None
+        limit, batch_size = min(limit, _FIRST_BATCH_COUNT), limit
+        while True:
+            if resume is None:
+                sql = _scan_sql(reverse, long_start, end_kind, False, limit)
+                rows = self._fetch(what, sql, bounds)
+            else:
+                sql = _scan_sql(reverse, long_start, end_kind, True, limit)
+                rows = self._fetch(what, sql, (*bounds, *resume))
+            for prefix, _, suffix, ts, deleted, table, id, value, prev_ts in rows:
+                if deleted:
+                    continue
+                key = prefix if suffix is None else prefix + suffix
+                if value is None:
+                    raise StorageFailure(
+                        f"index {index_id} entry {key.hex()} at ts {ts} points to a document "
+                        "revision that is not in the document log; the database is corrupt or "
+                        "was pruned below the read ts"
+                    )
+                yield key, DocumentRevision(ts, table, id, value, prev_ts)
+            if len(rows) < limit:
+                return
+            resume = (rows[-1][0], rows[-1][1])
+            limit = min(limit * 2, batch_size)
+
+    def document_log(
+        self, after_ts: int, up_to_ts: int, *, table: int | None = None
+    ) -> Iterator[DocumentRevision]:
+        return self._document_log(after_ts, up_to_ts, table)
+
+    def _document_log(
+        self, after_ts: int, up_to_ts: int, table: int | None
+    ) -> Iterator[DocumentRevision]:
+        self._check_open()
+        up_to_ts = min(up_to_ts, self._written_ts)
+        by_table = "" if table is None else " AND table_id = %s"
+        first = _DOCUMENT_LOG.format(table=by_table, after="")
+        more = _DOCUMENT_LOG.format(table=by_table, after=" AND (ts, table_id, id) > (%s, %s, %s)")
+        head: tuple[Any, ...] = (after_ts, up_to_ts) if table is None else (after_ts, up_to_ts, table)
+        resume: tuple[Any, ...] = ()
+        while True:
+            rows = self._fetch(
+                "reading the document log",
+                more if resume else first,
+                (*head, *resume, _LOG_BATCH_COUNT),
+            )
+            for ts, table_id, id, value, prev_ts in rows:
+                yield DocumentRevision(ts, table_id, id, value, prev_ts)
+            if len(rows) < _LOG_BATCH_COUNT:
+                return
+            resume = rows[-1][:3]
+
+    def table_documents(self, table: int, read_ts: int) -> Iterator[DocumentRevision]:
+        return self._table_documents(table, read_ts)
+
+    def _table_documents(self, table: int, read_ts: int) -> Iterator[DocumentRevision]:
+        self._check_open()
+        read_ts = min(read_ts, self._written_ts)
+        first = _TABLE_DOCUMENTS.format(after="")
+        more = _TABLE_DOCUMENTS.format(after=" AND id > %s")
+        resume: bytes | None = None
+        while True:
+            if resume is None:
+                params: tuple[Any, ...] = (table, read_ts, _LOG_BATCH_COUNT)
+            else:
+                params = (table, read_ts, resume, _LOG_BATCH_COUNT)
+            rows = self._fetch(
+                f"reading table {table}", first if resume is None else more, params
+            )
+            for id, ts, value, prev_ts, deleted in rows:
+                if not deleted:
+                    yield DocumentRevision(ts, table, id, value, prev_ts)
+            if len(rows) < _LOG_BATCH_COUNT:
+                return
+            resume = rows[-1][0]
+
+    # --- maintenance --------------------------------------------------------------------
+
+    def prune(self, index_before_ts: int, documents_before_ts: int) -> int:
+        # Every write with ts <= top has committed and later ones get larger ts, so rows at or
+        # below the new watermarks are never examined again.
+        top = self._max_ts
+
+        def run(conn: _Connection) -> int:
+            removed = 0
+            for name in _PLANNER_OFF[1:]:  # set-based deletes: let the planner choose
+                conn.execute(f"SET LOCAL {name} = on")
+            after = _watermark(conn, _INDEX_WATERMARK)
+            if index_before_ts > after:
+                params = {"after": after, "bound": index_before_ts}
+                removed += max(conn.execute(_PRUNE_INDEXES, params).rowcount, 0)
+                conn.execute(_SET_WATERMARK, (_INDEX_WATERMARK, min(index_before_ts, top)))
+            after = _watermark(conn, _DOCUMENTS_WATERMARK)
+            if documents_before_ts > after:
+                params = {"after": after, "bound": documents_before_ts, "top": top}
+                removed += max(conn.execute(_PRUNE_DOCUMENTS, params).rowcount, 0)
+                # A deletion at max_ts stays (max_ts never goes backwards): look at it again.
+                bound = max(after, min(documents_before_ts, top - 1))
+                conn.execute(_SET_WATERMARK, (_DOCUMENTS_WATERMARK, bound))
+            return removed
+
+        return self._transaction("pruning", run)
+
+    def checkpoint(self) -> None:
+        # Nothing to compact by hand: autovacuum reclaims what prune deleted.
+        self._check_open()
+
+    def close(self) -> None:
+        with self._pool:
+            if self._closed:
+                return
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._open_readers -= len(idle)
+            self._pool.notify_all()
+        for conn in idle:
+            conn.close()
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+
+def _watermark(conn: _Connection, key: str) -> int:
+    row = conn.execute(_GET_WATERMARK, (key,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _split_schema(url: str) -> tuple[str, str | None]:
+    """Remove a ``schema=`` query parameter (ours, not libpq's) from a URL."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url, None
+    pairs = parse_qsl(query, keep_blank_values=True)
+    schema = None
+    kept = []
+    for name, value in pairs:
+        if name == "schema":
+            schema = value
+        else:
+            kept.append((name, value))
+    if schema is None:
+        return url, None
+    return (f"{base}?{urlencode(kept)}" if kept else base), schema
+
+
+def _describe(params: dict[str, Any], schema: str | None) -> str:
+    """user@host:port/dbname[/schema], without the password, for messages."""
+    host = params.get("host") or "localhost"
+    user = params.get("user")
+    where = f"{user + '@' if user else ''}{host}"
+    if params.get("port"):
+        where += f":{params['port']}"
+    where += f"/{params.get('dbname') or user or ''}"
+    if schema:
+        where += f" schema {schema}"
+    return f"postgres://{where}"
