@@ -27,8 +27,8 @@ DESCRIPTIONS = {
     "WriteInQuery": "A query tried to write; use a mutation.",
     "SystemTable": "User code touched a system table (`_`-prefixed) through the user API.",
     "NotFound": "The document to patch/replace/delete does not exist.",
-    "IndexNotFound": "`with_index` names an index that is not declared for the table.",
-    "IndexNotReady": "The index is still backfilling.",
+    "IndexNotFound": "`with_index`, `with_search_index` or `ctx.vector_search` names an index that is not declared for the table.",
+    "IndexNotReady": "The index is still backfilling (or is staged).",
     "InvalidIndexRange": "An index range does not follow the index fields in order.",
     "UniqueQueryMultipleResults": "`.unique()` matched more than one document.",
     "InvalidCursor": "A pagination cursor is malformed or belongs to another query; clients restart pagination.",
@@ -51,6 +51,14 @@ DESCRIPTIONS = {
     "InvalidAuthConfig": "`auth_config.py` has an invalid provider; the message names the provider and field.",
     "TokenExpired": "The user's JWT expired; clients fetch a fresh token.",
     "FunctionError": "A function failed (see the message).",
+    "MissingSearchFilterError": "`with_search_index` without `q.search(field, text)`.",
+    "DuplicateSearchFiltersError": "`with_search_index` with more than one `q.search(...)`.",
+    "IncorrectSearchField": "`q.search(field, ...)` names a field other than the index's search field.",
+    "IncorrectFilterFieldError": "`q.eq(field, ...)` in a search names a field that is not a filter field of the index.",
+    "TooManyFilterConditionsInSearchQueryError": "A search has more than 8 `q.eq` conditions.",
+    "InvalidSearchQuery": "A search's builder or text is invalid (the text must be a string).",
+    "SearchQueryTooManyResults": "A search consumed more than 1024 results; use `take`, paginate or filter fields.",
+    "InvalidVectorQuery": "A `ctx.vector_search` call is invalid (vector length, limit 1-256, filter).",
 }
 
 
@@ -68,7 +76,20 @@ def collect() -> dict[str, set[str]]:
     return found
 
 
+def existing_descriptions() -> dict[str, str]:
+    """Descriptions already written in docs/errors.md (kept when DESCRIPTIONS has none)."""
+    path = ROOT / "docs" / "errors.md"
+    out: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            m = re.match(r"\| `([A-Za-z]+)` \| (.*?) \|", line)
+            if m and m.group(2).strip():
+                out[m.group(1)] = m.group(2).strip()
+    return out
+
+
 def render() -> str:
+    kept = existing_descriptions()
     lines = [
         "# Errors",
         "",
@@ -83,7 +104,8 @@ def render() -> str:
         "|---|---|---|",
     ]
     for code, modules in sorted(collect().items()):
-        lines.append(f"| `{code}` | {DESCRIPTIONS.get(code, '')} | {', '.join(sorted(modules))} |")
+        desc = DESCRIPTIONS.get(code) or kept.get(code, "")
+        lines.append(f"| `{code}` | {desc} | {', '.join(sorted(modules))} |")
     return "\n".join(lines) + "\n"
 
 

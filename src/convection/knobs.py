@@ -64,6 +64,36 @@ MAX_FILTER_FIELDS_COUNT = _knob(
     "MAX_FILTER_FIELDS_COUNT", 16, "Most filter fields of a search or vector index."
 )
 
+# --- full-text and vector search (convection/search, convection/vector) -----------------
+MAX_TEXT_TERM_LENGTH_BYTES = _knob(
+    "MAX_TEXT_TERM_LENGTH_BYTES",
+    32,
+    "Tokens of this many UTF-8 bytes or more are dropped by the search tokenizer (as Tantivy's RemoveLongFilter).",
+)
+MAX_SEARCH_QUERY_TERMS_COUNT = _knob(
+    "MAX_SEARCH_QUERY_TERMS_COUNT", 16, "Terms of a search query used; the rest are silently dropped."
+)
+MAX_SEARCH_PREFIX_MATCHES_COUNT = _knob(
+    "MAX_SEARCH_PREFIX_MATCHES_COUNT", 16, "Index terms the last (prefix) query term expands to."
+)
+MAX_SEARCH_FILTER_CONDITIONS_COUNT = _knob(
+    "MAX_SEARCH_FILTER_CONDITIONS_COUNT", 8, "Most .eq() filter conditions of one search query."
+)
+MAX_SEARCH_CANDIDATES_COUNT = _knob(
+    "MAX_SEARCH_CANDIDATES_COUNT",
+    1024,
+    "Most search results one query may consume (collect() of more fails; paginate instead).",
+)
+SEARCH_CHANGE_LOG_MAX_COUNT = _knob(
+    "SEARCH_CHANGE_LOG_MAX_COUNT",
+    100_000,
+    "Recent document changes a search index keeps per index to answer older snapshots from memory (older ones read the document log).",
+)
+MAX_VECTOR_RESULTS_COUNT = _knob("MAX_VECTOR_RESULTS_COUNT", 256, "Largest `limit` of ctx.vector_search.")
+MAX_VECTOR_FILTER_TERMS_COUNT = _knob(
+    "MAX_VECTOR_FILTER_TERMS_COUNT", 64, "Most equality terms in a ctx.vector_search filter."
+)
+
 # --- transactions -----------------------------------------------------------------------
 TRANSACTION_MAX_READ_ROWS_COUNT = _knob(
     "TRANSACTION_MAX_READ_ROWS_COUNT", 32000, "Most documents one transaction may scan."
@@ -111,6 +141,12 @@ MAINTENANCE_INTERVAL_MS = _knob(
     "MAINTENANCE_INTERVAL_MS",
     60_000,
     "How often retention (pruning superseded revisions) and the SQLite checkpoint run; 0 = never.",
+)
+
+MUTATION_RESULT_RETENTION_MS = _knob(
+    "MUTATION_RESULT_RETENTION_MS",
+    3600_000,
+    "How long a WebSocket mutation's result is kept to answer a resend after reconnect.",
 )
 
 # --- functions --------------------------------------------------------------------------
@@ -286,4 +322,26 @@ ADMIN_LOGS_POLL_TIMEOUT_MS = _knob(
 )
 DEPLOY_KEEP_VERSIONS_COUNT = _knob(
     "DEPLOY_KEEP_VERSIONS_COUNT", 5, "Deployed code folders kept in `<data>/deployed/` (the active one included)."
+)
+
+# --- file storage (convection/files) -----------------------------------------------------
+STORAGE_UPLOAD_URL_VALIDITY_MS = _knob(
+    "STORAGE_UPLOAD_URL_VALIDITY_MS",
+    3_600_000,
+    "How long an upload URL from ctx.storage.generate_upload_url() accepts uploads (1 hour, as in Convex).",
+)
+STORAGE_UPLOAD_MAX_BYTES = _knob(
+    "STORAGE_UPLOAD_MAX_BYTES",
+    0,
+    "Largest file accepted by POST /api/storage/upload (413 beyond); 0: no limit, as in Convex.",
+)
+STORAGE_ORPHAN_GRACE_MS = _knob(
+    "STORAGE_ORPHAN_GRACE_MS",
+    3_600_000,
+    "Age a blob without a _storage row (or an abandoned staged upload) must reach before the sweeper deletes it.",
+)
+STORAGE_SWEEP_INTERVAL_MS = _knob(
+    "STORAGE_SWEEP_INTERVAL_MS",
+    21_600_000,
+    "How often the server looks for orphaned blobs (also once at start); 0: only at start.",
 )

@@ -150,3 +150,13 @@ async def test_query_cache_shares_results_and_identity(app: Application) -> None
     assert w1.outcome.value == "alice" and w2.outcome.value is None
     for run in (a, b, w1, w2):
         run.subscription.close()
+
+
+async def test_stored_mutation_results_are_pruned(app: Application, monkeypatch: pytest.MonkeyPatch) -> None:
+    await app.run_mutation("fns:add", {"n": 1}, ANONYMOUS, idempotency_key=("s", 1))
+    assert app.prune_mutation_results() == 0
+    monkeypatch.setattr(knobs, "MUTATION_RESULT_RETENTION_MS", -1000)
+    assert app.prune_mutation_results() == 1
+    again = await app.run_mutation("fns:add", {"n": 1}, ANONYMOUS, idempotency_key=("s", 1))
+    assert again.success
+    assert (await app.run_mutation("fns:count", {}, ANONYMOUS)).value == 2

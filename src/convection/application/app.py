@@ -28,13 +28,17 @@ from convection.auth.verifier import TokenVerifier
 from convection.database.database import Database
 from convection.database.transaction import Transaction
 from convection.errors import ConvexError
+from convection.files.blobs import BlobStore, MemoryBlobStore
+from convection.files.service import FileStorage
 from convection.functions.context import ActionHost
 from convection.functions.identity import ANONYMOUS, Identity
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import canonical_path, function_path
 from convection.functions.runner import FunctionCallError, Runner
+from convection.search.service import TextSearchService
 from convection.values.json import dumps, loads
+from convection.vector.service import VectorSearchService
 
 MUTATION_RESULTS_TABLE = "_mutation_results"
 
@@ -56,6 +60,8 @@ class Application:
         redact_errors: bool = False,
         on_log: Callable[[str, str, list[str]], None] | None = None,
         workers: int | None = None,
+        blobs: BlobStore | None = None,
+        origin: str | None = None,
     ) -> None:
         self.db = db
         self.secret = secret or os.urandom(32)
@@ -74,10 +80,23 @@ class Application:
         self.host = _ActionHost(self)
         db.set_schema(app.schema)
         self._ensure_system_tables()
+        db.add_maintenance_hook(self.prune_mutation_results)
         # Scheduled functions and crons (application/scheduler.py); ctx members are added by
         # the decorators in _ctx_decorators, run on every ctx the runner builds.
         self.scheduler = SchedulerExecutor(self)
         self._ctx_decorators: list[Callable[[Any, Transaction | None], None]] = [self.scheduler.decorate_ctx]
+        # File storage (convection/files): ctx.storage, the _storage table, blobs (in memory
+        # unless the wiring passes a store), URLs under ``origin``.
+        self.files = FileStorage(
+            db, blobs if blobs is not None else MemoryBlobStore(), secret=self.secret, origin=origin,
+            run_blocking=self._in_thread,
+        )
+        self._ctx_decorators.append(self.files.decorate_ctx)
+        # Full-text search (Query.with_search_index) and ctx.vector_search in actions: in-memory
+        # indexes built from the store and maintained from commits (docs/search.md).
+        self.text_search = TextSearchService.attach(db)
+        self.vector_search = VectorSearchService.attach(db)
+        self._ctx_decorators.append(self.vector_search.decorate_ctx)
         self.runner.decorate_ctx = self._decorate_ctx
 
     def _decorate_ctx(self, ctx: Any, txn: Transaction | None) -> None:
@@ -88,13 +107,35 @@ class Application:
         """Start the background services (scheduler and crons). The server calls it once its
         event loop runs; ``stop()`` before ``close()``."""
         await self.scheduler.start()
+        await self.files.start()
 
     async def stop(self) -> None:
         await self.scheduler.stop()
+        await self.files.stop()
 
     def cron_logs(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The newest cron run logs (of one job, or all), newest first (admin)."""
         return self.scheduler.cron_logs(name, limit)
+
+    def prune_mutation_results(self) -> int:
+        """Forget stored mutation results older than ``MUTATION_RESULT_RETENTION_MS`` (a client
+        resending after that long gets its mutation run again). Returns how many went."""
+        from convection.database.query import Query
+
+        cutoff = self.db.clock.now_ms() - knobs.MUTATION_RESULT_RETENTION_MS
+        removed = 0
+        while True:
+            txn = self.db.begin()
+            txn._system_access = True
+            old = Query(txn, MUTATION_RESULTS_TABLE).with_index(
+                "by_creation_time", lambda q: q.lt("_creationTime", cutoff)
+            ).take(500)
+            for doc in old:
+                txn.delete(doc["_id"])
+            if not old:
+                return removed
+            self.db.commit(txn)
+            removed += len(old)
 
     def _ensure_system_tables(self) -> None:
         cat = self.db.catalog
@@ -108,9 +149,11 @@ class Application:
 
         Raises AuthConfigError (nothing changes) when its ``auth_config.py`` is invalid."""
         verifier = self._make_verifier(app)
-        runner = Runner(self.db, app, redact_errors=self.redact_errors, on_log=self.on_log)
+        runner = Runner(self.db, app, redact_errors=self.redact_errors, on_log=self.on_log, stats=self.runner.stats)
         runner.decorate_ctx = self.runner.decorate_ctx
         self.db.set_schema(app.schema)
+        self.text_search.sync()
+        self.vector_search.sync()
         self.runner = runner
         self.loaded = app
         self.verifier = verifier
@@ -355,6 +398,7 @@ class Application:
 
     def close(self) -> None:
         self.cache.clear()
+        self.files.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from convection import knobs
 from convection.clock import Clock
@@ -32,6 +34,7 @@ from convection.database.readset import FrozenReadSet
 from convection.database.subscriptions import SubscriptionManager
 from convection.errors import OccConflict, StorageFailure
 from convection.persistence.base import DocumentRevision, IndexEntry, Persistence
+from convection.stats import BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S, Histogram
 
 log = logging.getLogger("convection.committer")
 
@@ -48,10 +51,18 @@ class CommitRecord:
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     source: str = ""
+    # The transaction's ``Write`` s (table, id, old and new document), for ``on_durable``
+    # consumers (in-memory search indexes); dropped once published.
+    writes: list[Any] = field(default_factory=list)
 
 
 class Committer:
-    """Owns the write log, the commit clock and the writer thread. See module docstring."""
+    """Owns the write log, the commit clock and the writer thread. See module docstring.
+
+    Counters for ``/metrics`` (read at scrape time, never reset): ``commits`` (published),
+    ``occ_conflicts`` (commits refused by OCC validation), ``commit_seconds`` (from
+    ``commit()`` to published, successful commits) and ``batch_sizes`` (commits per persisted
+    group-commit batch)."""
 
     def __init__(
         self,
@@ -61,11 +72,16 @@ class Committer:
         *,
         start_ts: int,
         on_publish: Callable[[list[CommitRecord]], None] | None = None,
+        on_durable: Callable[[list[CommitRecord]], None] | None = None,
     ) -> None:
         self._persistence = persistence
         self._subscriptions = subscriptions
         self._clock = clock
         self._on_publish = on_publish
+        # Runs in the writer thread once a batch is durable and before any of it is published
+        # (before ``latest_ts`` moves past it): derived in-memory indexes see every commit a
+        # reader can see. Must be quick and must not raise.
+        self._on_durable = on_durable
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._log: list[CommitRecord] = []  # ts order; published prefix, then pending
@@ -77,6 +93,10 @@ class Committer:
         self._failed: BaseException | None = None
         self._stopping = False
         self._listeners: list[Callable[[int], None]] = []
+        self.commits = 0  # bumped by the writer thread only
+        self.occ_conflicts = 0  # bumped under self._lock
+        self.commit_seconds = Histogram(LATENCY_BUCKETS_S)
+        self.batch_sizes = Histogram(BATCH_SIZE_BUCKETS)
         self._thread = threading.Thread(target=self._writer, name="convection-committer", daemon=True)
         self._thread.start()
 
@@ -101,9 +121,11 @@ class Committer:
         build_rows: RowsBuilder,
         *,
         source: str = "",
+        writes: list[Any] | None = None,
     ) -> int:
         """Validate, persist and publish one commit; returns its ts. Raises OccConflict or
-        StorageFailure."""
+        StorageFailure. ``writes`` ride along on the record for ``on_durable``."""
+        started = time.perf_counter()
         with self._lock:
             if self._failed is not None:
                 raise StorageFailure(f"the database stopped after a storage failure: {self._failed}")
@@ -113,7 +135,7 @@ class Committer:
             ts = max(self._last_assigned + 1, self._clock.now_ns())
             self._last_assigned = ts
             docs, entries = build_rows(ts)
-            rec = CommitRecord(ts, index_keys, docs, entries, source=source)
+            rec = CommitRecord(ts, index_keys, docs, entries, source=source, writes=writes or [])
             self._log.append(rec)
             self._log_ts.append(ts)
             self._queue.append(rec)
@@ -121,6 +143,7 @@ class Committer:
         rec.done.wait()
         if rec.error is not None:
             raise StorageFailure(f"commit failed with an unknown outcome: {rec.error}") from rec.error
+        self.commit_seconds.observe(time.perf_counter() - started)
         return ts
 
     def _validate(self, begin_ts: int, read_set: FrozenReadSet) -> None:
@@ -134,6 +157,7 @@ class Committer:
         i = bisect.bisect_right(self._log_ts, begin_ts)
         for rec in self._log[i:]:
             if read_set.overlaps_keys(rec.index_keys):
+                self.occ_conflicts += 1
                 raise OccConflict(
                     "Documents read from or written to this transaction changed while it was "
                     f"being run (conflicting commit at ts {rec.ts}{' by ' + rec.source if rec.source else ''}). "
@@ -206,6 +230,11 @@ class Committer:
                     rec.error = exc
                     rec.done.set()
                 return
+            if self._on_durable is not None:
+                try:
+                    self._on_durable(batch)
+                except Exception:
+                    log.exception("durable hook failed")
             callbacks: list[Callable[[], None]] = []
             for rec in batch:
                 with self._lock:
@@ -216,7 +245,10 @@ class Committer:
                     self._cond.notify_all()
                 rec.documents = []
                 rec.entries = []
+                rec.writes = []
             self._trim()
+            self.commits += len(batch)
+            self.batch_sizes.observe(len(batch))
             if self._on_publish is not None:
                 self._on_publish(batch)
             for rec in batch:

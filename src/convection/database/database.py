@@ -20,7 +20,7 @@ from convection.clock import Clock, SystemClock
 from convection.database.catalog import BY_ID, Catalog, IndexInfo
 from convection.database.committer import CommitRecord, Committer
 from convection.database.pagination import CursorCodec
-from convection.database.query import Query
+from convection.database.query import Query, SearchProvider
 from convection.database.readset import FrozenReadSet
 from convection.database.subscriptions import Subscription, SubscriptionManager
 from convection.database.transaction import Transaction, index_key
@@ -49,9 +49,19 @@ class Database:
         self._schema_lock = threading.Lock()
         start = max(persistence.max_ts(), self.clock.now_ns())
         self.committer = Committer(
-            persistence, self.subscriptions, self.clock, start_ts=start, on_publish=self._published
+            persistence,
+            self.subscriptions,
+            self.clock,
+            start_ts=start,
+            on_publish=self._published,
+            on_durable=self._durable,
         )
         self._publish_hooks: list[Callable[[list[CommitRecord]], None]] = []
+        self._durable_hooks: list[Callable[[list[CommitRecord]], None]] = []
+        self._write_keys_hooks: list[Callable[[list[Any], dict[int, list[bytes]]], None]] = []
+        # Full-text search for Query.with_search_index (installed by convection.search).
+        self.text_search: SearchProvider | None = None
+        self._maintenance_hooks: list[Callable[[], object]] = []
         self._creation_lock = threading.Lock()
         self._last_creation_time = 0.0
         self._stop = threading.Event()
@@ -84,9 +94,15 @@ class Database:
         latest = self.latest_ts()
         index_before = latest - knobs.SNAPSHOT_RETENTION_MS * 1_000_000
         docs_before = min(index_before, latest - knobs.DOCUMENT_RETENTION_MS * 1_000_000)
+        for hook in list(self._maintenance_hooks):
+            hook()
         removed = self.persistence.prune(index_before, docs_before)
         self.persistence.checkpoint()
         return removed
+
+    def add_maintenance_hook(self, fn: Callable[[], object]) -> None:
+        """``fn()`` runs at the start of every maintenance round (in the maintenance thread)."""
+        self._maintenance_hooks.append(fn)
 
     def _maintenance_loop(self) -> None:
         import logging
@@ -116,6 +132,21 @@ class Database:
     def _published(self, batch: list[CommitRecord]) -> None:
         for hook in self._publish_hooks:
             hook(batch)
+
+    def add_durable_hook(self, fn: Callable[[list[CommitRecord]], None]) -> None:
+        """``fn(batch)`` runs in the committer thread once the batch is durable and before any
+        of it becomes visible (``latest_ts`` has not moved past it); ``rec.writes`` holds each
+        commit's ``Write`` s. For derived in-memory indexes (search): must be quick."""
+        self._durable_hooks.append(fn)
+
+    def _durable(self, batch: list[CommitRecord]) -> None:
+        for hook in self._durable_hooks:
+            hook(batch)
+
+    def add_write_keys_hook(self, fn: Callable[[list[Any], dict[int, list[bytes]]], None]) -> None:
+        """``fn(writes, index_keys)`` adds keys of derived (pseudo) indexes to a commit's written
+        keys, so reads recorded on them (search read sets) conflict and invalidate."""
+        self._write_keys_hooks.append(fn)
 
     # --- schema and catalog ----------------------------------------------------------------
     def ensure_table(self, name: str) -> int:
@@ -269,6 +300,8 @@ class Database:
                     keys.append(old_k)
                 if new_k is not None and new_k != old_k:
                     keys.append(new_k)
+        for hook in self._write_keys_hooks:
+            hook(writes, index_keys)
         read_set = txn.reads.freeze()
         catalog = self.catalog
 
@@ -295,7 +328,9 @@ class Database:
                         entries.append(IndexEntry(index.index_id, new_k, ts, w.table_number, w.internal_id))
             return docs, entries
 
-        return self.committer.commit(txn.begin_ts, read_set, index_keys, build, source=txn.source)
+        return self.committer.commit(
+            txn.begin_ts, read_set, index_keys, build, source=txn.source, writes=writes
+        )
 
     # --- subscriptions ---------------------------------------------------------------------
     def subscribe(self, read_set: FrozenReadSet, ts: int) -> Subscription:

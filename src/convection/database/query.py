@@ -5,13 +5,18 @@ most one lower and one upper bound on the next field; no ``with_index`` = a tabl
 ``by_creation_time``), an order, and post-filters. Terminal operations (``collect``, ``take``,
 ``first``, ``unique``, ``paginate``, iteration) pull rows lazily from
 :meth:`Transaction.scan`, which records exactly the consumed part of the range as read.
+
+``with_search_index`` makes the query a full-text search instead: the database's
+:class:`SearchProvider` (installed by ``convection.search``, a layer above) compiles the
+search and yields its results in relevance order with synthetic keys, over which the same
+terminal operations (pagination included) work; ``order()`` is not allowed.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from convection import knobs
 from convection.database.catalog import BY_CREATION_TIME, BY_ID, IndexInfo
@@ -27,6 +32,26 @@ if TYPE_CHECKING:
 
 class PaginationError(ConvectionError):
     code = "PaginationError"
+
+
+class CompiledSearch(Protocol):
+    """A search built by ``with_search_index``, bound to its transaction."""
+
+    shape: str  # names the query for pagination cursors
+
+    def rows(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        """Results with synthetic keys in ``[start, end)``, best first; records the reads."""
+        ...
+
+
+class SearchProvider(Protocol):
+    """Full-text search over a database (``Database.text_search``)."""
+
+    def compile(
+        self, txn: Transaction, table: str, index: str, build: Callable[[Any], Any]
+    ) -> CompiledSearch:
+        """Validate ``with_search_index(index, build)`` on ``table``; raises DatabaseError."""
+        ...
 
 
 def as_count(value: Any, what: str) -> int:
@@ -143,7 +168,8 @@ class Query:
         self._order = "asc"
         self._filters: list[Callable[[dict[str, Any]], bool]] = []
         self._consumed = False
-        self._search: Any = None
+        self._search: CompiledSearch | None = None
+        self._order_set = False
 
     # --- builders ----------------------------------------------------------------------------
     def with_index(self, name: str, range_fn: Callable[[IndexRangeBuilder], Any] | None = None) -> Query:
@@ -162,10 +188,39 @@ class Query:
             self._range = rb
         return self
 
+    def with_search_index(self, name: str, search_fn: Callable[[Any], Any]) -> Query:
+        """Full-text search: ``lambda q: q.search(field, text).eq(filter_field, value)``."""
+        if self._index_name is not None or self._search is not None:
+            raise DatabaseError(
+                "A query reads one index: with_index() or with_search_index(), once",
+                code="InvalidQuery",
+            )
+        if self._order_set:
+            raise DatabaseError(
+                "Search results are ordered by relevance: order() cannot be combined with "
+                "with_search_index()",
+                code="InvalidQuery",
+            )
+        provider = self._txn.db.text_search
+        if provider is None:
+            raise DatabaseError(
+                f"Full-text search is not available on this database (table {self._table!r})",
+                code="IndexNotFound",
+            )
+        self._search = provider.compile(self._txn, self._table, name, search_fn)
+        return self
+
     def order(self, order: str) -> Query:
         if order not in ("asc", "desc"):
             raise DatabaseError(f'order() takes "asc" or "desc", got {order!r}', code="InvalidQuery")
+        if self._search is not None:
+            raise DatabaseError(
+                "Search results are ordered by relevance: order() cannot be combined with "
+                "with_search_index()",
+                code="InvalidQuery",
+            )
         self._order = order
+        self._order_set = True
         return self
 
     def filter(self, fn: Callable[[FilterBuilder], Any]) -> Query:
@@ -199,10 +254,13 @@ class Query:
             )
         return index
 
-    def _plan(self) -> tuple[IndexInfo, bytes, bytes | None]:
+    def _consume(self) -> None:
         if self._consumed:
             raise DatabaseError("A query can be run only once; build a new one", code="InvalidQuery")
         self._consumed = True
+
+    def _plan(self) -> tuple[IndexInfo, bytes, bytes | None]:
+        self._consume()
         name = self._index_name or BY_CREATION_TIME
         index = self._resolve_index(name)
         if self._range is not None:
@@ -225,7 +283,21 @@ class Query:
                 continue
             yield key, doc
 
+    def _search_rows(
+        self, search: CompiledSearch, start: bytes, end: bytes | None
+    ) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        filters = self._filters
+        for key, doc in search.rows(start, end):
+            if filters and not all(f(doc) for f in filters):
+                continue
+            yield key, doc
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._search is not None:
+            self._consume()
+            for _, doc in self._search_rows(self._search, b"", None):
+                yield doc
+            return
         index, start, end = self._plan()
         for _, doc in self._rows(index, start, end):
             yield doc
@@ -237,7 +309,10 @@ class Query:
         count = as_count(n, "take(n)")
         out: list[dict[str, Any]] = []
         if count == 0:
-            self._plan()
+            if self._search is not None:
+                self._consume()
+            else:
+                self._plan()
             return out
         for doc in self:
             out.append(doc)
@@ -288,8 +363,14 @@ class Query:
                 f"numItems {num_items} is larger than the read limit {knobs.TRANSACTION_MAX_READ_ROWS_COUNT}",
                 code="PageSizeTooLarge",
             )
-        index, r_start, r_end = self._plan()
-        shape = self._shape(index, r_start, r_end)
+        search = self._search
+        index: IndexInfo | None = None
+        if search is not None:  # relevance order over synthetic keys, never reversed
+            self._consume()
+            r_start, r_end, shape = b"", None, search.shape
+        else:
+            index, r_start, r_end = self._plan()
+            shape = self._shape(index, r_start, r_end)
         codec = txn.db.cursors
         reverse = self._order == "desc"
         try:
@@ -327,7 +408,11 @@ class Query:
         exhausted = True
         status: str | None = None
         if e is None or s < e:
-            it = self._txn.scan(index, s, e, reverse)
+            if search is not None:
+                it = search.rows(s, e)
+            else:
+                assert index is not None
+                it = self._txn.scan(index, s, e, reverse)
             filters = self._filters
             for key, doc in it:
                 rows_read += 1

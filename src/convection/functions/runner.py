@@ -38,6 +38,7 @@ from convection.functions.loader import FunctionSpec, LoadedApp
 from convection.functions.logs import begin_capture, end_capture
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import display_path, function_path
+from convection.stats import CallStats
 from convection.values.json import dumps
 from convection.values.model import normalize, value_size
 
@@ -67,7 +68,10 @@ def request_id() -> str:
 
 
 class Runner:
-    """Executes functions of a loaded app against a database. Thread-safe."""
+    """Executes functions of a loaded app against a database. Thread-safe.
+
+    ``stats`` counts every execution by kind and outcome with its latency (``/metrics``);
+    pass the previous runner's ``stats`` when new code replaces it."""
 
     def __init__(
         self,
@@ -76,9 +80,11 @@ class Runner:
         *,
         redact_errors: bool = False,
         on_log: Callable[[str, str, list[str]], None] | None = None,
+        stats: CallStats | None = None,
     ) -> None:
         self.db = db
         self.app = app
+        self.stats = stats if stats is not None else CallStats()
         self.redact_errors = redact_errors
         self.on_log = on_log
         # Hooks the application installs (scheduler, storage) on every ctx.
@@ -223,6 +229,20 @@ class Runner:
         ts: int | None = None,
         journal: str | None = None,
     ) -> QueryExecution:
+        started = time.perf_counter()
+        ex = self._run_query(path, args, identity, ts=ts, journal=journal)
+        self.stats.record("query", ex.outcome.success, time.perf_counter() - started)
+        return ex
+
+    def _run_query(
+        self,
+        path: Any,
+        args: Any,
+        identity: Identity | None,
+        *,
+        ts: int | None,
+        journal: str | None,
+    ) -> QueryExecution:
         rid = request_id()
         cap, token = begin_capture()
         txn: Transaction | None = None
@@ -269,6 +289,21 @@ class Runner:
         """Run a mutation to completion. ``check_first(txn)`` may answer from a stored result
         (idempotency); ``before_commit(txn, outcome)`` may add writes to the same transaction
         (the stored result, scheduler state)."""
+        started = time.perf_counter()
+        outcome = self._run_mutation(path, args, identity, before_commit, check_first, sleep, max_retries)
+        self.stats.record("mutation", outcome.success, time.perf_counter() - started)
+        return outcome
+
+    def _run_mutation(
+        self,
+        path: Any,
+        args: Any,
+        identity: Identity | None,
+        before_commit: Callable[[Transaction, FunctionOutcome], None] | None,
+        check_first: Callable[[Transaction], FunctionOutcome | None] | None,
+        sleep: Callable[[float], None],
+        max_retries: int | None,
+    ) -> FunctionOutcome:
         rid = request_id()
         retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
         rng: random.Random | None = None  # seeded from os.urandom only when a conflict needs it
@@ -309,6 +344,7 @@ class Runner:
                     )
                 if rng is None:
                     rng = random.Random()
+                self.stats.occ_retries.inc()
                 sleep(backoff_ms(attempt, rng) / 1000.0)
                 if conflict.conflict_ts is not None:
                     # Retry on a snapshot that includes the conflicting commit.
@@ -328,6 +364,12 @@ class Runner:
 
     # --- actions ---------------------------------------------------------------------------------
     async def run_action(self, path: Any, args: Any, identity: Identity | None, host: ActionHost) -> FunctionOutcome:
+        started = time.perf_counter()
+        outcome = await self._run_action(path, args, identity, host)
+        self.stats.record("action", outcome.success, time.perf_counter() - started)
+        return outcome
+
+    async def _run_action(self, path: Any, args: Any, identity: Identity | None, host: ActionHost) -> FunctionOutcome:
         import asyncio
 
         rid = request_id()
@@ -371,12 +413,15 @@ async def run_http_action(
     the exception if it failed). The server turns the result into an HTTP response."""
     import asyncio
 
+    started = time.perf_counter()
+    failed = True
     cap, token = begin_capture()
     try:
         ctx = ActionCtx(host, identity, runner.db.clock.now_ms(), random.getrandbits(63))
         if runner.decorate_ctx is not None:
             runner.decorate_ctx(ctx, None)
         result = await asyncio.wait_for(function.handler(ctx, request), knobs.ACTION_TIMEOUT_MS / 1000)
+        failed = False
         return result, cap.finish(), None
     except StorageFailure:
         raise
@@ -384,6 +429,7 @@ async def run_http_action(
         return None, cap.finish(), exc
     finally:
         end_capture(token)
+        runner.stats.record("httpAction", not failed, time.perf_counter() - started)
         lines = cap.lines
         if runner.on_log is not None and lines:
             runner.on_log(getattr(function, "path", None) or "http", "httpAction", lines)

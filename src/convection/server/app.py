@@ -4,6 +4,11 @@
 running :class:`Deployment` (persistence, database, loaded code, application);
 :func:`build_app` turns a deployment into the Starlette app serving HTTP and WebSocket on one
 port.
+
+Deployed code: ``convection deploy`` unpacks code into ``<data dir>/deployed/<n>/convex`` and
+records it as active (``application/admin.py``); ``open_deployment`` serves that folder instead
+of ``functions_dir`` when one is active (except in ``dev``, which always serves the local
+folder it watches), so a restarted ``convection serve`` keeps serving what was deployed.
 """
 
 from __future__ import annotations
@@ -24,14 +29,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from convection.application.admin import Admin, LogBuffer, active_deployed_folder
 from convection.application.app import Application
 from convection.application.interface import AuthFailure
 from convection.clock import Clock, SystemClock
 from convection.database.database import Database
+from convection.files.blobs import LocalBlobStore
 from convection.functions.loader import load_app
 from convection.persistence import open_persistence
+from convection.server.admin_routes import AdminRoutes
+from convection.server.dashboard import DashboardRoutes
 from convection.server.http_api import HttpApi
-from convection.server.websocket import sync_endpoint
+from convection.server.metrics import metrics_routes
+from convection.server.storage_routes import StorageRoutes
+from convection.server.websocket import SyncConnections, sync_endpoint
 
 log = logging.getLogger("convection.server")
 
@@ -49,6 +60,7 @@ class Deployment:
     secret: bytes
     dev: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    admin: Admin | None = None  # data, import/export, env, logs, deploy (admin_routes.py)
 
     def close(self) -> None:
         self.app.close()
@@ -77,20 +89,40 @@ def open_deployment(
     redact_errors: bool = False,
     dev: bool = False,
     on_log: Callable[[str, str, list[str]], None] | None = None,
+    origin: str | None = None,
 ) -> Deployment:
+    """``origin`` is the public URL file URLs start with (``ctx.storage.get_url``,
+    ``generate_upload_url``): the argument, else ``CONVECTION_ORIGIN``, else
+    ``http://127.0.0.1:3210``; the CLI passes ``--origin`` or ``http://<host>:<port>``.
+    File blobs live in ``<data dir>/storage/``."""
     fdir = Path(functions_dir).resolve()
     ddir = Path(data_dir).resolve() if data_dir is not None else fdir.parent / ".convection"
     ddir.mkdir(parents=True, exist_ok=True)
     secret = instance_secret(ddir)
+    deployed = None if dev else active_deployed_folder(ddir)
+    if deployed is not None:
+        fdir = deployed
     loaded = load_app(fdir)
     persistence = open_persistence(db_url or str(ddir / "db.sqlite3"))
-    db = Database(persistence, clock=clock or SystemClock(), secret=secret)
+    clock = clock or SystemClock()
+    db = Database(persistence, clock=clock, secret=secret)
+    logs = LogBuffer(now_ms=clock.now_ms)
+
+    def log_sink(path: str, kind: str, lines: list[str]) -> None:
+        logs.record(path, kind, lines)
+        if on_log is not None:
+            on_log(path, kind, lines)
+
     try:
-        application = Application(db, loaded, secret=secret, redact_errors=redact_errors, on_log=on_log)
+        application = Application(
+            db, loaded, secret=secret, redact_errors=redact_errors, on_log=log_sink,
+            blobs=LocalBlobStore(ddir / "storage"), origin=origin or os.environ.get("CONVECTION_ORIGIN") or None,
+        )
+        admin = Admin(application, ddir, logs)
     except BaseException:
         db.close()
         raise
-    return Deployment(fdir, ddir, db, application, secret, dev=dev)
+    return Deployment(fdir, ddir, db, application, secret, dev=dev, admin=admin)
 
 
 class _CollapseSlashes:
@@ -141,8 +173,10 @@ def build_app(deployment: Deployment) -> Starlette:
     async def debug_event(request: Request) -> Response:
         return Response(status_code=200)
 
+    connections = SyncConnections()  # live sockets, for /metrics
+
     async def ws(websocket: Any) -> None:
-        await sync_endpoint(websocket, app)
+        await sync_endpoint(websocket, app, connections)
 
     async def http_action(request: Request) -> Response:
         try:
@@ -168,6 +202,11 @@ def build_app(deployment: Deployment) -> Starlette:
         WebSocketRoute("/api/sync", ws),
         WebSocketRoute("/api/{client_version}/sync", ws),
     ]
+    if deployment.admin is not None:
+        routes.extend(AdminRoutes(deployment.admin, api).routes())
+    routes.extend(StorageRoutes(app.files).routes())
+    routes.extend(DashboardRoutes(app, api).routes())  # / and its admin routes (docs/dashboard.md)
+    routes.extend(metrics_routes(app, connections, VERSION))  # /metrics (docs/metrics.md)
     middleware = [
         Middleware(_CollapseSlashes),
         Middleware(

@@ -1,5 +1,9 @@
 """The WebSocket endpoint of the sync protocol: plugs a Starlette WebSocket into a
-:class:`SyncWorker` (text frames in and out; the worker decides everything else)."""
+:class:`SyncWorker` (text frames in and out; the worker decides everything else).
+
+:class:`SyncConnections` keeps the live workers of one server for ``/metrics`` (connections,
+sync query subscriptions, Transitions sent). It is touched only on the event loop.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,39 @@ from convection.sync.worker import SyncWorker
 log = logging.getLogger("convection.sync")
 
 
-async def sync_endpoint(websocket: WebSocket, app: ApplicationInterface) -> None:
+class SyncConnections:
+    """The live sync connections of one server (``application/metrics.py``'s ``SyncSource``).
+    Counts only grow, except ``connections_open`` and ``query_subscriptions``."""
+
+    def __init__(self) -> None:
+        self.live: set[SyncWorker] = set()
+        self.connections_total = 0
+        self._transitions_of_closed = 0
+
+    def add(self, worker: SyncWorker) -> None:
+        self.live.add(worker)
+        self.connections_total += 1
+
+    def remove(self, worker: SyncWorker) -> None:
+        if worker in self.live:
+            self.live.discard(worker)
+            self._transitions_of_closed += worker.outbox.transitions_sent
+
+    @property
+    def connections_open(self) -> int:
+        return len(self.live)
+
+    def transitions_sent(self) -> int:
+        return self._transitions_of_closed + sum(w.outbox.transitions_sent for w in self.live)
+
+    def query_subscriptions(self) -> int:
+        """Queries in the query sets of the live connections."""
+        return sum(len(w.state.queries) for w in self.live)
+
+
+async def sync_endpoint(
+    websocket: WebSocket, app: ApplicationInterface, connections: SyncConnections | None = None
+) -> None:
     await websocket.accept()
 
     async def send(text: str) -> None:
@@ -30,18 +66,24 @@ async def sync_endpoint(websocket: WebSocket, app: ApplicationInterface) -> None
                 await websocket.close(code=code, reason=reason[:123])
 
     worker = SyncWorker(app, send=send, close=close)
-    async with worker:
-        try:
-            while not worker.closed:
-                frame = await websocket.receive()
-                if frame["type"] == "websocket.disconnect":
-                    break
-                text = frame.get("text")
-                if text is not None:
-                    await worker.handle_text(text)
-                else:
-                    await worker.handle_bytes(frame.get("bytes") or b"")
-        except WebSocketDisconnect:
-            pass
-        except Exception:
-            log.exception("sync connection failed")
+    try:
+        async with worker:
+            if connections is not None:
+                connections.add(worker)
+            try:
+                while not worker.closed:
+                    frame = await websocket.receive()
+                    if frame["type"] == "websocket.disconnect":
+                        break
+                    text = frame.get("text")
+                    if text is not None:
+                        await worker.handle_text(text)
+                    else:
+                        await worker.handle_bytes(frame.get("bytes") or b"")
+            except WebSocketDisconnect:
+                pass
+            except Exception:
+                log.exception("sync connection failed")
+    finally:
+        if connections is not None:
+            connections.remove(worker)

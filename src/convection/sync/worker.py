@@ -118,6 +118,7 @@ class Outbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self.pending_transitions = 0
+        self.transitions_sent = 0  # for /metrics
         self.last_activity = timer.monotonic()
         self.broken: BaseException | None = None
 
@@ -154,6 +155,7 @@ class Outbox:
                 return
             if is_transition:
                 self.pending_transitions -= 1
+                self.transitions_sent += 1
                 self._on_transition_sent()
 
     async def flush(self) -> None:

@@ -1,0 +1,881 @@
+"""Built-in admin functionality: the system operations behind ``convection data``, ``import``,
+``export``, ``env``, ``logs`` and ``deploy`` (API.md §6), served over HTTP by
+``server/admin_routes.py`` and called in-process by the CLI on a local project. Both go through
+:class:`Admin`, so there is one implementation and no private backdoor (STYLE.md §12).
+
+Every operation takes the caller's :class:`Identity` and refuses anything but an admin
+(``Unauthorized``). The operations, by their system names:
+
+* ``_system:tables`` / ``_system:documents``: user tables with their document counts (at one
+  snapshot); one page of a table's documents, newest first, with a pagination cursor.
+* ``_system:export``: a ZIP snapshot of every user table at ONE timestamp, in Convex's layout
+  (SEMANTICS.md §12): ``README.md`` and ``<table>/documents.jsonl``, one document per line in
+  Convex encoded JSON (``convection.values.json``: int64 ``{"$integer"}``, bytes
+  ``{"$bytes"}``, NaN/±inf/-0 ``{"$float"}``), which is lossless, so no
+  ``generated_schema.jsonl`` type hints are written (nor needed on import; they are ignored).
+* ``_system:import``: JSONL, a JSON array, CSV, or a ZIP snapshot into tables. Modes:
+  ``create`` (the default: the table must be empty), ``append``, ``replace`` (existing documents
+  are deleted). :meth:`Admin.prepare_import` parses and checks every document (field names,
+  value limits, the schema in force) *before anything is written*, so a bad file writes
+  nothing. :meth:`Admin.run_import` then commits in chunks of ``IMPORT_CHUNK_DOCUMENTS_COUNT``
+  operations, deletions (``replace``) first, then insertions, each chunk its own transaction:
+  an import that fits in one chunk is atomic; a larger one is not (readers may see a partially
+  imported table, and a failure mid-way - a concurrent schema change, a storage error - leaves
+  the chunks already committed). Documents keep their ``_id`` and ``_creationTime`` when the
+  target table holds no other documents (``create``, ``replace``, or ``append`` into an empty
+  table) and the id belongs to that table's number in this deployment; otherwise they get new
+  ids (and references to them in other tables are not rewritten). A ZIP snapshot creates its
+  missing tables in the order of their original table numbers, so importing a snapshot into a
+  fresh deployment keeps every id.
+* ``_system:env``: deployment environment variables, stored in the system table
+  ``_environment_variables`` ``{name, value}``. Names are letters, digits and ``_``, start
+  with a letter, at most ``ENV_VAR_NAME_MAX_LENGTH_COUNT`` characters; values at most
+  ``ENV_VAR_VALUE_MAX_BYTES``. Functions read them as ``os.environ``: they are copied into the
+  process environment when the deployment opens and on every change (a removed variable gets
+  back the value the process started with, if any), and every cached query is invalidated.
+  ``os.environ`` is per process, so **one process serves one deployment**.
+* ``_system:logs``: recent function log lines, one :class:`LogEntry` per call, in a bounded
+  in-memory ring (:class:`LogBuffer`, fed by the runner's ``on_log``) with sequence numbers
+  for tailing (long-poll).
+* ``_system:deploy``: a ZIP of a functions folder is unpacked into
+  ``<data dir>/deployed/<n>/convex``, loaded, and pushed (schema check, index backfill, code
+  swap: ``application/push.py``). The folder in force is recorded in
+  ``<data dir>/deployed/ACTIVE`` so a restarted ``convection serve`` keeps serving it
+  (:func:`active_deployed_folder`). A bundle that fails to load or push changes nothing: the
+  previous code keeps serving, and the error names the file and line.
+
+Everything here is blocking (call it from a worker thread) except :meth:`LogBuffer.wait`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import os
+import re
+import shutil
+import threading
+import time
+import zipfile
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from convection import knobs
+from convection.database.catalog import BY_CREATION_TIME
+from convection.database.query import Query
+from convection.database.retry import run_in_transaction
+from convection.database.transaction import SYSTEM_FIELDS, Transaction, Write
+from convection.errors import ConvectionError, ConvexError, IdError, LimitError, ValidationError
+from convection.functions.identity import Identity
+from convection.functions.loader import LoadedApp, load_app
+from convection.schema.schema import MAX_TABLE_NAME_LENGTH
+from convection.values.ids import decode_id, encode_id
+from convection.values.json import loads, to_convex_json
+from convection.values.model import normalize, value_size
+
+if TYPE_CHECKING:
+    from convection.application.app import Application
+
+ENV_TABLE = "_environment_variables"
+ENV_INDEX = "by_name"
+DEPLOYED_DIR = "deployed"
+ACTIVE_FILE = "ACTIVE"
+
+ImportMode = Literal["create", "append", "replace"]
+ImportFormat = Literal["jsonl", "json", "csv", "zip"]
+IMPORT_MODES: tuple[ImportMode, ...] = ("create", "append", "replace")
+IMPORT_FORMATS: tuple[ImportFormat, ...] = ("jsonl", "json", "csv", "zip")
+Progress = Callable[[str, int, int], None]
+"""``progress(label, done, total)``: ``label`` is a table name (or ``"<table> (deleting)"``)."""
+
+_TABLE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_ENV_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_CSV_NUMBER_RE = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+README = """\
+# Convection snapshot export
+
+This ZIP file is a consistent snapshot of every user table of a convection deployment, all
+read at one timestamp.
+
+* `<table>/documents.jsonl`: one document per line, system fields (`_id`, `_creationTime`)
+  included, oldest first. Values are Convex encoded JSON, which is lossless: int64 values are
+  `{"$integer": "<base64 of 8 little-endian bytes>"}`, bytes are `{"$bytes": "<base64>"}`,
+  NaN, infinities and -0.0 are `{"$float": "<base64 of 8 little-endian bytes>"}`; every other
+  number is a float64.
+
+Import it with `convection import snapshot.zip` (add `--replace` to overwrite tables that
+already have documents). Documents keep their ids when imported into a fresh deployment.
+"""
+
+
+class AdminError(ConvectionError):
+    """A refused admin operation. ``code`` says which (see docs/cli.md)."""
+
+    code = "AdminError"
+
+
+def _unauthorized() -> AdminError:
+    return AdminError(
+        "This operation needs an admin key: send 'Authorization: Convex <admin key>' "
+        "(print the key with `convection admin-key` where the deployment's data lives)",
+        code="Unauthorized",
+    )
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """The log lines of one function call: ``seq`` increases by one per entry."""
+
+    seq: int
+    ts: float  # ms since the epoch
+    path: str
+    kind: str
+    lines: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "ts": self.ts, "path": self.path, "kind": self.kind, "lines": list(self.lines)}
+
+
+class LogBuffer:
+    """A bounded ring of the most recent :class:`LogEntry` objects, for tailing.
+
+    ``record`` (the runner's ``on_log``) may be called from any thread; ``wait`` is a coroutine
+    woken on its own event loop when an entry arrives. Sequence numbers start at 1; ``after=0``
+    means "from the oldest entry kept"."""
+
+    def __init__(self, capacity: int | None = None, now_ms: Callable[[], float] | None = None) -> None:
+        self._entries: deque[LogEntry] = deque(maxlen=capacity or knobs.ADMIN_LOG_BUFFER_ENTRIES_COUNT)
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._now_ms = now_ms or (lambda: time.time() * 1000.0)
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def record(self, path: str, kind: str, lines: list[str]) -> None:
+        with self._lock:
+            self._seq += 1
+            self._entries.append(LogEntry(self._seq, self._now_ms(), path, kind, tuple(lines)))
+            waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):  # the waiter's loop is closed
+                loop.call_soon_threadsafe(event.set)
+
+    def _since(self, after: int) -> list[LogEntry]:
+        return [e for e in self._entries if e.seq > after]
+
+    def since(self, after: int) -> list[LogEntry]:
+        """Entries with ``seq > after`` still in the ring, oldest first."""
+        with self._lock:
+            return self._since(after)
+
+    def tail(self, n: int) -> list[LogEntry]:
+        """The last ``n`` entries, oldest first."""
+        with self._lock:
+            return list(self._entries)[-n:] if n > 0 else []
+
+    async def wait(self, after: int, timeout_s: float) -> list[LogEntry]:
+        """Entries after ``after``; waits up to ``timeout_s`` for one when there is none yet."""
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        waiter = (loop, event)
+        with self._lock:
+            found = self._since(after)
+            if found:
+                return found
+            self._waiters.append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout_s)
+        finally:
+            with self._lock, contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+        return self.since(after)
+
+
+# --- environment variables -------------------------------------------------------------------
+
+_ORIGINAL_ENV: dict[str, str | None] = {}
+_ENV_LOCK = threading.Lock()
+
+
+def _apply_env(name: str, value: str | None) -> None:
+    """Mirror one deployment variable into ``os.environ`` (None: removed)."""
+    with _ENV_LOCK:
+        if name not in _ORIGINAL_ENV:
+            _ORIGINAL_ENV[name] = os.environ.get(name)
+        if value is not None:
+            os.environ[name] = value
+            return
+        original = _ORIGINAL_ENV[name]
+        if original is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = original
+
+
+def check_env_name(name: Any) -> str:
+    limit = knobs.ENV_VAR_NAME_MAX_LENGTH_COUNT
+    if not isinstance(name, str) or not _ENV_NAME_RE.fullmatch(name) or len(name) > limit:
+        raise AdminError(
+            f"Invalid environment variable name {name!r}: use letters, digits and '_', start "
+            f"with a letter, at most {limit} characters (e.g. OPENAI_API_KEY)",
+            code="InvalidEnvVarName",
+        )
+    return name
+
+
+def check_env_value(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise AdminError(f"The value of {name} must be a string, got {type(value).__name__}", code="InvalidEnvVarValue")
+    size = len(value.encode())
+    if size > knobs.ENV_VAR_VALUE_MAX_BYTES:
+        raise AdminError(
+            f"The value of {name} is {size} bytes; the limit is {knobs.ENV_VAR_VALUE_MAX_BYTES} "
+            "bytes. Store large data in a table or in file storage instead.",
+            code="InvalidEnvVarValue",
+        )
+    return value
+
+
+# --- import parsing --------------------------------------------------------------------------
+
+
+def detect_format(filename: str) -> ImportFormat | None:
+    """The import format implied by a file name's extension, or None."""
+    lower = filename.lower()
+    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".csv", "csv"), (".zip", "zip")):
+        if lower.endswith(ext):
+            return fmt  # type: ignore[return-value]
+    return None
+
+
+def _format_error(where: str, what: str) -> AdminError:
+    return AdminError(f"{where}: {what}. Fix the file and import it again.", code="ImportFormatError")
+
+
+def _as_document(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _format_error(where, f"expected a JSON object (one document), got {type(value).__name__}")
+    return value
+
+
+def _parse_jsonl(data: bytes, source: str) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{source} line {number}"
+        try:
+            value = loads(line)
+        except ConvectionError as exc:
+            raise _format_error(where, exc.message) from None
+        out.append((where, _as_document(value, where)))
+    return out
+
+
+def _parse_json(data: bytes, source: str) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        value = loads(data)
+    except ConvectionError as exc:
+        raise _format_error(source, exc.message) from None
+    if not isinstance(value, list):
+        raise _format_error(source, "expected a JSON array of documents (use .jsonl for one document per line)")
+    return [(f"{source} element [{i}]", _as_document(v, f"{source} element [{i}]")) for i, v in enumerate(value)]
+
+
+def _csv_value(text: str) -> Any:
+    if text in ("true", "false"):
+        return text == "true"
+    if _CSV_NUMBER_RE.fullmatch(text):
+        return float(text)
+    return text
+
+
+def _parse_csv(data: bytes, source: str) -> list[tuple[str, dict[str, Any]]]:
+    """A header row, then one document per row: an empty cell leaves the field out,
+    ``true``/``false`` are booleans, numbers are float64, anything else is a string."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _format_error(source, f"not UTF-8 text ({exc})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    except csv.Error as exc:
+        raise _format_error(f"{source} line 1", str(exc)) from None
+    out = []
+    try:
+        for row in reader:
+            where = f"{source} line {reader.line_num}"
+            if not any(cell for cell in row):
+                continue
+            if len(row) > len(header):
+                raise _format_error(where, f"{len(row)} cells but the header has {len(header)} columns")
+            out.append((where, {name: _csv_value(cell) for name, cell in zip(header, row, strict=False) if cell != ""}))
+    except csv.Error as exc:
+        raise _format_error(f"{source} line {reader.line_num}", str(exc)) from None
+    return out
+
+
+def parse_snapshot(data: bytes, source: str = "snapshot.zip") -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The tables of a ZIP snapshot: ``<table>/documents.jsonl`` for every table whose name
+    does not start with ``_`` (system tables, ``_storage`` and ``_components`` are skipped)."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise _format_error(source, f"not a ZIP file ({exc})") from None
+    tables: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    with zf:
+        for info in zf.infolist():
+            parts = info.filename.split("/")
+            if len(parts) != 2 or parts[1] != "documents.jsonl" or parts[0].startswith("_"):
+                continue
+            tables[parts[0]] = _parse_jsonl(zf.read(info), f"{source}:{info.filename}")
+    if not tables:
+        raise _format_error(source, "no <table>/documents.jsonl entries (is it a snapshot made by `convection export`?)")
+    return tables
+
+
+def parse_import(
+    data: bytes, fmt: ImportFormat, table: str | None, source: str = "input"
+) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Documents by table (each with a label saying where it came from)."""
+    if fmt == "zip":
+        tables = parse_snapshot(data, source)
+        if table is not None:
+            if table not in tables:
+                raise AdminError(
+                    f"The snapshot has no table {table!r} (it has {', '.join(sorted(tables))})",
+                    code="TableNotFound",
+                )
+            tables = {table: tables[table]}
+        return tables
+    if table is None:
+        raise AdminError("Importing a single file needs a table name (--table)", code="InvalidTableName")
+    parsers = {"jsonl": _parse_jsonl, "json": _parse_json, "csv": _parse_csv}
+    if fmt not in parsers:
+        raise AdminError(f"Unknown import format {fmt!r}: use one of {', '.join(IMPORT_FORMATS)}", code="ImportFormatError")
+    return {table: parsers[fmt](data, source)}
+
+
+def check_table_name(name: Any) -> str:
+    if not isinstance(name, str) or not _TABLE_RE.fullmatch(name) or len(name) > MAX_TABLE_NAME_LENGTH:
+        raise AdminError(
+            f"Invalid table name {name!r}: use letters, digits and '_', starting with a letter "
+            "(tables starting with '_' are system tables and cannot be imported into)",
+            code="InvalidTableName",
+        )
+    return name
+
+
+# --- import plan -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Doc:
+    where: str
+    fields: dict[str, Any]  # user fields, normalized
+    id: str | None  # the original _id, when it could be kept
+    creation_time: float | None
+
+
+@dataclass
+class TableImport:
+    table: str
+    docs: list[_Doc]
+    snapshot_number: int | None = None  # the table number the ids were made for
+    imported: int = 0
+    deleted: int = 0
+    kept_ids: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "imported": self.imported, "deleted": self.deleted, "keptIds": self.kept_ids}
+
+
+@dataclass
+class ImportPlan:
+    """Parsed and checked documents, ready for :meth:`Admin.run_import`."""
+
+    mode: ImportMode
+    tables: list[TableImport] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(len(t.docs) for t in self.tables)
+
+
+# --- the admin facade ------------------------------------------------------------------------
+
+
+class Admin:
+    """The admin operations of one deployment (see the module docstring). Thread-safe.
+
+    Created once per :class:`Application` (by ``server/app.py``'s ``open_deployment``); the
+    constructor ensures the system table of environment variables and copies them into
+    ``os.environ``."""
+
+    def __init__(self, app: Application, data_dir: Path, logs: LogBuffer | None = None) -> None:
+        self.app = app
+        self.data_dir = Path(data_dir)
+        self.logs = logs if logs is not None else LogBuffer(now_ms=app.db.clock.now_ms)
+        self._deploy_lock = threading.Lock()
+        db = app.db
+        db.ensure_table(ENV_TABLE)
+        if db.catalog.index(ENV_TABLE, ENV_INDEX) is None:
+            db.backfill_index(ENV_TABLE, ENV_INDEX, ("name",))
+        for name, value in self._env_rows().items():
+            _apply_env(name, value)
+
+    @staticmethod
+    def _require_admin(identity: Identity) -> None:
+        if not identity.is_admin:
+            raise _unauthorized()
+
+    # --- tables and documents ------------------------------------------------------------------
+    def user_tables(self) -> dict[str, int]:
+        """User table names -> table numbers, including schema tables not created yet (0)."""
+        tables = {n: num for n, num in self.app.db.catalog.tables().items() if not n.startswith("_")}
+        schema = self.app.db.schema
+        if schema is not None:
+            for name in schema.tables:
+                tables.setdefault(name, 0)
+        return dict(sorted(tables.items()))
+
+    def _count(self, number: int, ts: int) -> int:
+        if number == 0:
+            return 0
+        return sum(1 for rev in self.app.db.persistence.table_documents(number, ts) if rev.value is not None)
+
+    def list_tables(self, identity: Identity) -> list[dict[str, Any]]:
+        """``_system:tables``: ``[{"name", "count"}]`` for every user table, at one snapshot."""
+        self._require_admin(identity)
+        ts = self.app.db.latest_ts()
+        return [{"name": name, "count": self._count(number, ts)} for name, number in self.user_tables().items()]
+
+    def documents(self, identity: Identity, table: str, *, cursor: str | None = None, limit: int = 20) -> dict[str, Any]:
+        """``_system:documents``: one page of ``table``, newest first. Documents are Convex
+        encoded JSON; ``continueCursor`` continues the listing, ``isDone`` is true at the end."""
+        self._require_admin(identity)
+        db = self.app.db
+        if db.catalog.table_number(table) is None:
+            if table in self.user_tables():
+                return {"page": [], "continueCursor": "", "isDone": True}
+            known = ", ".join(self.user_tables()) or "(none)"
+            raise AdminError(f"Table {table!r} not found. Tables: {known}", code="TableNotFound")
+        if not 1 <= limit <= knobs.ADMIN_PAGE_MAX_DOCUMENTS_COUNT:
+            raise AdminError(
+                f"limit must be between 1 and {knobs.ADMIN_PAGE_MAX_DOCUMENTS_COUNT}, got {limit}",
+                code="InvalidPaginationLimit",
+            )
+        txn = db.begin(read_only=True)
+        txn._system_access = True
+        try:
+            result = Query(txn, table).order("desc").paginate({"numItems": limit, "cursor": cursor or None})
+        except ConvexError:
+            raise AdminError(
+                "Invalid cursor: it belongs to another table or deployment. Start again without --cursor.",
+                code="InvalidCursor",
+            ) from None
+        return {
+            "page": [to_convex_json(doc) for doc in result["page"]],
+            "continueCursor": result["continueCursor"],
+            "isDone": result["isDone"],
+        }
+
+    # --- export --------------------------------------------------------------------------------
+    def export_snapshot(self, identity: Identity, out: IO[bytes]) -> dict[str, Any]:
+        """``_system:export``: write a ZIP snapshot of every user table at one ts to ``out``.
+        Returns ``{"ts", "tables": {name: count}}``."""
+        self._require_admin(identity)
+        db = self.app.db
+        ts = db.latest_ts()
+        counts: dict[str, int] = {}
+        stamp = time.gmtime(ts // 1_000_000_000)[:6]
+
+        def entry(name: str) -> zipfile.ZipInfo:
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            return info
+
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(entry("README.md"), README)
+            for table, number in self.user_tables().items():
+                count = 0
+                with zf.open(entry(f"{table}/documents.jsonl"), "w") as f:
+                    index = db.catalog.index(table, BY_CREATION_TIME) if number else None
+                    if index is not None:
+                        for _, rev in db.persistence.index_scan(index.index_id, b"", None, ts):
+                            if rev.value is None:
+                                continue
+                            # Stored text is `values.json.dumps` of the document: already
+                            # Convex encoded JSON, lossless.
+                            f.write(rev.value)
+                            f.write(b"\n")
+                            count += 1
+                counts[table] = count
+        return {"ts": ts, "tables": counts}
+
+    # --- import --------------------------------------------------------------------------------
+    def prepare_import(
+        self,
+        identity: Identity,
+        data: bytes,
+        *,
+        fmt: ImportFormat,
+        table: str | None,
+        mode: ImportMode = "create",
+        source: str = "input",
+    ) -> ImportPlan:
+        """Parse ``data`` and check every document (names, limits, the schema in force)
+        without writing. Raises AdminError/ValidationError naming the file position."""
+        self._require_admin(identity)
+        if mode not in IMPORT_MODES:
+            raise AdminError(f"Unknown import mode {mode!r}: use append or replace (or neither)", code="InvalidImportMode")
+        if fmt not in IMPORT_FORMATS:
+            raise AdminError(f"Unknown import format {fmt!r}: use one of {', '.join(IMPORT_FORMATS)}", code="ImportFormatError")
+        if len(data) > knobs.ADMIN_UPLOAD_MAX_BYTES:
+            raise AdminError(
+                f"The import is {len(data)} bytes; the limit is {knobs.ADMIN_UPLOAD_MAX_BYTES} (ADMIN_UPLOAD_MAX_BYTES)",
+                code="UploadTooLarge",
+            )
+        parsed = parse_import(data, fmt, table, source)
+        db = self.app.db
+        ts = db.latest_ts()
+        plan = ImportPlan(mode)
+        for name, rows in parsed.items():
+            check_table_name(name)
+            number = db.catalog.table_number(name)
+            if mode == "create" and number is not None:
+                existing = self._count(number, ts)
+                if existing:
+                    raise AdminError(
+                        f"Table {name!r} already has {existing} documents: pass --append to add to "
+                        "them or --replace to replace them",
+                        code="ImportTableNotEmpty",
+                    )
+            plan.tables.append(self._check_rows(name, rows))
+        # Create missing tables in the order of their original numbers (ids stay valid when
+        # the numbers line up, as they do in a fresh deployment).
+        plan.tables.sort(key=lambda t: (t.snapshot_number is None, t.snapshot_number or 0, t.table))
+        return plan
+
+    def _check_rows(self, table: str, rows: list[tuple[str, dict[str, Any]]]) -> TableImport:
+        db = self.app.db
+        out = TableImport(table, [])
+        for where, raw in rows:
+            try:
+                doc_id = raw.get("_id")
+                ct = raw.get("_creationTime")
+                user = {k: v for k, v in raw.items() if k not in SYSTEM_FIELDS}
+                for name in user:
+                    if isinstance(name, str) and name.startswith("_"):
+                        raise ValidationError(
+                            f"Field {name!r} starts with '_', which is reserved for system fields; rename it",
+                            path=name,
+                        )
+                checked = db.validate_document(table, user, doc_id if isinstance(doc_id, str) else where)
+                if checked is None:
+                    checked = normalize(user, max_depth=knobs.MAX_DOCUMENT_NESTING_COUNT)
+                size = value_size(checked)
+                if size > knobs.MAX_DOCUMENT_SIZE_BYTES:
+                    raise LimitError(
+                        f"the document is {size} bytes; the limit is {knobs.MAX_DOCUMENT_SIZE_BYTES} bytes",
+                        code="DocumentTooLarge",
+                    )
+            except ConvectionError as exc:
+                raise type(exc)(f"{where}: {exc.message} (table {table!r}). Nothing was imported.") from None
+            keep: str | None = None
+            if isinstance(doc_id, str):
+                try:
+                    number, _ = decode_id(doc_id)
+                except IdError:
+                    number = None
+                if number is not None:
+                    if out.snapshot_number is None:
+                        out.snapshot_number = number
+                    if number == out.snapshot_number:
+                        keep = doc_id
+            creation = float(ct) if isinstance(ct, float) and ct > 0 else None
+            out.docs.append(_Doc(where, checked, keep, creation if keep else None))
+        return out
+
+    def run_import(self, identity: Identity, plan: ImportPlan, progress: Progress | None = None) -> dict[str, Any]:
+        """``_system:import``: write a prepared plan in chunked transactions (module docstring).
+        Returns ``{"imported", "tables": [{"table", "imported", "deleted", "keptIds"}]}``."""
+        self._require_admin(identity)
+        db = self.app.db
+        for t in plan.tables:
+            db.ensure_table(t.table)
+        for t in plan.tables:
+            self._import_table(t, plan.mode, progress)
+        return {"imported": sum(t.imported for t in plan.tables), "tables": [t.to_json() for t in plan.tables]}
+
+    def import_data(
+        self,
+        identity: Identity,
+        data: bytes,
+        *,
+        fmt: ImportFormat,
+        table: str | None,
+        mode: ImportMode = "create",
+        source: str = "input",
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`prepare_import` then :meth:`run_import`."""
+        plan = self.prepare_import(identity, data, fmt=fmt, table=table, mode=mode, source=source)
+        return self.run_import(identity, plan, progress)
+
+    def _import_table(self, t: TableImport, mode: ImportMode, progress: Progress | None) -> None:
+        db = self.app.db
+        number = db.ensure_table(t.table)
+        ts = db.latest_ts()
+        old = [
+            encode_id(number, rev.id)
+            for rev in db.persistence.table_documents(number, ts)
+            if rev.value is not None
+        ]
+        keep_ids = (mode == "replace" or not old) and t.snapshot_number == number
+        deletes = old if mode == "replace" else []
+        ops: list[tuple[str, Any]] = [("delete", i) for i in deletes] + [("insert", d) for d in t.docs]
+        chunk = max(1, knobs.IMPORT_CHUNK_DOCUMENTS_COUNT)
+        byte_budget = knobs.TRANSACTION_MAX_WRITE_BYTES // 2
+        pos = 0
+        total = len(ops)
+
+        def apply(txn: Transaction) -> tuple[int, int, int, int]:
+            done = deleted = inserted = kept = 0
+            for kind, item in ops[pos : pos + chunk]:
+                if done and txn.bytes_written >= byte_budget:
+                    break
+                done += 1
+                if kind == "delete":
+                    if txn.get(item) is not None:
+                        txn.delete(item)
+                        deleted += 1
+                    continue
+                doc: _Doc = item
+                if keep_ids and doc.id is not None and _insert_keeping_id(txn, t.table, number, doc):
+                    kept += 1
+                else:
+                    txn.insert(t.table, doc.fields)
+                inserted += 1
+            return done, deleted, inserted, kept
+
+        while pos < total:
+            try:
+                (done, deleted, inserted, kept), _ = run_in_transaction(db, apply)
+            except ConvectionError as exc:
+                raise type(exc)(
+                    f"Import into {t.table!r} failed after {t.imported} documents were imported: "
+                    f"{exc.message}"
+                ) from None
+            pos += done
+            t.deleted += deleted
+            t.imported += inserted
+            t.kept_ids += kept
+            if progress is not None:
+                progress(t.table, pos, total)
+        if progress is not None and total == 0:
+            progress(t.table, 0, 0)
+
+    # --- environment variables -----------------------------------------------------------------
+    def _env_rows(self) -> dict[str, str]:
+        txn = self.app.db.begin(read_only=True)
+        txn._system_access = True
+        rows = Query(txn, ENV_TABLE).collect()
+        return {r["name"]: r["value"] for r in sorted(rows, key=lambda r: str(r["name"]))}
+
+    def env_list(self, identity: Identity) -> dict[str, str]:
+        """``_system:env/list``: every variable, by name."""
+        self._require_admin(identity)
+        return self._env_rows()
+
+    def env_get(self, identity: Identity, name: str) -> str | None:
+        self._require_admin(identity)
+        check_env_name(name)
+        return self._env_rows().get(name)
+
+    def _env_write(self, name: str, value: str | None) -> bool:
+        def fn(txn: Transaction) -> bool:
+            txn._system_access = True
+            row = Query(txn, ENV_TABLE).with_index(ENV_INDEX, lambda q: q.eq("name", name)).first()
+            if row is None:
+                if value is not None:
+                    txn.insert(ENV_TABLE, {"name": name, "value": value})
+                return False
+            if value is None:
+                txn.delete(row["_id"])
+            else:
+                txn.patch(row["_id"], {"value": value})
+            return True
+
+        existed, _ = run_in_transaction(self.app.db, fn)
+        _apply_env(name, value)
+        self.app.cache.invalidate_all(self.app.latest_ts())
+        return existed
+
+    def env_set(self, identity: Identity, name: str, value: str) -> bool:
+        """``_system:env/set``: set a variable; True when it replaced an existing value."""
+        self._require_admin(identity)
+        check_env_name(name)
+        check_env_value(name, value)
+        return self._env_write(name, value)
+
+    def env_remove(self, identity: Identity, name: str) -> bool:
+        """``_system:env/remove``: True when the variable existed."""
+        self._require_admin(identity)
+        check_env_name(name)
+        return self._env_write(name, None)
+
+    # --- logs ----------------------------------------------------------------------------------
+    async def logs_after(self, identity: Identity, after: int | None, history: int, timeout_s: float) -> dict[str, Any]:
+        """``_system:logs``: with ``after`` None, the last ``history`` entries at once; otherwise
+        the entries after ``after``, waiting up to ``timeout_s`` for one. ``cursor`` is the
+        ``after`` of the next call."""
+        self._require_admin(identity)
+        if after is None:
+            entries = self.logs.tail(history)
+            cursor = self.logs.last_seq
+        else:
+            if after > self.logs.last_seq:  # the server restarted: sequence numbers began again
+                after = 0
+            entries = await self.logs.wait(after, timeout_s)
+            cursor = entries[-1].seq if entries else max(after, 0)
+        return {"entries": [e.to_json() for e in entries], "cursor": cursor}
+
+    # --- deploy --------------------------------------------------------------------------------
+    def deploy(self, identity: Identity, bundle: bytes) -> dict[str, Any]:
+        """``_system:deploy``: unpack, load and push a ZIP of a functions folder (module
+        docstring). Raises ModuleLoadError (file and line), SchemaError or AdminError; then
+        nothing changed."""
+        self._require_admin(identity)
+        with self._deploy_lock:
+            root = self.data_dir / DEPLOYED_DIR
+            root.mkdir(parents=True, exist_ok=True)
+            version = max(_versions(root), default=0) + 1
+            holder = root / str(version)
+            folder = holder / "convex"
+            try:
+                _unpack(bundle, folder)
+                loaded = load_app(folder)
+            except BaseException:
+                shutil.rmtree(holder, ignore_errors=True)
+                raise
+            previous = self.app.loaded
+            try:
+                from convection.application.push import push
+
+                push(self.app, loaded)
+            except BaseException:
+                loaded.unload()
+                shutil.rmtree(holder, ignore_errors=True)
+                raise
+            _write_active(root, version)
+            if previous.folder.resolve() != folder.resolve():
+                previous.unload()
+            _prune(root, version)
+        return _summary(loaded, version)
+
+
+# --- deployed code on disk ----------------------------------------------------------------------
+
+
+def _versions(root: Path) -> list[int]:
+    return [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()] if root.is_dir() else []
+
+
+def active_deployed_folder(data_dir: Path) -> Path | None:
+    """The functions folder last deployed into ``data_dir`` (``<data>/deployed/<n>/convex``),
+    or None when nothing was deployed (or the folder is gone)."""
+    marker = Path(data_dir) / DEPLOYED_DIR / ACTIVE_FILE
+    try:
+        version = marker.read_text().strip()
+    except OSError:
+        return None
+    folder = marker.parent / version / "convex"
+    return folder if version.isdigit() and folder.is_dir() else None
+
+
+def _write_active(root: Path, version: int) -> None:
+    tmp = root / (ACTIVE_FILE + ".tmp")
+    tmp.write_text(f"{version}\n")
+    os.replace(tmp, root / ACTIVE_FILE)
+
+
+def _prune(root: Path, active: int) -> None:
+    keep = max(1, knobs.DEPLOY_KEEP_VERSIONS_COUNT)
+    for v in sorted(_versions(root), reverse=True)[keep:]:
+        if v != active:
+            shutil.rmtree(root / str(v), ignore_errors=True)
+
+
+def _unpack(bundle: bytes, folder: Path) -> None:
+    """Extract a deploy bundle, refusing absolute paths, ``..`` and oversized contents."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(bundle))
+    except zipfile.BadZipFile as exc:
+        raise AdminError(f"The deploy bundle is not a ZIP file ({exc})", code="InvalidDeployBundle") from None
+    folder.mkdir(parents=True)
+    total = 0
+    with zf:
+        for info in zf.infolist():
+            name = info.filename
+            if name.endswith("/"):
+                continue
+            path = PurePosixPath(name)
+            if path.is_absolute() or ".." in path.parts or "\\" in name or not path.parts:
+                raise AdminError(f"The deploy bundle has an unsafe path {name!r}", code="InvalidDeployBundle")
+            total += info.file_size
+            if total > knobs.ADMIN_UPLOAD_MAX_BYTES:
+                raise AdminError(
+                    f"The deploy bundle unpacks to more than {knobs.ADMIN_UPLOAD_MAX_BYTES} bytes (ADMIN_UPLOAD_MAX_BYTES)",
+                    code="UploadTooLarge",
+                )
+            dest = folder.joinpath(*path.parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(zf.read(info))
+
+
+def _summary(loaded: LoadedApp, version: int) -> dict[str, Any]:
+    schema = loaded.schema
+    return {
+        "version": version,
+        "functions": [
+            {"path": f["path"], "kind": f["kind"], "visibility": f["visibility"]} for f in loaded.function_paths_json()
+        ],
+        "modules": list(loaded.modules),
+        "tables": sorted(schema.tables) if schema is not None else [],
+    }
+
+
+def _insert_keeping_id(txn: Transaction, table: str, number: int, doc: _Doc) -> bool:
+    """Insert ``doc`` under its original ``_id`` and ``_creationTime``. False (nothing
+    written) when that id is live in this transaction's view."""
+    assert doc.id is not None
+    if txn.get(doc.id) is not None:  # also records the read: a concurrent insert conflicts
+        return False
+    _, internal = decode_id(doc.id)
+    txn._check_writable()
+    creation = doc.creation_time if doc.creation_time is not None else txn.now_ms
+    prepared = txn._prepare(table, doc.fields, doc.id, creation)
+    pending = txn.writes.get(internal)
+    if pending is not None:  # deleted earlier in this transaction: becomes a replacement
+        pending.new = prepared
+    else:
+        txn.writes[internal] = Write(table, number, doc.id, internal, None, None, prepared)
+    return True
+

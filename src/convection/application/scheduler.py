@@ -1,0 +1,468 @@
+"""The scheduler executor: runs due scheduled functions (``_scheduled_functions``) and cron
+jobs (``_cron_jobs``, see application/crons.py) of one application (SEMANTICS.md §6).
+
+One pass (:meth:`SchedulerExecutor._dispatch`) reads both work queues (``by_next_ts``) in one
+snapshot and starts every due job not already running, up to
+``SCHEDULER_EXECUTION_PARALLELISM_COUNT`` at once. The background loop then sleeps until the
+next due time, a job finishing, or an invalidation of the read set of that pass (a job
+inserted or changed: the executor subscribes to its own reads), whichever comes first. Time
+comes from the database's clock, so tests drive everything with a ManualClock and
+:meth:`run_due_jobs` without sleeping.
+
+Guarantees:
+
+* **Mutations, exactly once.** The job is re-read in the mutation's transaction (and staged
+  ``inProgress`` there, so the mutation sees itself running); ``success`` is written in that
+  same transaction, which is retried on conflicts without limit. A job canceled meanwhile is
+  skipped. A user error discards the writes and records ``failed(message)`` in a new
+  transaction. A crash before the commit leaves the job pending: it runs after restart.
+* **Actions, at most once.** ``inProgress`` is committed first, then the action runs, then
+  ``success``/``failed`` is recorded. A job found ``inProgress`` that this process is not
+  running (the process died mid-action) is recorded ``failed("Transient error while
+  executing action")``, never re-run.
+* Scheduled functions run as the system: no user identity, internal functions allowed.
+* Finished jobs and cron logs are deleted after ``SCHEDULED_JOB_RETENTION_MS``.
+
+Invariant: a key (job or cron id) is in ``_running`` from the moment its task is created
+until its bookkeeping is committed, so an ``inProgress`` row not in ``_running`` is orphaned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from convection import knobs
+from convection.database.readset import FrozenReadSet
+from convection.database.retry import run_in_transaction
+from convection.database.subscriptions import Subscription
+from convection.database.transaction import Transaction
+from convection.functions.loader import LoadedApp
+from convection.functions.outcome import FunctionOutcome
+from convection.functions.runner import FunctionCallError
+from convection.functions.scheduler import SchedulerError, SchedulerServices, decorate, running_job
+from convection.model import cron_jobs, scheduled_jobs
+from convection.model.cron_jobs import CronJob, CronJobs
+from convection.model.scheduled_jobs import JobState, ScheduledJob, ScheduledJobs
+
+if TYPE_CHECKING:
+    from convection.application.app import Application
+
+log = logging.getLogger("convection.scheduler")
+
+T = TypeVar("T")
+
+TRANSIENT_ACTION_ERROR = "Transient error while executing action"
+RETRY_FOREVER = sys.maxsize
+# Returned by a run's check_first when the job changed before it could run (canceled, ...).
+SKIPPED = FunctionOutcome(success=True)
+
+
+def error_text(outcome: FunctionOutcome) -> str:
+    """The message recorded for a failed run: the client-facing error without the request
+    id prefix."""
+    msg = outcome.error_message
+    if msg.startswith("[Request ID: "):
+        _head, sep, rest = msg.partition("] ")
+        if sep:
+            msg = rest
+            if msg.startswith("Server Error\n"):
+                msg = msg[len("Server Error\n") :]
+    return msg.strip() or "Server Error"
+
+
+@dataclass
+class _Pass:
+    """What one read of the queues found."""
+
+    jobs: list[ScheduledJob] = field(default_factory=list)
+    crons: list[CronJob] = field(default_factory=list)
+    next_due: float | None = None
+    saturated: bool = False
+    read_set: FrozenReadSet | None = None
+    ts: int = 0
+
+
+class SchedulerExecutor:
+    """Runs the scheduled functions and crons of ``app``.
+
+    Lifecycle: constructed with the application (creates the system tables); ``start()``
+    syncs crons and starts the background loop; ``stop()`` cancels the loop and the runs in
+    flight (an action cut short is recorded failed at the next start). Without ``start``,
+    tests call :meth:`run_due_jobs` / :meth:`finish_scheduled_functions`.
+    """
+
+    def __init__(self, app: Application, *, parallelism: int | None = None) -> None:
+        self.app = app
+        self.db = app.db
+        self.clock = app.db.clock
+        self.parallelism = parallelism or knobs.SCHEDULER_EXECUTION_PARALLELISM_COUNT
+        scheduled_jobs.ensure_tables(self.db.catalog)
+        cron_jobs.ensure_tables(self.db.catalog)
+        from convection.application.crons import CronRunner  # crons.py imports this module
+
+        self.crons = CronRunner(self)
+        self.services = SchedulerServices(
+            resolve=self._resolve, now_ms=self.clock.now_ms, run_transaction=self._run_transaction
+        )
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._failures: dict[str, tuple[int, float]] = {}  # key -> (failures, retry at ms)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
+        self._next_prune_ms = -math.inf
+        self._last: _Pass = _Pass()
+
+    # --- hooks for the application ----------------------------------------------------------
+    def decorate_ctx(self, ctx: Any, txn: Transaction | None) -> None:
+        """Install ``ctx.scheduler`` (the runner's ``decorate_ctx`` hook)."""
+        decorate(ctx, txn, self.services)
+
+    def sync_crons(self, loaded: LoadedApp) -> None:
+        """Make ``_cron_jobs`` match ``loaded.crons`` (blocking; called on every push)."""
+        self.crons.sync(loaded)
+        self.wake()
+
+    def cron_logs(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return self.crons.logs(name, limit)
+
+    def _resolve(self, ref: Any) -> str:
+        try:
+            spec = self.app.runner.resolve(ref, None, None)
+        except FunctionCallError as exc:
+            raise SchedulerError(f"Cannot schedule {ref!r}: {exc.message}") from None
+        if spec.kind not in ("mutation", "action"):
+            raise SchedulerError(
+                f"Cannot schedule {spec.path!r}: it is a {spec.kind}; only mutations and actions "
+                "can be scheduled."
+            )
+        return spec.path
+
+    async def _run_transaction(self, fn: Callable[[Transaction], Any]) -> Any:
+        return await self._in_thread(lambda: self.transact(fn))
+
+    def transact(self, fn: Callable[[Transaction], T]) -> T:
+        """Run ``fn`` in a transaction and commit it, retrying conflicts without limit."""
+        return run_in_transaction(self.db, fn, max_retries=RETRY_FOREVER)[0]
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        result: T = await self.app._in_thread(fn)
+        return result
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def _bind(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._wake is None:
+            self._loop = loop
+            self._wake = asyncio.Event()
+        return self._wake
+
+    async def start(self, *, background: bool = True) -> None:
+        """Sync crons with the code in force, then (``background``) run the executor loop."""
+        self._bind()
+        await self._in_thread(lambda: self.crons.sync(self.app.loaded))
+        if background and self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._run_loop(), name="convection-scheduler")
+
+    async def stop(self) -> None:
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        running = list(self._running.values())
+        for t in running:
+            t.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+
+    def wake(self) -> None:
+        """Make the background loop re-read its queues now (thread-safe)."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+        try:
+            loop.call_soon_threadsafe(wake.set)
+        except RuntimeError:  # loop closed
+            pass
+
+    async def _run_loop(self) -> None:
+        wake = self._bind()
+        errors = 0
+        while True:
+            wake.clear()
+            try:
+                await self._dispatch(subscribe=True)
+                await self._maybe_prune()
+                errors = 0
+                timeout = self._timeout()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler pass failed")
+                errors += 1
+                timeout = min(0.5 * 2.0 ** min(errors, 10), 60.0)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    def _timeout(self) -> float | None:
+        cap = knobs.SCHEDULER_PRUNE_INTERVAL_MS / 1000.0
+        last = self._last
+        if last.saturated or last.next_due is None:
+            return cap
+        return max(0.0, min(cap, (last.next_due - self.clock.now_ms()) / 1000.0))
+
+    # --- passes -----------------------------------------------------------------------------
+    def _read_queues(self, now: float, busy: frozenset[str], capacity: int) -> _Pass:
+        txn = self.db.begin(read_only=True)
+        found = _Pass()
+
+        def later(ts: float) -> None:
+            if found.next_due is None or ts < found.next_due:
+                found.next_due = ts
+
+        for job in ScheduledJobs(txn).queue():
+            assert job.next_ts is not None
+            if job.next_ts > now:
+                later(job.next_ts)
+                break
+            if job.id in busy:
+                continue
+            if len(found.jobs) >= capacity:
+                found.saturated = True
+                break
+            found.jobs.append(job)
+        for cron in CronJobs(txn).queue():
+            if cron.next_ts > now:
+                later(cron.next_ts)
+                break
+            if cron.id in busy:
+                continue
+            if len(found.jobs) + len(found.crons) >= capacity:
+                found.saturated = True
+                break
+            found.crons.append(cron)
+        found.read_set = txn.reads.freeze()
+        found.ts = txn.begin_ts
+        return found
+
+    async def _dispatch(self, *, subscribe: bool = False) -> int:
+        """Start every due job that is not running (up to the parallelism). Returns how many
+        were started."""
+        self._bind()
+        now = self.clock.now_ms()
+        blocked = {k for k, (_, at) in self._failures.items() if at > now}
+        busy = frozenset(self._running) | blocked
+        capacity = self.parallelism - len(self._running)
+        found = await self._in_thread(lambda: self._read_queues(now, busy, capacity))
+        for _, at in self._failures.values():
+            if at > now and (found.next_due is None or at < found.next_due):
+                found.next_due = at
+        self._last = found
+        if subscribe and found.read_set is not None:
+            self._resubscribe(found.read_set, found.ts)
+        started = 0
+        for job in found.jobs:
+            if job.id not in self._running and len(self._running) < self.parallelism:
+                self._start(job.id, self._run_job(job))
+                started += 1
+        for cron in found.crons:
+            if cron.id not in self._running and len(self._running) < self.parallelism:
+                self._start(cron.id, self.crons.run(cron))
+                started += 1
+        return started
+
+    def _resubscribe(self, read_set: FrozenReadSet, ts: int) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+        self._subscription = sub = self.db.subscribe(read_set, ts)
+        sub.set_callback(self.wake)
+
+    def _start(self, key: str, coro: Coroutine[Any, Any, None]) -> None:
+        self._running[key] = asyncio.create_task(self._guard(key, coro), name=f"convection-job-{key}")
+
+    async def _guard(self, key: str, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+            self._failures.pop(key, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A system error (not a user error: those are recorded as failed runs). Retry the
+            # job later with backoff rather than spinning on it.
+            count = self._failures.get(key, (0, 0.0))[0] + 1
+            delay = min(500.0 * 2 ** min(count, 20), 2 * 3600_000.0)
+            self._failures[key] = (count, self.clock.now_ms() + delay)
+            log.exception("scheduled job %s failed with a system error; retrying in %.1f s", key, delay / 1000)
+        finally:
+            self._running.pop(key, None)
+            if self._wake is not None:
+                self._wake.set()
+
+    # --- test and admin drivers -------------------------------------------------------------
+    async def run_due_jobs(self) -> int:
+        """Run everything due at the clock's current time (jobs, crons, and what they make
+        due now) to completion. Returns the number of runs started."""
+        ran = 0
+        while True:
+            started = await self._dispatch()
+            ran += started
+            tasks = list(self._running.values())
+            if not tasks:
+                if not started:
+                    break
+                continue
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await self._maybe_prune()
+        return ran
+
+    def next_scheduled_time(self) -> float | None:
+        """The due time of the earliest pending scheduled function (crons excluded)."""
+        txn = self.db.begin(read_only=True)
+        for job in ScheduledJobs(txn).queue():
+            if job.state is JobState.PENDING:
+                return job.next_ts
+        return None
+
+    async def run_next(self, advance_to: Callable[[float], None]) -> int:
+        """One round of "finish scheduled functions": run what is due; if nothing was, move
+        time (``advance_to(ms)``) to the next pending scheduled function and run what is due
+        then. Returns the number of runs (0: nothing is pending)."""
+        ran = await self.run_due_jobs()
+        if ran:
+            return ran
+        nxt = await self._in_thread(self.next_scheduled_time)
+        if nxt is None:
+            return 0
+        if nxt > self.clock.now_ms():
+            advance_to(nxt)
+        return await self.run_due_jobs()
+
+    async def finish_scheduled_functions(
+        self, advance_to: Callable[[float], None], *, max_rounds: int = 1000
+    ) -> int:
+        """Run scheduled functions until none is pending, moving time (``advance_to(ms)``)
+        to each next one's due time; includes jobs scheduled by jobs."""
+        total = 0
+        for _ in range(max_rounds):
+            total += await self.run_due_jobs()
+            nxt = await self._in_thread(self.next_scheduled_time)
+            if nxt is None:
+                return total
+            if nxt > self.clock.now_ms():
+                advance_to(nxt)
+        raise SchedulerError(
+            f"Scheduled functions were still pending after {max_rounds} rounds: functions keep "
+            "scheduling functions.",
+            code="SchedulerNotSettled",
+        )
+
+    # --- scheduled functions ----------------------------------------------------------------
+    async def _run_job(self, job: ScheduledJob) -> None:
+        if job.state is JobState.IN_PROGRESS:
+            await self._in_thread(lambda: self._fail_orphan(job))
+            return
+        spec = self.app.loaded.get(job.name)
+        if spec is not None and spec.kind == "action":
+            await self._run_action_job(job)
+        else:
+            await self._in_thread(lambda: self._run_mutation_job(job))
+
+    def _fail_orphan(self, job: ScheduledJob) -> None:
+        now = self.clock.now_ms()
+        changed = self.transact(
+            lambda txn: ScheduledJobs(txn).complete(
+                job.id, JobState.FAILED, now, error=TRANSIENT_ACTION_ERROR, expect=JobState.IN_PROGRESS
+            )
+        )
+        if changed:
+            log.warning("scheduled action %s (%s) was interrupted; recorded as failed", job.id, job.name)
+
+    def _job_args(self, job: ScheduledJob) -> dict[str, Any]:
+        txn = self.db.begin(read_only=True)
+        return ScheduledJobs(txn).args_of(job)
+
+    def _run_mutation_job(self, job: ScheduledJob) -> None:
+        args = self._job_args(job)
+
+        def check_first(txn: Transaction) -> FunctionOutcome | None:
+            # Staged inProgress: visible only inside this transaction.
+            return None if ScheduledJobs(txn).mark_in_progress(job.id) else SKIPPED
+
+        def before_commit(txn: Transaction, outcome: FunctionOutcome) -> None:
+            ScheduledJobs(txn).complete(job.id, JobState.SUCCESS, self.clock.now_ms())
+
+        with running_job(job.id):
+            outcome = self.app.runner.run_mutation(
+                job.name, args, None, check_first=check_first, before_commit=before_commit,
+                max_retries=RETRY_FOREVER,
+            )
+        if outcome is SKIPPED or outcome.success:
+            return
+        message = error_text(outcome)
+        now = self.clock.now_ms()
+        self.transact(
+            lambda txn: ScheduledJobs(txn).complete(
+                job.id, JobState.FAILED, now, error=message, expect=JobState.PENDING
+            )
+        )
+
+    async def _run_action_job(self, job: ScheduledJob) -> None:
+        def begin(txn: Transaction) -> dict[str, Any] | None:
+            model = ScheduledJobs(txn)
+            if not model.mark_in_progress(job.id):
+                return None
+            return model.args_of(job)
+
+        args = await self._in_thread(lambda: self.transact(begin))
+        if args is None:
+            return
+        with running_job(job.id):
+            outcome = await self.app.runner.run_action(job.name, args, None, self.app.host)
+        state = JobState.SUCCESS if outcome.success else JobState.FAILED
+        message = None if outcome.success else error_text(outcome)
+        now = self.clock.now_ms()
+        await self._in_thread(
+            lambda: self.transact(
+                lambda txn: ScheduledJobs(txn).complete(
+                    job.id, state, now, error=message, expect=JobState.IN_PROGRESS
+                )
+            )
+        )
+
+    # --- retention --------------------------------------------------------------------------
+    async def _maybe_prune(self) -> None:
+        now = self.clock.now_ms()
+        if now < self._next_prune_ms:
+            return
+        self._next_prune_ms = now + knobs.SCHEDULER_PRUNE_INTERVAL_MS
+        await self._in_thread(lambda: self.prune(now))
+
+    def prune(self, now_ms: float) -> int:
+        """Delete finished jobs and cron logs older than the retention (blocking)."""
+        cutoff = now_ms - knobs.SCHEDULED_JOB_RETENTION_MS
+        batch = knobs.SCHEDULER_PRUNE_BATCH_COUNT
+        total = 0
+        while True:
+
+            def run(txn: Transaction) -> int:
+                model = ScheduledJobs(txn)
+                old = model.finished_before(cutoff, batch)
+                for job in old:
+                    model.delete(job)
+                return len(old) + CronJobs(txn).prune_logs(cutoff, batch)
+
+            n = self.transact(run)
+            total += n
+            if n < batch:
+                return total

@@ -1,0 +1,209 @@
+"""The dashboard (docs/dashboard.md): one static page at ``/`` and the few admin routes it
+needs beyond ``server/admin_routes.py``.
+
+The page (``static/dashboard.html``, plain JS, no build step) asks for the admin key and then
+talks only to the admin HTTP API (``/api/admin/...``) and the public API (``/api/function`` to
+run a function as admin), like any other client: there is no private path (STYLE.md §12).
+It is served with a Content-Security-Policy that allows exactly its own inline script and
+style (by hash) and requests to this origin, so injected markup could neither run nor send
+the admin key elsewhere.
+
+Routes added here (all ``Authorization: Convex <admin key>``, 401 ``Unauthorized`` otherwise;
+errors are ``{"code", "message"}``):
+
+| route | answers |
+|---|---|
+| ``GET /api/admin/functions`` | ``{"functions": [{"path", "module", "name", "kind", "visibility", "args", "returns"}]}`` |
+| ``GET /api/admin/scheduled_functions?limit=N`` | ``{"jobs": [{"id", "name", "args", "scheduledTime", "completedTime", "state"}]}``, newest first |
+| ``POST /api/admin/scheduled_functions/{id}/cancel`` | ``{"id", "canceled"}`` (false: already finished) |
+| ``GET /api/admin/cron_jobs?limit=N`` | ``{"crons": [{"name", "udfPath", "args", "schedule", "state", "nextTs", "prevTs"}], "logs": [...]}`` |
+
+``args`` and log documents are Convex encoded JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from convection import knobs
+from convection.application.admin import AdminError
+from convection.application.app import Application
+from convection.application.interface import AuthFailure, Identity
+from convection.database.query import Query
+from convection.database.transaction import Transaction
+from convection.errors import ConvectionError
+from convection.model.cron_jobs import CronJobs
+from convection.model.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE, ScheduledJob, ScheduledJobs
+from convection.server.admin_routes import error_body
+from convection.server.http_api import HttpApi, error_response, json_response
+from convection.values.json import to_convex_json
+
+PAGE = "dashboard.html"
+DEFAULT_LIST_COUNT = 50
+
+Handler = Callable[[Request, Identity], Awaitable[Response]]
+_STATUS = {"Unauthorized": 401, "NotFound": 404}
+
+
+def load_page() -> tuple[str, str]:
+    """The page's HTML and its Content-Security-Policy (hashes of its inline blocks)."""
+    html = (resources.files("convection.server") / "static" / PAGE).read_text(encoding="utf-8")
+
+    def hashes(tag: str) -> str:
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.DOTALL)
+        return " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() + "'" for b in blocks
+        )
+
+    csp = (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return html, csp
+
+
+class DashboardRoutes:
+    """The page and the dashboard's admin routes of one application."""
+
+    def __init__(self, app: Application, api: HttpApi) -> None:
+        self.app = app
+        self.api = api
+        self._page: tuple[str, str] | None = None
+
+    def routes(self) -> list[Route]:
+        g = self._guard
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Route("/api/admin/functions", g(self.functions), methods=["GET"]),
+            Route("/api/admin/scheduled_functions", g(self.scheduled), methods=["GET"]),
+            Route("/api/admin/scheduled_functions/{job_id}/cancel", g(self.cancel), methods=["POST"]),
+            Route("/api/admin/cron_jobs", g(self.crons), methods=["GET"]),
+        ]
+
+    def _guard(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                identity = await self.api.identity(request)
+                if not identity.is_admin:
+                    raise AuthFailure(
+                        "The admin API needs 'Authorization: Convex <admin key>' (print the key "
+                        "with `convection admin-key` where the deployment's data lives)",
+                        code="Unauthorized",
+                    )
+                return await handler(request, identity)
+            except AuthFailure as exc:
+                return error_response(401, exc.code, exc.message)
+            except ConvectionError as exc:
+                return json_response(error_body(exc), _STATUS.get(exc.code, 400))
+
+        return endpoint
+
+    # --- the page ------------------------------------------------------------------------------
+    async def page(self, request: Request) -> Response:
+        if self._page is None:
+            self._page = load_page()
+        html, csp = self._page
+        return HTMLResponse(
+            html,
+            headers={
+                "Content-Security-Policy": csp,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-cache",
+            },
+        )
+
+    # --- functions -----------------------------------------------------------------------------
+    async def functions(self, request: Request, identity: Identity) -> Response:
+        return json_response({"functions": self.app.loaded.function_paths_json()})
+
+    # --- scheduled functions and crons ---------------------------------------------------------
+    def _read(self) -> Transaction:
+        txn = self.app.db.begin(read_only=True)
+        txn._system_access = True
+        return txn
+
+    async def scheduled(self, request: Request, identity: Identity) -> Response:
+        limit = _limit(request)
+
+        def read() -> list[dict[str, Any]]:
+            txn = self._read()
+            model = ScheduledJobs(txn)
+            docs = Query(txn, SCHEDULED_FUNCTIONS_TABLE).order("desc").take(limit)
+            return [_job_json(model, ScheduledJob.from_doc(d)) for d in docs]
+
+        return json_response({"jobs": await run_in_threadpool(read)})
+
+    async def cancel(self, request: Request, identity: Identity) -> Response:
+        job_id = request.path_params["job_id"]
+        scheduler = self.app.scheduler
+        now_ms = self.app.db.clock.now_ms
+
+        def cancel(txn: Transaction) -> bool:
+            model = ScheduledJobs(txn)
+            if model.get(job_id) is None:
+                raise AdminError(f"No scheduled function with id {job_id!r}", code="NotFound")
+            return model.cancel(job_id, now_ms())
+
+        canceled = await run_in_threadpool(scheduler.transact, cancel)
+        scheduler.wake()
+        return json_response({"id": job_id, "canceled": canceled})
+
+    async def crons(self, request: Request, identity: Identity) -> Response:
+        limit = _limit(request)
+
+        def read() -> dict[str, Any]:
+            jobs = CronJobs(self._read()).all()
+            crons = [
+                {
+                    "name": c.name,
+                    "udfPath": c.udf_path,
+                    "args": to_convex_json(c.args),
+                    "schedule": to_convex_json(c.schedule),
+                    "state": c.state,
+                    "nextTs": c.next_ts,
+                    "prevTs": c.prev_ts,
+                }
+                for c in jobs
+            ]
+            logs = [to_convex_json(doc) for doc in self.app.cron_logs(None, limit)]
+            return {"crons": crons, "logs": logs}
+
+        return json_response(await run_in_threadpool(read))
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit") or str(DEFAULT_LIST_COUNT)
+    top = knobs.ADMIN_PAGE_MAX_DOCUMENTS_COUNT
+    if not raw.isdigit() or not 1 <= int(raw) <= top:
+        raise AdminError(f"limit must be a whole number from 1 to {top}, got {raw!r}", code="InvalidPaginationLimit")
+    return int(raw)
+
+
+def _job_json(model: ScheduledJobs, job: ScheduledJob) -> dict[str, Any]:
+    try:
+        args: Any = to_convex_json(model.args_of(job))
+    except ConvectionError:
+        args = None
+    state: dict[str, Any] = {"kind": job.state.value}
+    if job.error is not None:
+        state["error"] = job.error
+    return {
+        "id": job.id,
+        "name": job.name,
+        "args": args,
+        "scheduledTime": job.scheduled_time,
+        "completedTime": job.completed_time,
+        "state": state,
+    }

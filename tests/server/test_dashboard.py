@@ -1,0 +1,174 @@
+"""The dashboard: the page at ``/`` and its admin routes (functions, scheduled functions, cron
+jobs), which require the admin key; running a function as admin goes through the public
+``/api/function``, as the page does."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from convection.server.app import Deployment, build_app, open_deployment
+
+NOTES = '''
+from convection import internal_mutation, mutation, query, v
+
+@mutation(args={"text": v.string()})
+def add(ctx, text):
+    print("adding", text)
+    return ctx.db.insert("notes", {"text": text})
+
+@mutation(args={"text": v.string(), "delay": v.float64()})
+def later(ctx, text, delay):
+    return ctx.scheduler.run_after(delay, "notes:add", {"text": text})
+
+@internal_mutation
+def secret(ctx):
+    return "internal ok"
+
+@query
+def count(ctx):
+    return len(ctx.db.query("notes").collect())
+'''
+
+CRONS = '''
+from convection import Crons
+
+crons = Crons()
+crons.interval("tick", {"minutes": 5}, "notes:add", {"text": "tick"})
+'''
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    folder = tmp_path / "convex"
+    folder.mkdir()
+    (folder / "notes.py").write_text(textwrap.dedent(NOTES))
+    (folder / "crons.py").write_text(textwrap.dedent(CRONS))
+    dep = open_deployment(folder, tmp_path / "data")
+    yield dep
+    dep.close()
+
+
+@pytest.fixture
+def client(deployment: Deployment) -> Iterator[TestClient]:
+    with TestClient(build_app(deployment)) as c:
+        yield c
+
+
+@pytest.fixture
+def admin(deployment: Deployment) -> dict[str, str]:
+    return {"Authorization": f"Convex {deployment.app.admin_key}"}
+
+
+def test_the_page_is_served_with_a_strict_content_security_policy(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert "convection admin-key" in page
+    for api in ("/api/admin/tables", "/api/admin/functions", "/api/admin/env", "/api/admin/logs", "/api/function"):
+        assert api in page
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    # The policy allows exactly the page's inline script, by hash; nothing else may run.
+    scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
+    assert len(scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}';" in csp
+    markup = re.sub(r"<script>.*?</script>", "", page, flags=re.DOTALL)
+    assert not re.search(r"<[^>]*\son[a-z]+\s*=", markup, flags=re.IGNORECASE), "the CSP blocks inline handlers"
+    assert 'style="' not in page, "style attributes would be blocked by the CSP"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/admin/functions", "/api/admin/scheduled_functions", "/api/admin/cron_jobs"],
+)
+def test_the_dashboard_routes_require_the_admin_key(client: TestClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 401 and r.json()["code"] == "Unauthorized"
+    r = client.get(path, headers={"Authorization": "Convex convection|not-the-key"})
+    assert r.status_code == 401 and r.json()["code"] == "BadAdminKey"
+
+
+def test_the_functions_list_has_kinds_visibility_and_validators(client: TestClient, admin: dict[str, str]) -> None:
+    r = client.get("/api/admin/functions", headers=admin)
+    assert r.status_code == 200
+    functions = {f["path"]: f for f in r.json()["functions"]}
+    assert set(functions) >= {"notes:add", "notes:later", "notes:secret", "notes:count"}
+    add = functions["notes:add"]
+    assert add["kind"] == "mutation" and add["visibility"] == "public"
+    assert add["args"] == {"type": "object", "value": {"text": {"fieldType": {"type": "string"}, "optional": False}}}
+    assert functions["notes:secret"]["visibility"] == "internal"
+    assert functions["notes:count"]["kind"] == "query" and functions["notes:count"]["args"] is None
+
+
+def test_running_functions_as_admin_like_the_page_does(client: TestClient, admin: dict[str, str]) -> None:
+    def run(path: str, args: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        r = client.post(
+            "/api/function", json={"path": path, "args": args, "format": "convex_encoded_json"}, headers=headers
+        )
+        assert r.status_code == 200
+        body: dict[str, Any] = r.json()
+        return body
+
+    out = run("notes:add", {"text": "from the dashboard"}, admin)
+    assert out["status"] == "success" and out["logLines"] == ["[LOG] adding from the dashboard"]
+    assert run("notes:count", {}, admin)["value"] == 1
+    # Internal functions run for the admin only.
+    assert run("notes:secret", {}, admin)["value"] == "internal ok"
+    assert run("notes:secret", {}, {})["status"] == "error"
+    bad = run("notes:add", {"text": 5}, admin)
+    assert bad["status"] == "error" and "ArgumentValidationError" in bad["errorMessage"]
+    # The data browser then sees the document.
+    tables = client.get("/api/admin/tables", headers=admin).json()["tables"]
+    assert {"name": "notes", "count": 1} in tables
+    page = client.get("/api/admin/tables/notes/documents", headers=admin).json()
+    assert [d["text"] for d in page["page"]] == ["from the dashboard"]
+
+
+def test_scheduled_functions_are_listed_and_can_be_canceled(client: TestClient, admin: dict[str, str]) -> None:
+    r = client.post(
+        "/api/mutation", json={"path": "notes:later", "args": {"text": "x", "delay": 3_600_000}, "format": "json"}
+    )
+    job_id = r.json()["value"]
+    jobs = client.get("/api/admin/scheduled_functions", headers=admin).json()["jobs"]
+    assert [(j["id"], j["name"], j["state"], j["args"]) for j in jobs] == [
+        (job_id, "notes:add", {"kind": "pending"}, {"text": "x"})
+    ]
+    assert jobs[0]["completedTime"] is None
+    r = client.post(f"/api/admin/scheduled_functions/{job_id}/cancel", headers=admin)
+    assert r.json() == {"id": job_id, "canceled": True}
+    again = client.post(f"/api/admin/scheduled_functions/{job_id}/cancel", headers=admin)
+    assert again.json() == {"id": job_id, "canceled": False}
+    jobs = client.get("/api/admin/scheduled_functions?limit=5", headers=admin).json()["jobs"]
+    assert jobs[0]["state"] == {"kind": "canceled"} and jobs[0]["completedTime"] is not None
+    bad = client.get("/api/admin/scheduled_functions?limit=0", headers=admin)
+    assert bad.status_code == 400 and bad.json()["code"] == "InvalidPaginationLimit"
+
+
+def test_cancel_of_an_unknown_job_is_a_404(client: TestClient, admin: dict[str, str]) -> None:
+    note = client.post(
+        "/api/mutation", json={"path": "notes:add", "args": {"text": "n"}, "format": "json"}
+    ).json()["value"]
+    r = client.post(f"/api/admin/scheduled_functions/{note}/cancel", headers=admin)
+    assert r.status_code == 404 and r.json()["code"] == "NotFound"
+
+
+def test_cron_jobs_are_listed(client: TestClient, admin: dict[str, str], deployment: Deployment) -> None:
+    deployment.app.scheduler.sync_crons(deployment.app.loaded)  # what the server does at start
+    body = client.get("/api/admin/cron_jobs", headers=admin).json()
+    assert [(c["name"], c["udfPath"], c["args"], c["state"]) for c in body["crons"]] == [
+        ("tick", "notes:add", {"text": "tick"}, "pending")
+    ]
+    assert body["crons"][0]["schedule"]["type"] == "interval"
+    assert isinstance(body["crons"][0]["nextTs"], float)
+    assert body["logs"] == []
