@@ -334,6 +334,12 @@ class NodeRunner:
 
 
 @pytest.fixture
+def node_ready() -> str:
+    """Node with tests/e2e/js installed (runs ``npm ci`` on a fresh clone)."""
+    return ensure_node()
+
+
+@pytest.fixture
 def node() -> Iterator[NodeRunner]:
     runner = NodeRunner(ensure_node())
     try:

@@ -14,7 +14,6 @@ import base64
 import itertools
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -42,10 +41,8 @@ ISSUER = "https://e2e.convection.test"
 AUDIENCE = "e2e-app"
 TIMEOUT_S = 30.0
 
-needs_node = pytest.mark.skipif(
-    shutil.which("node") is None or not (JS / "node_modules" / "convex").is_dir(),
-    reason="node and tests/e2e/js/node_modules (npm ci) are needed for the JS client",
-)
+# Installs tests/e2e/js with ``npm ci`` when needed (a fresh clone); skips only without node.
+needs_node = pytest.mark.usefixtures("node_ready")
 
 
 # --- keys, tokens and the loopback JWKS / OIDC server ------------------------------------

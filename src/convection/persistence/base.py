@@ -9,8 +9,16 @@ Two logs (SEMANTICS.md §1.1):
   as deleted at ``ts``. An entry's ts is the ts of the document revision it points to.
 
 Invariants the caller (the committer, the only writer) guarantees: timestamps of a ``write``
-are strictly greater than every ts already written; within one ``write`` a (table, id, ts) or
-(index_id, key, ts) appears at most once. Implementations guarantee: ``write`` is atomic and
+of *document revisions* are strictly greater than every ts already written; within one
+``write`` a (table, id, ts) or (index_id, key, ts) appears at most once. The one exception is
+index backfill (``Database.backfill_index``), which writes entries of a new, not yet readable
+index at the ts of the revisions they point to (older than the latest); implementations
+accept any ts there and only reject a repeated (index_id, key, ts).
+
+After ``prune``, reads at ts >= the bounds are unchanged except that a point read may return
+None where it used to return a deletion (callers treat both the same); rows at ``max_ts`` are
+never pruned, so ``max_ts`` never goes backwards. The engine keeps the document bound at or
+below the index bound. Implementations guarantee: ``write`` is atomic and
 durable when it returns; on any error it raises :class:`convection.errors.StorageFailure` and
 the outcome is unknown (the engine then stops). Reads at ``read_ts`` see exactly the writes
 with ts <= read_ts (snapshot reads). Implementations are safe to call from many threads.
