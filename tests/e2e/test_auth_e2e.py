@@ -468,9 +468,20 @@ async def test_admin_acting_as_a_user_over_the_socket(js: Any, auth_backend: Bac
 def test_python_client_set_auth(auth_backend: Backend, keys: Keys) -> None:
     from convex import ConvexClient
 
+    token = mint(keys, "erin", org="python")
+    # The PyPI client blocks while holding the GIL, so the loopback JWKS server (a thread of
+    # this process) could not answer the server's key fetch during client.query(): warm the
+    # server's JWKS cache over HTTP first (httpx releases the GIL while it waits).
+    warm = httpx.post(
+        f"{auth_backend.url}/api/query",
+        json={"path": "auth:whoami", "args": {}, "format": "json"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT_S,
+    )
+    assert warm.status_code == 200, warm.text
     client = ConvexClient(auth_backend.url)
     assert client.query("auth:whoami") is None
-    client.set_auth(mint(keys, "erin", org="python"))
+    client.set_auth(token)
     identity = client.query("auth:whoami")
     assert identity["tokenIdentifier"] == f"{ISSUER}|erin"
     assert identity["email"] == "erin@example.com" and identity["org"] == "python"
