@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 import zipfile
 from pathlib import Path
 
@@ -167,3 +168,27 @@ def test_usage_errors_say_what_to_do(project: Project, tmp_path: Path) -> None:
     unknown.write_text("")
     result = project.invoke("import", str(unknown))
     assert result.exit_code == 2 and "--format" in result.output
+
+
+def test_snapshot_with_id_references_imports_into_a_fresh_deployment(tmp_path: Path) -> None:
+    schema = '''
+        from convection import define_schema, define_table, v
+
+        schema = define_schema({
+            "users": define_table({"name": v.string()}),
+            "posts": define_table({"author": v.id("users"), "title": v.string()}).index("by_author", ["author"]),
+        })
+    '''
+    source = Project(tmp_path / "source")
+    (source.functions / "schema.py").write_text(textwrap.dedent(schema))
+    ann = source.run("items:add", {"table": "users", "doc": {"name": "ann"}})
+    source.run("items:add", {"table": "posts", "doc": {"author": ann, "title": "hello"}})
+    snap = tmp_path / "snap.zip"
+    source.ok("export", "--path", str(snap))
+
+    fresh = Project(tmp_path / "fresh")
+    (fresh.functions / "schema.py").write_text(textwrap.dedent(schema))
+    result = fresh.ok("import", str(snap))
+    assert result.stderr.count("kept their ids") == 2
+    listing = fresh.ok("data", "posts").stdout
+    assert ann in listing and "hello" in listing

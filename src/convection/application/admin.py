@@ -4,7 +4,8 @@
 :class:`Admin`, so there is one implementation and no private backdoor (STYLE.md §12).
 
 Every operation takes the caller's :class:`Identity` and refuses anything but an admin
-(``Unauthorized``). The operations, by their system names:
+(``Unauthorized``). Parsing import files and the plan an import writes live in
+``application/snapshots.py``. The operations, by their system names:
 
 * ``_system:tables`` / ``_system:documents``: user tables with their document counts (at one
   snapshot); one page of a table's documents, newest first, with a pagination cursor.
@@ -51,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import io
 import os
 import re
@@ -61,58 +61,59 @@ import time
 import zipfile
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any
 
 from convection import knobs
+from convection.application.snapshots import (
+    IMPORT_FORMATS,
+    IMPORT_MODES,
+    README,
+    ImportDoc,
+    ImportFormat,
+    ImportMode,
+    ImportPlan,
+    Progress,
+    TableImport,
+    check_table_name,
+    detect_format,
+    insert_keeping_id,
+    parse_import,
+    snapshot_number,
+)
 from convection.database.catalog import BY_CREATION_TIME
 from convection.database.query import Query
 from convection.database.retry import run_in_transaction
-from convection.database.transaction import SYSTEM_FIELDS, Transaction, Write
+from convection.database.transaction import SYSTEM_FIELDS, Transaction
 from convection.errors import ConvectionError, ConvexError, IdError, LimitError, ValidationError
 from convection.functions.identity import Identity
 from convection.functions.loader import LoadedApp, load_app
-from convection.schema.schema import MAX_TABLE_NAME_LENGTH
 from convection.values.ids import decode_id, encode_id
-from convection.values.json import loads, to_convex_json
+from convection.values.json import to_convex_json
 from convection.values.model import normalize, value_size
 
 if TYPE_CHECKING:
     from convection.application.app import Application
 
+__all__ = [  # re-exported for server/ and cli/
+    "IMPORT_FORMATS",
+    "IMPORT_MODES",
+    "Admin",
+    "AdminError",
+    "ImportFormat",
+    "ImportMode",
+    "LogBuffer",
+    "LogEntry",
+    "active_deployed_folder",
+    "detect_format",
+]
+
+_ENV_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 ENV_TABLE = "_environment_variables"
 ENV_INDEX = "by_name"
 DEPLOYED_DIR = "deployed"
 ACTIVE_FILE = "ACTIVE"
-
-ImportMode = Literal["create", "append", "replace"]
-ImportFormat = Literal["jsonl", "json", "csv", "zip"]
-IMPORT_MODES: tuple[ImportMode, ...] = ("create", "append", "replace")
-IMPORT_FORMATS: tuple[ImportFormat, ...] = ("jsonl", "json", "csv", "zip")
-Progress = Callable[[str, int, int], None]
-"""``progress(label, done, total)``: ``label`` is a table name (or ``"<table> (deleting)"``)."""
-
-_TABLE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_ENV_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_CSV_NUMBER_RE = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-README = """\
-# Convection snapshot export
-
-This ZIP file is a consistent snapshot of every user table of a convection deployment, all
-read at one timestamp.
-
-* `<table>/documents.jsonl`: one document per line, system fields (`_id`, `_creationTime`)
-  included, oldest first. Values are Convex encoded JSON, which is lossless: int64 values are
-  `{"$integer": "<base64 of 8 little-endian bytes>"}`, bytes are `{"$bytes": "<base64>"}`,
-  NaN, infinities and -0.0 are `{"$float": "<base64 of 8 little-endian bytes>"}`; every other
-  number is a float64.
-
-Import it with `convection import snapshot.zip` (add `--replace` to overwrite tables that
-already have documents). Documents keep their ids when imported into a fresh deployment.
-"""
-
 
 class AdminError(ConvectionError):
     """A refused admin operation. ``code`` says which (see docs/cli.md)."""
@@ -252,172 +253,6 @@ def check_env_value(name: str, value: Any) -> str:
 # --- import parsing --------------------------------------------------------------------------
 
 
-def detect_format(filename: str) -> ImportFormat | None:
-    """The import format implied by a file name's extension, or None."""
-    lower = filename.lower()
-    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".csv", "csv"), (".zip", "zip")):
-        if lower.endswith(ext):
-            return fmt  # type: ignore[return-value]
-    return None
-
-
-def _format_error(where: str, what: str) -> AdminError:
-    return AdminError(f"{where}: {what}. Fix the file and import it again.", code="ImportFormatError")
-
-
-def _as_document(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _format_error(where, f"expected a JSON object (one document), got {type(value).__name__}")
-    return value
-
-
-def _parse_jsonl(data: bytes, source: str) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for number, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source} line {number}"
-        try:
-            value = loads(line)
-        except ConvectionError as exc:
-            raise _format_error(where, exc.message) from None
-        out.append((where, _as_document(value, where)))
-    return out
-
-
-def _parse_json(data: bytes, source: str) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        value = loads(data)
-    except ConvectionError as exc:
-        raise _format_error(source, exc.message) from None
-    if not isinstance(value, list):
-        raise _format_error(source, "expected a JSON array of documents (use .jsonl for one document per line)")
-    return [(f"{source} element [{i}]", _as_document(v, f"{source} element [{i}]")) for i, v in enumerate(value)]
-
-
-def _csv_value(text: str) -> Any:
-    if text in ("true", "false"):
-        return text == "true"
-    if _CSV_NUMBER_RE.fullmatch(text):
-        return float(text)
-    return text
-
-
-def _parse_csv(data: bytes, source: str) -> list[tuple[str, dict[str, Any]]]:
-    """A header row, then one document per row: an empty cell leaves the field out,
-    ``true``/``false`` are booleans, numbers are float64, anything else is a string."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _format_error(source, f"not UTF-8 text ({exc})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return []
-    except csv.Error as exc:
-        raise _format_error(f"{source} line 1", str(exc)) from None
-    out = []
-    try:
-        for row in reader:
-            where = f"{source} line {reader.line_num}"
-            if not any(cell for cell in row):
-                continue
-            if len(row) > len(header):
-                raise _format_error(where, f"{len(row)} cells but the header has {len(header)} columns")
-            out.append((where, {name: _csv_value(cell) for name, cell in zip(header, row, strict=False) if cell != ""}))
-    except csv.Error as exc:
-        raise _format_error(f"{source} line {reader.line_num}", str(exc)) from None
-    return out
-
-
-def parse_snapshot(data: bytes, source: str = "snapshot.zip") -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """The tables of a ZIP snapshot: ``<table>/documents.jsonl`` for every table whose name
-    does not start with ``_`` (system tables, ``_storage`` and ``_components`` are skipped)."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise _format_error(source, f"not a ZIP file ({exc})") from None
-    tables: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    with zf:
-        for info in zf.infolist():
-            parts = info.filename.split("/")
-            if len(parts) != 2 or parts[1] != "documents.jsonl" or parts[0].startswith("_"):
-                continue
-            tables[parts[0]] = _parse_jsonl(zf.read(info), f"{source}:{info.filename}")
-    if not tables:
-        raise _format_error(source, "no <table>/documents.jsonl entries (is it a snapshot made by `convection export`?)")
-    return tables
-
-
-def parse_import(
-    data: bytes, fmt: ImportFormat, table: str | None, source: str = "input"
-) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """Documents by table (each with a label saying where it came from)."""
-    if fmt == "zip":
-        tables = parse_snapshot(data, source)
-        if table is not None:
-            if table not in tables:
-                raise AdminError(
-                    f"The snapshot has no table {table!r} (it has {', '.join(sorted(tables))})",
-                    code="TableNotFound",
-                )
-            tables = {table: tables[table]}
-        return tables
-    if table is None:
-        raise AdminError("Importing a single file needs a table name (--table)", code="InvalidTableName")
-    parsers = {"jsonl": _parse_jsonl, "json": _parse_json, "csv": _parse_csv}
-    if fmt not in parsers:
-        raise AdminError(f"Unknown import format {fmt!r}: use one of {', '.join(IMPORT_FORMATS)}", code="ImportFormatError")
-    return {table: parsers[fmt](data, source)}
-
-
-def check_table_name(name: Any) -> str:
-    if not isinstance(name, str) or not _TABLE_RE.fullmatch(name) or len(name) > MAX_TABLE_NAME_LENGTH:
-        raise AdminError(
-            f"Invalid table name {name!r}: use letters, digits and '_', starting with a letter "
-            "(tables starting with '_' are system tables and cannot be imported into)",
-            code="InvalidTableName",
-        )
-    return name
-
-
-# --- import plan -----------------------------------------------------------------------------
-
-
-@dataclass
-class _Doc:
-    where: str
-    fields: dict[str, Any]  # user fields, normalized
-    id: str | None  # the original _id, when it could be kept
-    creation_time: float | None
-
-
-@dataclass
-class TableImport:
-    table: str
-    docs: list[_Doc]
-    snapshot_number: int | None = None  # the table number the ids were made for
-    imported: int = 0
-    deleted: int = 0
-    kept_ids: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"table": self.table, "imported": self.imported, "deleted": self.deleted, "keptIds": self.kept_ids}
-
-
-@dataclass
-class ImportPlan:
-    """Parsed and checked documents, ready for :meth:`Admin.run_import`."""
-
-    mode: ImportMode
-    tables: list[TableImport] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return sum(len(t.docs) for t in self.tables)
-
-
 # --- the admin facade ------------------------------------------------------------------------
 
 
@@ -555,8 +390,11 @@ class Admin:
         parsed = parse_import(data, fmt, table, source)
         db = self.app.db
         ts = db.latest_ts()
-        plan = ImportPlan(mode)
-        for name, rows in parsed.items():
+        numbers = {name: snapshot_number(rows) for name, rows in parsed.items()}
+        # Tables in the order of their original numbers: created in that order, a fresh
+        # deployment gives them the same numbers, so ids (and v.id references) stay valid.
+        names = sorted(parsed, key=lambda n: (numbers[n] is None, numbers[n] or 0, n))
+        for name in names:
             check_table_name(name)
             number = db.catalog.table_number(name)
             if mode == "create" and number is not None:
@@ -567,15 +405,20 @@ class Admin:
                         "them or --replace to replace them",
                         code="ImportTableNotEmpty",
                     )
-            plan.tables.append(self._check_rows(name, rows))
-        # Create missing tables in the order of their original numbers (ids stay valid when
-        # the numbers line up, as they do in a fresh deployment).
-        plan.tables.sort(key=lambda t: (t.snapshot_number is None, t.snapshot_number or 0, t.table))
+        if fmt == "zip":
+            # A snapshot's documents refer to each other's tables (v.id fields); those tables
+            # must exist for the schema check. (Creating empty tables is the only write made
+            # before the check passes.)
+            for name in names:
+                db.ensure_table(name)
+        plan = ImportPlan(mode)
+        for name in names:
+            plan.tables.append(self._check_rows(name, parsed[name], numbers[name]))
         return plan
 
-    def _check_rows(self, table: str, rows: list[tuple[str, dict[str, Any]]]) -> TableImport:
+    def _check_rows(self, table: str, rows: list[tuple[str, dict[str, Any]]], number: int | None) -> TableImport:
         db = self.app.db
-        out = TableImport(table, [])
+        out = TableImport(table, [], snapshot_number=number)
         for where, raw in rows:
             try:
                 doc_id = raw.get("_id")
@@ -597,20 +440,12 @@ class Admin:
                         code="DocumentTooLarge",
                     )
             except ConvectionError as exc:
-                raise type(exc)(f"{where}: {exc.message} (table {table!r}). Nothing was imported.") from None
-            keep: str | None = None
-            if isinstance(doc_id, str):
-                try:
-                    number, _ = decode_id(doc_id)
-                except IdError:
-                    number = None
-                if number is not None:
-                    if out.snapshot_number is None:
-                        out.snapshot_number = number
-                    if number == out.snapshot_number:
-                        keep = doc_id
-            creation = float(ct) if isinstance(ct, float) and ct > 0 else None
-            out.docs.append(_Doc(where, checked, keep, creation if keep else None))
+                raise ConvectionError(
+                    f"{where}: {exc.message} (table {table!r}). Nothing was imported.", code=exc.code
+                ) from None
+            keep = doc_id if isinstance(doc_id, str) and number is not None and _id_number(doc_id) == number else None
+            creation = float(ct) if keep is not None and isinstance(ct, float) and ct > 0 else None
+            out.docs.append(ImportDoc(where, checked, keep, creation))
         return out
 
     def run_import(self, identity: Identity, plan: ImportPlan, progress: Progress | None = None) -> dict[str, Any]:
@@ -667,8 +502,8 @@ class Admin:
                         txn.delete(item)
                         deleted += 1
                     continue
-                doc: _Doc = item
-                if keep_ids and doc.id is not None and _insert_keeping_id(txn, t.table, number, doc):
+                doc: ImportDoc = item
+                if keep_ids and doc.id is not None and insert_keeping_id(txn, t.table, number, doc):
                     kept += 1
                 else:
                     txn.insert(t.table, doc.fields)
@@ -679,9 +514,10 @@ class Admin:
             try:
                 (done, deleted, inserted, kept), _ = run_in_transaction(db, apply)
             except ConvectionError as exc:
-                raise type(exc)(
+                raise ConvectionError(
                     f"Import into {t.table!r} failed after {t.imported} documents were imported: "
-                    f"{exc.message}"
+                    f"{exc.message}",
+                    code=exc.code,
                 ) from None
             pos += done
             t.deleted += deleted
@@ -862,20 +698,8 @@ def _summary(loaded: LoadedApp, version: int) -> dict[str, Any]:
     }
 
 
-def _insert_keeping_id(txn: Transaction, table: str, number: int, doc: _Doc) -> bool:
-    """Insert ``doc`` under its original ``_id`` and ``_creationTime``. False (nothing
-    written) when that id is live in this transaction's view."""
-    assert doc.id is not None
-    if txn.get(doc.id) is not None:  # also records the read: a concurrent insert conflicts
-        return False
-    _, internal = decode_id(doc.id)
-    txn._check_writable()
-    creation = doc.creation_time if doc.creation_time is not None else txn.now_ms
-    prepared = txn._prepare(table, doc.fields, doc.id, creation)
-    pending = txn.writes.get(internal)
-    if pending is not None:  # deleted earlier in this transaction: becomes a replacement
-        pending.new = prepared
-    else:
-        txn.writes[internal] = Write(table, number, doc.id, internal, None, None, prepared)
-    return True
-
+def _id_number(id_str: str) -> int | None:
+    try:
+        return decode_id(id_str)[0]
+    except IdError:
+        return None

@@ -139,9 +139,7 @@ class RemoteTarget:
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
-        from urllib.parse import quote
-
-        return dict(self.request("GET", f"/api/admin/tables/{quote(table, safe='')}/documents", params=params).json())
+        return dict(self.request("GET", f"/api/admin/tables/{_q(table)}/documents", params=params).json())
 
     def export(self, out: Path) -> dict[str, Any]:
         import httpx
@@ -200,7 +198,7 @@ class RemoteTarget:
         import httpx
 
         try:
-            r = self.client.get(f"/api/admin/env/{name}")
+            r = self.client.get(f"/api/admin/env/{_q(name)}")
         except httpx.TransportError as exc:
             raise CliFailure(f"Could not reach {self.url}: {exc}", "Is the backend running?") from None
         if r.status_code == 404:
@@ -210,10 +208,16 @@ class RemoteTarget:
         return str(r.json()["value"])
 
     def env_set(self, name: str, value: str) -> bool:
-        return bool(self.request("POST", f"/api/admin/env/{name}", json={"value": value}).json()["updated"])
+        return bool(self.request("POST", f"/api/admin/env/{_q(name)}", json={"value": value}).json()["updated"])
 
     def env_remove(self, name: str) -> bool:
-        return bool(self.request("DELETE", f"/api/admin/env/{name}").json()["removed"])
+        return bool(self.request("DELETE", f"/api/admin/env/{_q(name)}").json()["removed"])
+
+
+def _q(segment: str) -> str:
+    from urllib.parse import quote
+
+    return quote(segment, safe="")
 
 
 class LocalTarget:

@@ -77,8 +77,8 @@ class TextSearchService:
         self._by_table: dict[str, list[TextIndex]] = {}  # replaced, never mutated (committer reads it)
         self._synced: SchemaDefinition | bool | None = False  # the schema last synced
         self._pseudo_ids: dict[_DefKey, int] = {}
-        self._key_plan_for: SchemaDefinition | None = None
-        self._key_plan: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+        # (schema, table -> [(pseudo id, filter fields)]), replaced as one object.
+        self._key_plan: tuple[SchemaDefinition | None, dict[str, list[tuple[int, tuple[str, ...]]]]] = (None, {})
 
     @classmethod
     def attach(cls, db: Database) -> TextSearchService:
@@ -125,7 +125,7 @@ class TextSearchService:
                 indexes = {}
                 for key, d in wanted.items():
                     cur = self._indexes.get(key)
-                    if cur is not None and _def_key(key[0], cur.definition) == _def_key(key[0], d):
+                    if cur is not None and cur.ready and _def_key(key[0], cur.definition) == _def_key(key[0], d):
                         indexes[key] = cur
                     else:
                         new.append(TextIndex(key[0], d, 0))
@@ -187,14 +187,14 @@ class TextSearchService:
                     ix.lock.release()
 
     def _plan_for(self, schema: SchemaDefinition) -> dict[str, list[tuple[int, tuple[str, ...]]]]:
-        if self._key_plan_for is schema:
-            return self._key_plan
+        cached_for, cached = self._key_plan
+        if cached_for is schema:
+            return cached
         plan: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
         for table, tdef in schema.tables.items():
             for d in tdef.search_indexes:
                 plan.setdefault(table, []).append((self.pseudo_id(table, d), tuple(d.filter_fields)))
-        self._key_plan = plan
-        self._key_plan_for = schema
+        self._key_plan = (schema, plan)
         return plan
 
     def _write_keys(self, writes: list[Any], index_keys: dict[int, list[bytes]]) -> None:

@@ -175,7 +175,7 @@ class VectorSearchService:
                 indexes = {}
                 for key, d in wanted.items():
                     cur = self._indexes.get(key)
-                    if cur is not None and cur.definition == d:
+                    if cur is not None and cur.ready and cur.definition == d:
                         indexes[key] = cur
                     else:
                         new.append(VectorIndex(key[0], d))

@@ -1,0 +1,254 @@
+"""Snapshot files: parsing what ``convection import`` reads (JSONL, a JSON array, CSV, a ZIP
+snapshot), the checked import plan, the export README, and the one database write an import
+needs beyond ``Transaction.insert``: inserting a document under its original ``_id`` and
+``_creationTime`` (:func:`insert_keeping_id`). The operations themselves (modes, chunking,
+atomicity, when ids are kept) are :class:`convection.application.admin.Admin`'s; see that
+module's docstring.
+
+Parsing is pure: bytes in, ``(where, document)`` pairs out, where ``where`` names the position
+(``people.jsonl line 3``, ``more.json element [2]``, ``snap.zip:users/documents.jsonl line 7``)
+for error messages. Values are Convex JSON (``convection.values.json``): ``{"$integer"}``,
+``{"$bytes"}`` and ``{"$float"}`` decode losslessly; every other number is a float64.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from convection.database.transaction import Transaction, Write
+from convection.errors import ConvectionError, IdError
+from convection.schema.schema import MAX_TABLE_NAME_LENGTH
+from convection.values.ids import decode_id
+from convection.values.json import loads
+
+
+class SnapshotError(ConvectionError):
+    """A file to import is malformed or does not fit (``code`` says how)."""
+
+    code = "ImportFormatError"
+
+
+ImportMode = Literal["create", "append", "replace"]
+ImportFormat = Literal["jsonl", "json", "csv", "zip"]
+IMPORT_MODES: tuple[ImportMode, ...] = ("create", "append", "replace")
+IMPORT_FORMATS: tuple[ImportFormat, ...] = ("jsonl", "json", "csv", "zip")
+Progress = Callable[[str, int, int], None]
+"""``progress(label, done, total)``: ``label`` is a table name (or ``"<table> (deleting)"``)."""
+
+_TABLE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_CSV_NUMBER_RE = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+README = """\
+# Convection snapshot export
+
+This ZIP file is a consistent snapshot of every user table of a convection deployment, all
+read at one timestamp.
+
+* `<table>/documents.jsonl`: one document per line, system fields (`_id`, `_creationTime`)
+  included, oldest first. Values are Convex encoded JSON, which is lossless: int64 values are
+  `{"$integer": "<base64 of 8 little-endian bytes>"}`, bytes are `{"$bytes": "<base64>"}`,
+  NaN, infinities and -0.0 are `{"$float": "<base64 of 8 little-endian bytes>"}`; every other
+  number is a float64.
+
+Import it with `convection import snapshot.zip` (add `--replace` to overwrite tables that
+already have documents). Documents keep their ids when imported into a fresh deployment.
+"""
+
+
+def detect_format(filename: str) -> ImportFormat | None:
+    """The import format implied by a file name's extension, or None."""
+    lower = filename.lower()
+    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".csv", "csv"), (".zip", "zip")):
+        if lower.endswith(ext):
+            return fmt  # type: ignore[return-value]
+    return None
+
+
+def _format_error(where: str, what: str) -> SnapshotError:
+    return SnapshotError(f"{where}: {what}. Fix the file and import it again.", code="ImportFormatError")
+
+
+def _as_document(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _format_error(where, f"expected a JSON object (one document), got {type(value).__name__}")
+    return value
+
+
+def _parse_jsonl(data: bytes, source: str) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{source} line {number}"
+        try:
+            value = loads(line)
+        except ConvectionError as exc:
+            raise _format_error(where, exc.message) from None
+        out.append((where, _as_document(value, where)))
+    return out
+
+
+def _parse_json(data: bytes, source: str) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        value = loads(data)
+    except ConvectionError as exc:
+        raise _format_error(source, exc.message) from None
+    if not isinstance(value, list):
+        raise _format_error(source, "expected a JSON array of documents (use .jsonl for one document per line)")
+    return [(f"{source} element [{i}]", _as_document(v, f"{source} element [{i}]")) for i, v in enumerate(value)]
+
+
+def _csv_value(text: str) -> Any:
+    if text in ("true", "false"):
+        return text == "true"
+    if _CSV_NUMBER_RE.fullmatch(text):
+        return float(text)
+    return text
+
+
+def _parse_csv(data: bytes, source: str) -> list[tuple[str, dict[str, Any]]]:
+    """A header row, then one document per row: an empty cell leaves the field out,
+    ``true``/``false`` are booleans, numbers are float64, anything else is a string."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _format_error(source, f"not UTF-8 text ({exc})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    except csv.Error as exc:
+        raise _format_error(f"{source} line 1", str(exc)) from None
+    out = []
+    try:
+        for row in reader:
+            where = f"{source} line {reader.line_num}"
+            if not any(cell for cell in row):
+                continue
+            if len(row) > len(header):
+                raise _format_error(where, f"{len(row)} cells but the header has {len(header)} columns")
+            out.append((where, {name: _csv_value(cell) for name, cell in zip(header, row, strict=False) if cell != ""}))
+    except csv.Error as exc:
+        raise _format_error(f"{source} line {reader.line_num}", str(exc)) from None
+    return out
+
+
+def parse_snapshot(data: bytes, source: str = "snapshot.zip") -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The tables of a ZIP snapshot: ``<table>/documents.jsonl`` for every table whose name
+    does not start with ``_`` (system tables, ``_storage`` and ``_components`` are skipped)."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise _format_error(source, f"not a ZIP file ({exc})") from None
+    tables: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    with zf:
+        for info in zf.infolist():
+            parts = info.filename.split("/")
+            if len(parts) != 2 or parts[1] != "documents.jsonl" or parts[0].startswith("_"):
+                continue
+            tables[parts[0]] = _parse_jsonl(zf.read(info), f"{source}:{info.filename}")
+    if not tables:
+        raise _format_error(source, "no <table>/documents.jsonl entries (is it a snapshot made by `convection export`?)")
+    return tables
+
+
+def parse_import(
+    data: bytes, fmt: ImportFormat, table: str | None, source: str = "input"
+) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Documents by table (each with a label saying where it came from)."""
+    if fmt == "zip":
+        tables = parse_snapshot(data, source)
+        if table is not None:
+            if table not in tables:
+                raise SnapshotError(
+                    f"The snapshot has no table {table!r} (it has {', '.join(sorted(tables))})",
+                    code="TableNotFound",
+                )
+            tables = {table: tables[table]}
+        return tables
+    if table is None:
+        raise SnapshotError("Importing a single file needs a table name (--table)", code="InvalidTableName")
+    parsers = {"jsonl": _parse_jsonl, "json": _parse_json, "csv": _parse_csv}
+    if fmt not in parsers:
+        raise SnapshotError(f"Unknown import format {fmt!r}: use one of {', '.join(IMPORT_FORMATS)}", code="ImportFormatError")
+    return {table: parsers[fmt](data, source)}
+
+
+def check_table_name(name: Any) -> str:
+    if not isinstance(name, str) or not _TABLE_RE.fullmatch(name) or len(name) > MAX_TABLE_NAME_LENGTH:
+        raise SnapshotError(
+            f"Invalid table name {name!r}: use letters, digits and '_', starting with a letter "
+            "(tables starting with '_' are system tables and cannot be imported into)",
+            code="InvalidTableName",
+        )
+    return name
+
+
+@dataclass
+class ImportDoc:
+    where: str
+    fields: dict[str, Any]  # user fields, normalized
+    id: str | None  # the original _id, when it could be kept
+    creation_time: float | None
+
+
+@dataclass
+class TableImport:
+    table: str
+    docs: list[ImportDoc]
+    snapshot_number: int | None = None  # the table number the ids were made for
+    imported: int = 0
+    deleted: int = 0
+    kept_ids: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "imported": self.imported, "deleted": self.deleted, "keptIds": self.kept_ids}
+
+
+@dataclass
+class ImportPlan:
+    """Parsed and checked documents, ready for :meth:`Admin.run_import`."""
+
+    mode: ImportMode
+    tables: list[TableImport] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(len(t.docs) for t in self.tables)
+
+
+def snapshot_number(rows: list[tuple[str, dict[str, Any]]]) -> int | None:
+    """The table number the documents' ``_id`` s were made for (from the first valid one)."""
+    for _, doc in rows:
+        raw = doc.get("_id")
+        if isinstance(raw, str):
+            try:
+                return decode_id(raw)[0]
+            except IdError:
+                continue
+    return None
+
+
+def insert_keeping_id(txn: Transaction, table: str, number: int, doc: ImportDoc) -> bool:
+    """Insert ``doc`` under its original ``_id`` and ``_creationTime``. False (nothing
+    written) when that id is live in this transaction's view."""
+    assert doc.id is not None
+    if txn.get(doc.id) is not None:  # also records the read: a concurrent insert conflicts
+        return False
+    _, internal = decode_id(doc.id)
+    txn._check_writable()
+    creation = doc.creation_time if doc.creation_time is not None else txn.now_ms
+    prepared = txn._prepare(table, doc.fields, doc.id, creation)
+    pending = txn.writes.get(internal)
+    if pending is not None:  # deleted earlier in this transaction: becomes a replacement
+        pending.new = prepared
+    else:
+        txn.writes[internal] = Write(table, number, doc.id, internal, None, None, prepared)
+    return True
