@@ -102,13 +102,15 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def sched_server(tmp_path: Path) -> Iterator[Server]:
+    """A restartable server of this module's own (not conftest's shared ``server``)."""
     srv = Server(tmp_path)
     yield srv
     srv.stop()
 
 
-def test_killed_before_the_due_time_runs_after_restart_once(server: Server) -> None:
+def test_killed_before_the_due_time_runs_after_restart_once(sched_server: Server) -> None:
+    server = sched_server
     server.start()
     job = server.call("mutation", "counter:schedule_increment", {"delayMs": 1500})
     server.kill()  # the job is committed, not yet due
@@ -129,7 +131,8 @@ def test_killed_before_the_due_time_runs_after_restart_once(server: Server) -> N
     assert server.runs_started() == 2
 
 
-def test_killed_during_the_run_the_effect_happens_exactly_once(server: Server) -> None:
+def test_killed_during_the_run_the_effect_happens_exactly_once(sched_server: Server) -> None:
+    server = sched_server
     server.start(spin_s=10)  # the mutation starts, then sleeps before writing
     job = server.call("mutation", "counter:schedule_increment", {"delayMs": 0})
     wait_until("the run to start", lambda: server.runs_started() == 1)

@@ -30,9 +30,11 @@ until its bookkeeping is committed, so an ``inProgress`` row not in ``_running``
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -111,6 +113,8 @@ class SchedulerExecutor:
             resolve=self._resolve, now_ms=self.clock.now_ms, run_transaction=self._run_transaction
         )
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._threads: set[concurrent.futures.Future[Any]] = set()
+        self._threads_lock = threading.Lock()
         self._failures: dict[str, tuple[int, float]] = {}  # key -> (failures, retry at ms)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -152,8 +156,18 @@ class SchedulerExecutor:
         return run_in_transaction(self.db, fn, max_retries=RETRY_FOREVER)[0]
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
-        result: T = await self.app._in_thread(fn)
-        return result
+        """Run blocking work on the application's worker threads. Tracked so that ``stop()``
+        can wait for it: a cancelled task does not stop its thread, and the database must
+        not close under it."""
+        cf = self.app.executor.submit(fn)
+        with self._threads_lock:
+            self._threads.add(cf)
+        cf.add_done_callback(self._forget_thread)
+        return await asyncio.wrap_future(cf)
+
+    def _forget_thread(self, cf: concurrent.futures.Future[Any]) -> None:
+        with self._threads_lock:
+            self._threads.discard(cf)
 
     # --- lifecycle --------------------------------------------------------------------------
     def _bind(self) -> asyncio.Event:
@@ -180,6 +194,10 @@ class SchedulerExecutor:
             t.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+        with self._threads_lock:
+            threads = list(self._threads)
+        if threads:
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in threads), return_exceptions=True)
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
@@ -210,8 +228,10 @@ class SchedulerExecutor:
                 log.exception("scheduler pass failed")
                 errors += 1
                 timeout = min(0.5 * 2.0 ** min(errors, 10), 60.0)
+            # Not asyncio.wait_for: on 3.11 it swallows a cancel that races with the wake-up.
             try:
-                await asyncio.wait_for(wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
             except TimeoutError:
                 pass
 

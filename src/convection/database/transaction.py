@@ -84,7 +84,7 @@ class Transaction:
         self.read_only = read_only
         self.reads = ReadSet()
         self.writes: dict[bytes, Write] = {}  # internal id -> Write
-        self.rng = rng if rng is not None else random.Random()
+        self._rng = rng  # created on the first insert: seeding costs an os.urandom call
         self.now_ms = now_ms if now_ms is not None else db.clock.now_ms()
         self._next_creation_time = max(self.now_ms, begin_ts / 1e6)
         self.rows_read = 0
@@ -254,7 +254,9 @@ class Transaction:
         if table.startswith("_") and not self._system_access:
             raise DatabaseError(f"Cannot insert into system table {table!r}", code="SystemTable")
         number = self.db.ensure_table(table)
-        internal = new_internal_id(self.rng, self.now_ms)
+        if self._rng is None:
+            self._rng = random.Random()
+        internal = new_internal_id(self._rng, self.now_ms)
         id_str = encode_id(number, internal)
         ct = self.db.allocate_creation_time(self._next_creation_time)
         self._next_creation_time = math.nextafter(ct, math.inf)

@@ -96,6 +96,7 @@ _SCAN: Final = (
     ") AS i LEFT JOIN documents AS d"
     " ON d.ts = i.ts AND d.table_id = i.table_id AND d.id = i.document_id"
 )
+_FIRST_SCAN_BATCH: Final = 16
 _SCAN_BOUNDED: Final = _SCAN.format(upper=" AND key < ?", desc="")
 _SCAN_UNBOUNDED: Final = _SCAN.format(upper="", desc="")
 _SCAN_BOUNDED_DESC: Final = _SCAN.format(upper=" AND key < ?", desc=" DESC")
@@ -361,15 +362,20 @@ class SqlitePersistence:
         conn = self._acquire()
         try:
             cursor = conn.execute(sql, params)
+            # The first batch is small and later ones grow: ``first()``/``take(10)`` stop after
+            # a few rows, and every row fetched costs SQLite a GROUP BY step and a join
+            # (fetching 128 made an uncached take-10 ~2x slower; bench/RESULTS.md, R1).
+            batch = min(batch_size, _FIRST_SCAN_BATCH)
             try:
                 while True:
-                    rows = cursor.fetchmany(batch_size)
+                    rows = cursor.fetchmany(batch)
                     for key, ts, table, id, value, prev_ts in rows:
                         if value is None:
                             raise _dangling(index_id, key, ts)
                         yield key, DocumentRevision(ts, table, id, value, prev_ts)
-                    if len(rows) < batch_size:
+                    if len(rows) < batch:
                         return
+                    batch = min(batch * 4, batch_size)
             finally:
                 cursor.close()
         except sqlite3.Error as exc:
