@@ -69,3 +69,15 @@ def test_http_actions_on_the_main_port_and_the_site(deployment: object) -> None:
         r = site.post("/hello", json={"text": "b"})
         assert r.json() == {"ok": True, "count": 2}
         assert site.get("/files/z").text == "file /files/z"
+
+
+def test_storage_option_selects_the_blob_directory(tmp_path: Path) -> None:
+    from convection.errors import ConvectionError
+    from convection.server.app import _blob_store
+
+    store = _blob_store(str(tmp_path / "blobs"), tmp_path)
+    assert store is not None
+    assert _blob_store(f"file://{tmp_path}/b2", tmp_path) is not None
+    with pytest.raises(ConvectionError) as e:
+        _blob_store("s3://bucket", tmp_path)
+    assert e.value.code == "UnsupportedStorage"

@@ -26,6 +26,9 @@ DataOpt = Annotated[
     Path | None, typer.Option("--data", help="Data directory (default: .convection beside the functions folder).")
 ]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in the data directory).")]
+StorageOpt = Annotated[
+    str | None, typer.Option("--storage", help="File storage: a directory or file:///path (default: <data>/storage).")
+]
 
 
 SitePortOpt = Annotated[int, typer.Option("--site-port", help="Port for HTTP actions at /<path> (0: off; they are also at /http/<path> on --port).")]
@@ -46,7 +49,7 @@ def _origin(origin: str | None, host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | None, *, dev: bool, redact: bool, site_port: int = 3211, origin: str | None = None) -> None:
+def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | None, *, dev: bool, redact: bool, site_port: int = 3211, origin: str | None = None, storage: str | None = None) -> None:
     import uvicorn
 
     from convection import knobs
@@ -59,7 +62,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
     try:
         deployment = open_deployment(
             functions, data, db_url=db, redact_errors=redact, dev=dev, on_log=_print_logs if dev else None,
-            origin=_origin(origin, host, port),
+            origin=_origin(origin, host, port), storage_url=storage,
         )
     except ConvectionError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -149,10 +152,11 @@ def serve(
     origin: OriginOpt = None,
     data: DataOpt = None,
     db: DbOpt = None,
+    storage: StorageOpt = None,
     redact_errors: Annotated[bool, typer.Option("--redact-errors", help="Send 'Server Error' without details to clients.")] = False,
 ) -> None:
     """Run the backend on a functions folder (production: no watching)."""
-    _serve(functions, host, port, data, db, dev=False, redact=redact_errors, site_port=site_port, origin=origin)
+    _serve(functions, host, port, data, db, dev=False, redact=redact_errors, site_port=site_port, origin=origin, storage=storage)
 
 
 @cli.command()
@@ -164,9 +168,10 @@ def dev(
     origin: OriginOpt = None,
     data: DataOpt = None,
     db: DbOpt = None,
+    storage: StorageOpt = None,
 ) -> None:
     """Run the backend on the embedded store, watch the functions folder and re-push on change."""
-    _serve(functions, host, port, data, db, dev=True, redact=False, site_port=site_port, origin=origin)
+    _serve(functions, host, port, data, db, dev=True, redact=False, site_port=site_port, origin=origin, storage=storage)
 
 
 @cli.command("admin-key")

@@ -80,6 +80,22 @@ def instance_secret(data_dir: Path) -> bytes:
     return secret
 
 
+def _blob_store(url: str | None, data_dir: Path) -> LocalBlobStore:
+    if not url:
+        return LocalBlobStore(data_dir / "storage")
+    if url.startswith("file://"):
+        return LocalBlobStore(Path(url[len("file://"):]))
+    if "://" in url:
+        from convection.errors import ConvectionError
+
+        raise ConvectionError(
+            f"--storage {url!r}: only local directories (a path or file:///path) are supported "
+            "so far; S3-compatible storage is not implemented yet",
+            code="UnsupportedStorage",
+        )
+    return LocalBlobStore(Path(url))
+
+
 def open_deployment(
     functions_dir: str | Path,
     data_dir: str | Path | None = None,
@@ -90,8 +106,10 @@ def open_deployment(
     dev: bool = False,
     on_log: Callable[[str, str, list[str]], None] | None = None,
     origin: str | None = None,
+    storage_url: str | None = None,
 ) -> Deployment:
-    """``origin`` is the public URL file URLs start with (``ctx.storage.get_url``,
+    """``storage_url`` selects the file blob store (a directory path or ``file://`` URL;
+    default ``<data dir>/storage/``). ``origin`` is the public URL file URLs start with (``ctx.storage.get_url``,
     ``generate_upload_url``): the argument, else ``CONVECTION_ORIGIN``, else
     ``http://127.0.0.1:3210``; the CLI passes ``--origin`` or ``http://<host>:<port>``.
     File blobs live in ``<data dir>/storage/``."""
@@ -116,7 +134,7 @@ def open_deployment(
     try:
         application = Application(
             db, loaded, secret=secret, redact_errors=redact_errors, on_log=log_sink,
-            blobs=LocalBlobStore(ddir / "storage"), origin=origin or os.environ.get("CONVECTION_ORIGIN") or None,
+            blobs=_blob_store(storage_url, ddir), origin=origin or os.environ.get("CONVECTION_ORIGIN") or None,
         )
         admin = Admin(application, ddir, logs)
     except BaseException:
