@@ -268,7 +268,9 @@ def test_huge_message_closes_the_socket(server_url: str) -> None:
         with pytest.raises(ConnectionClosed):  # the server may close while we still send
             client.send(huge)
             client.recv(timeout=30)
-        assert client.ws.close_code == 1009  # message too big
+        # 1009 (message too big) when the close frame reaches us; 1006 when the server closed
+        # while we were still writing the 65 MiB and the close frame was lost with the socket.
+        assert client.ws.close_code in (1009, 1006)
     assert_healthy(server_url)
 
 
