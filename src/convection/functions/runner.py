@@ -40,7 +40,7 @@ from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import display_path, function_path
 from convection.stats import CallStats
 from convection.values.json import dumps
-from convection.values.model import normalize, value_size
+from convection.values.model import normalize
 
 _KIND_NAMES = {"query": "Query", "mutation": "Mutation", "action": "Action", "httpAction": "HttpAction"}
 
@@ -160,13 +160,16 @@ class Runner:
                 ) from None
         else:
             value = normalize(value)
-        if value_size(value) > knobs.MAX_FUNCTION_RESULT_SIZE_BYTES:
+        value_json = dumps(value)
+        # The encoded size bounds the value's size (JSON is never smaller than the value's
+        # accounting by more than a few bytes per field), and it is computed anyway.
+        if len(value_json) > knobs.MAX_FUNCTION_RESULT_SIZE_BYTES:
             raise FunctionCallError(
                 f"The value returned by {display_path(spec.path)} is larger than "
                 f"{knobs.MAX_FUNCTION_RESULT_SIZE_BYTES} bytes",
                 code="ResultTooLarge",
             )
-        return FunctionOutcome(success=True, value=value, value_json=dumps(value), log_lines=logs)
+        return FunctionOutcome(success=True, value=value, value_json=value_json, log_lines=logs)
 
     def _check_args(self, spec: FunctionSpec, args: Any, txn: Transaction | None) -> dict[str, Any]:
         if args is None:

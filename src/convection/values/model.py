@@ -173,6 +173,21 @@ def normalize(value: Any, *, max_depth: int | None = None, path: str = "") -> An
     return _normalize(value, path, 0, depth_limit)
 
 
+# Field names already checked: documents repeat the same few names, so a set lookup replaces
+# the character checks on the hot path. Bounded so hostile input cannot grow it forever.
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_MAX = 65536
+_SCALARS = (str, float, bool, Int64, bytes, type(None))
+
+
+def _check_name_cached(k: Any, path: str) -> None:
+    if k in _VALID_NAMES and type(k) is str:
+        return
+    check_field_name(k, path)
+    if len(_VALID_NAMES) < _VALID_NAMES_MAX:
+        _VALID_NAMES.add(k)
+
+
 def _normalize(value: Any, path: str, depth: int, depth_limit: int) -> Any:
     t = type(value)
     if value is None or t is str or t is float or t is bool or t is Int64:
@@ -187,11 +202,19 @@ def _normalize(value: Any, path: str, depth: int, depth_limit: int) -> Any:
         if len(value) > knobs.MAX_OBJECT_FIELDS_COUNT:
             raise LimitError(f"Object at {path or 'top level'} has {len(value)} fields; the limit is {knobs.MAX_OBJECT_FIELDS_COUNT}", code="TooManyFields")
         out: dict[str, Any] = {}
+        valid = _VALID_NAMES
         for k, v in value.items():
-            check_field_name(k, path)
-            if v is UNSET:
+            if k not in valid or type(k) is not str:
+                _check_name_cached(k, path)
+            tv = type(v)
+            if tv in _SCALARS:
+                out[k] = v
+            elif tv is int:
+                out[k] = float(v)
+            elif v is UNSET:
                 continue
-            out[k] = _normalize(v, _join(path, k), depth + 1, depth_limit)
+            else:
+                out[k] = _normalize(v, _join(path, k), depth + 1, depth_limit)
         return out
     if t is list or t is tuple:
         if depth >= depth_limit:
@@ -236,7 +259,18 @@ def value_size(value: Any) -> int:
     if t is list:
         return 2 + sum(value_size(v) for v in value)
     if t is dict:
-        return 2 + sum(len(k) + 1 + value_size(v) for k, v in value.items())
+        total = 2
+        for k, v in value.items():
+            tv = type(v)
+            if tv is float or tv is Int64 or tv is int:
+                total += len(k) + 10
+            elif tv is str:
+                total += len(k) + 3 + (len(v) if v.isascii() else len(v.encode("utf-8")))
+            elif v is None or tv is bool:
+                total += len(k) + 2
+            else:
+                total += len(k) + 1 + value_size(v)
+        return total
     return value_size(normalize(value))
 
 
