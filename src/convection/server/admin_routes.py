@@ -48,6 +48,30 @@ _STATUS = {"Unauthorized": 401, "TableNotFound": 404, "EnvVarNotFound": 404, "Up
 Handler = Callable[[Request, Identity], Awaitable[Response]]
 
 
+def admin_guard(
+    api: HttpApi, handler: Handler, statuses: dict[str, int]
+) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap an admin route: 401 unless the caller presents the admin key; ConvectionErrors
+    become JSON errors with the status ``statuses`` gives their code (default 400)."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            identity = await api.identity(request)
+            if not identity.is_admin:
+                raise AuthFailure(
+                    "The admin API needs 'Authorization: Convex <admin key>' (print the key "
+                    "with `convection admin-key` where the deployment's data lives)",
+                    code="Unauthorized",
+                )
+            return await handler(request, identity)
+        except AuthFailure as exc:
+            return error_response(401, exc.code, exc.message)
+        except ConvectionError as exc:
+            return json_response(error_body(exc), statuses.get(exc.code, 400))
+
+    return endpoint
+
+
 def error_body(exc: ConvectionError) -> dict[str, Any]:
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if isinstance(exc, ModuleLoadError):
@@ -77,23 +101,7 @@ class AdminRoutes:
         ]
 
     def _guard(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                identity = await self.api.identity(request)
-                if not identity.is_admin:
-                    raise AuthFailure(
-                        "The admin API needs 'Authorization: Convex <admin key>' (print the key "
-                        "with `convection admin-key` where the deployment's data lives)",
-                        code="Unauthorized",
-                    )
-                return await handler(request, identity)
-            except AuthFailure as exc:
-                return error_response(401, exc.code, exc.message)
-            except ConvectionError as exc:
-                status = _STATUS.get(exc.code, 400)
-                return json_response(error_body(exc), status)
-
-        return endpoint
+        return admin_guard(self.api, handler, _STATUS)
 
     # --- data ----------------------------------------------------------------------------------
     async def tables(self, request: Request, identity: Identity) -> Response:

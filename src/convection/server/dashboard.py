@@ -38,14 +38,14 @@ from starlette.routing import Route
 from convection import knobs
 from convection.application.admin import AdminError
 from convection.application.app import Application
-from convection.application.interface import AuthFailure, Identity
+from convection.application.interface import Identity
 from convection.database.query import Query
 from convection.database.transaction import Transaction
 from convection.errors import ConvectionError
 from convection.model.cron_jobs import CronJobs
 from convection.model.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE, ScheduledJob, ScheduledJobs
-from convection.server.admin_routes import error_body
-from convection.server.http_api import HttpApi, error_response, json_response
+from convection.server.admin_routes import admin_guard
+from convection.server.http_api import HttpApi, json_response
 from convection.values.json import to_convex_json
 
 PAGE = "dashboard.html"
@@ -92,22 +92,7 @@ class DashboardRoutes:
         ]
 
     def _guard(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                identity = await self.api.identity(request)
-                if not identity.is_admin:
-                    raise AuthFailure(
-                        "The admin API needs 'Authorization: Convex <admin key>' (print the key "
-                        "with `convection admin-key` where the deployment's data lives)",
-                        code="Unauthorized",
-                    )
-                return await handler(request, identity)
-            except AuthFailure as exc:
-                return error_response(401, exc.code, exc.message)
-            except ConvectionError as exc:
-                return json_response(error_body(exc), _STATUS.get(exc.code, 400))
-
-        return endpoint
+        return admin_guard(self.api, handler, _STATUS)
 
     # --- the page ------------------------------------------------------------------------------
     async def page(self, request: Request) -> Response:
