@@ -347,3 +347,33 @@ def node() -> Iterator[NodeRunner]:
     finally:
         for proc in runner.running:
             proc.kill()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """/usr/bin/chromium, installing Debian's package if it is missing (skip if impossible)."""
+    return _chromium()
+
+
+def _chromium() -> str:
+    """/usr/bin/chromium, installing Debian's package if it is missing (skip if impossible)."""
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip(
+            "Chromium is not installed at /usr/bin/chromium and cannot be installed here "
+            "(needs apt-get as root): run `apt-get install -y chromium`"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    output = ""
+    for command in ([apt, "install", "-y", "-q", "chromium"], [apt, "update", "-q"],
+                    [apt, "install", "-y", "-q", "chromium"]):
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=False)
+        output = done.stdout[-2000:] + done.stderr[-2000:]
+        if command[1] == "install" and done.returncode == 0 and CHROMIUM.exists():
+            return str(CHROMIUM)
+    pytest.skip(f"Chromium could not be installed with apt-get:\n{output}")

@@ -33,31 +33,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CHAT_DIR = ROOT / "examples" / "chat"
 WEB_DIR = CHAT_DIR / "web"
 HARNESS = Path(__file__).resolve().parent / "browser" / "chat_two_pages.mjs"
-CHROMIUM = Path("/usr/bin/chromium")
 
 SERVER_START_TIMEOUT_S = 30.0
 BROWSER_TIMEOUT_S = 90.0
 
 
-def _chromium() -> str:
-    """/usr/bin/chromium, installing Debian's package if it is missing (skip if impossible)."""
-    if CHROMIUM.exists():
-        return str(CHROMIUM)
-    apt = shutil.which("apt-get")
-    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip(
-            "Chromium is not installed at /usr/bin/chromium and cannot be installed here "
-            "(needs apt-get as root): run `apt-get install -y chromium`"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    output = ""
-    for command in ([apt, "install", "-y", "-q", "chromium"], [apt, "update", "-q"],
-                    [apt, "install", "-y", "-q", "chromium"]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=False)
-        output = done.stdout[-2000:] + done.stderr[-2000:]
-        if command[1] == "install" and done.returncode == 0 and CHROMIUM.exists():
-            return str(CHROMIUM)
-    pytest.skip(f"Chromium could not be installed with apt-get:\n{output}")
 
 
 def _node_modules_complete() -> bool:
@@ -157,8 +137,7 @@ def _build(node: str, backend_url: str, out_dir: Path) -> None:
         pytest.fail(f"vite build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
 
 
-def test_a_message_sent_in_one_page_appears_in_the_other(tmp_path: Path) -> None:
-    chromium = _chromium()
+def test_a_message_sent_in_one_page_appears_in_the_other(tmp_path: Path, chromium: str) -> None:
     node = _node()
     with _chat_server(tmp_path / "data") as backend_url:
         dist = tmp_path / "dist"

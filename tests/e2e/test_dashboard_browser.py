@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -27,30 +26,10 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 MODULES_DIR = ROOT / "examples" / "chat" / "web"  # its devDependencies include playwright-core
 HARNESS = Path(__file__).resolve().parent / "browser" / "dashboard.mjs"
-CHROMIUM = Path("/usr/bin/chromium")
 
 BROWSER_TIMEOUT_S = 90.0
 
 
-def _chromium() -> str:
-    """/usr/bin/chromium, installing Debian's package if it is missing (skip if impossible)."""
-    if CHROMIUM.exists():
-        return str(CHROMIUM)
-    apt = shutil.which("apt-get")
-    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip(
-            "Chromium is not installed at /usr/bin/chromium and cannot be installed here "
-            "(needs apt-get as root): run `apt-get install -y chromium`"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    output = ""
-    for command in ([apt, "install", "-y", "-q", "chromium"], [apt, "update", "-q"],
-                    [apt, "install", "-y", "-q", "chromium"]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=False)
-        output = done.stdout[-2000:] + done.stderr[-2000:]
-        if command[1] == "install" and done.returncode == 0 and CHROMIUM.exists():
-            return str(CHROMIUM)
-    pytest.skip(f"Chromium could not be installed with apt-get:\n{output}")
 
 
 def _node_with_playwright() -> str:
@@ -70,8 +49,7 @@ def _node_with_playwright() -> str:
     return node
 
 
-def test_the_dashboard_shows_tables_documents_and_runs_functions(fresh_server: ServerProcess) -> None:
-    chromium = _chromium()
+def test_the_dashboard_shows_tables_documents_and_runs_functions(fresh_server: ServerProcess, chromium: str) -> None:
     node = _node_with_playwright()
     fresh_server.call("mutation", "messages:send", {"body": "hello from the browser test", "author": "e2e"})
     answer = {"$integer": base64.b64encode(struct.pack("<q", 42)).decode()}
