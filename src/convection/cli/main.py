@@ -195,6 +195,7 @@ def run(
     data: DataOpt = None,
     url: Annotated[str | None, typer.Option("--url", help="Call a running backend instead of running in-process.")] = None,
     admin_key: Annotated[str | None, typer.Option("--admin-key", help="Admin key for --url.")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Subscribe to a query and print every new result (default --url: the local dev server).")] = False,
 ) -> None:
     """Call a function (any kind, internal ones included) and print its result."""
     import orjson
@@ -204,6 +205,9 @@ def run(
     except orjson.JSONDecodeError as exc:
         console.print(f"[red]Arguments are not valid JSON:[/red] {exc}")
         raise typer.Exit(2) from None
+    if watch:
+        _watch(path, parsed, url or "http://127.0.0.1:3210", admin_key, functions, data)
+        return
     if url is not None:
         import httpx
 
@@ -232,6 +236,34 @@ def run(
             print(orjson.dumps(body["errorData"], option=orjson.OPT_INDENT_2).decode())
         raise typer.Exit(1)
     print(orjson.dumps(body.get("value"), option=orjson.OPT_INDENT_2).decode())
+
+
+def _watch(path: str, args: Any, url: str, admin_key: str | None, functions: Path, data: Path | None) -> None:
+    import orjson
+
+    from convection.client.watch import watch
+    from convection.values.json import from_convex_json, to_clean_json
+
+    if admin_key is None:
+        ddir = data if data is not None else functions.resolve().parent / ".convection"
+        if (ddir / "instance_secret").exists():
+            from convection.application.app import derive_admin_key
+            from convection.server.app import instance_secret
+
+            admin_key = derive_admin_key(instance_secret(ddir))
+    try:
+        for update in watch(url, path, from_convex_json(args), admin_key=admin_key):
+            for line in update.log_lines:
+                console.print(line, markup=False, highlight=False)
+            if update.success:
+                print(orjson.dumps(to_clean_json(update.value), option=orjson.OPT_INDENT_2).decode(), flush=True)
+            else:
+                console.print(f"[red]{update.error_message}[/red]", markup=False)
+    except KeyboardInterrupt:
+        return
+    except OSError as exc:
+        console.print(f"[red]Cannot watch {path} at {url}:[/red] {exc}. Is `convection dev` running? Pass --url.")
+        raise typer.Exit(1) from None
 
 
 def _from_json(x: Any) -> Any:
