@@ -14,6 +14,10 @@ Every operation takes the caller's :class:`Identity` and refuses anything but an
   Convex encoded JSON (``convection.values.json``: int64 ``{"$integer"}``, bytes
   ``{"$bytes"}``, NaN/±inf/-0 ``{"$float"}``), which is lossless, so no
   ``generated_schema.jsonl`` type hints are written (nor needed on import; they are ignored).
+  With ``include_file_storage`` it also holds ``_storage/documents.jsonl`` (one
+  ``{_id, _creationTime, sha256, size, contentType}`` line per stored file, the ``_storage``
+  rows at the same ts) and each file's bytes as ``_storage/<id>``; a file deleted after that
+  ts whose blob is already gone is left out (row and bytes).
 * ``_system:import``: JSONL, a JSON array, CSV, or a ZIP snapshot into tables. Modes:
   ``create`` (the default: the table must be empty), ``append``, ``replace`` (existing documents
   are deleted). :meth:`Admin.prepare_import` parses and checks every document (field names,
@@ -27,7 +31,13 @@ Every operation takes the caller's :class:`Identity` and refuses anything but an
   table) and the id belongs to that table's number in this deployment; otherwise they get new
   ids (and references to them in other tables are not rewritten). A ZIP snapshot creates its
   missing tables in the order of their original table numbers, so importing a snapshot into a
-  fresh deployment keeps every id.
+  fresh deployment keeps every id. A ZIP with ``_storage/`` (imported whole, not with
+  ``--table``) also restores its files: every blob is checked against its row's size and
+  SHA-256 while preparing (a mismatch writes nothing); then files are written before the
+  tables, each chunk's blobs stored before its rows commit. They keep their storage ids when
+  the deployment has no stored files and the ids belong to its ``_storage`` table; otherwise
+  they get new ids (the result's ``_storage`` entry says how many kept theirs; references in
+  documents are not rewritten). Existing files are never deleted, whatever the mode.
 * ``_system:env``: deployment environment variables, stored in the system table
   ``_environment_variables`` ``{name, value}``. Names are letters, digits and ``_``, start
   with a letter, at most ``ENV_VAR_NAME_MAX_LENGTH_COUNT`` characters; values at most
@@ -75,20 +85,31 @@ from convection.application.snapshots import (
     ImportMode,
     ImportPlan,
     Progress,
+    StorageImport,
     TableImport,
     check_table_name,
     detect_format,
     insert_keeping_id,
     parse_import,
+    parse_storage,
     snapshot_number,
 )
 from convection.database.catalog import BY_CREATION_TIME
 from convection.database.query import Query
 from convection.database.retry import run_in_transaction
 from convection.database.transaction import SYSTEM_FIELDS, Transaction
-from convection.errors import ConvectionError, ConvexError, IdError, LimitError, ValidationError
+from convection.errors import (
+    ConvectionError,
+    ConvexError,
+    IdError,
+    LimitError,
+    StorageFailure,
+    ValidationError,
+)
 from convection.functions.identity import Identity
 from convection.functions.loader import LoadedApp, load_app
+from convection.model.file_storage import STORAGE_TABLE
+from convection.model.scheduled_jobs import system_access
 from convection.values.ids import decode_id, encode_id
 from convection.values.json import to_convex_json
 from convection.values.model import normalize, value_size
@@ -332,9 +353,10 @@ class Admin:
         }
 
     # --- export --------------------------------------------------------------------------------
-    def export_snapshot(self, identity: Identity, out: IO[bytes]) -> dict[str, Any]:
-        """``_system:export``: write a ZIP snapshot of every user table at one ts to ``out``.
-        Returns ``{"ts", "tables": {name: count}}``."""
+    def export_snapshot(self, identity: Identity, out: IO[bytes], *, include_file_storage: bool = False) -> dict[str, Any]:
+        """``_system:export``: write a ZIP snapshot of every user table at one ts to ``out``
+        (and the stored files, with ``include_file_storage``). Returns
+        ``{"ts", "tables": {name: count}, "files": count}``."""
         self._require_admin(identity)
         db = self.app.db
         ts = db.latest_ts()
@@ -362,7 +384,35 @@ class Admin:
                             f.write(b"\n")
                             count += 1
                 counts[table] = count
-        return {"ts": ts, "tables": counts}
+            files = self._export_files(zf, entry, ts) if include_file_storage else 0
+        return {"ts": ts, "tables": counts, "files": files}
+
+    def _export_files(self, zf: zipfile.ZipFile, entry: Callable[[str], zipfile.ZipInfo], ts: int) -> int:
+        db = self.app.db
+        blobs = self.app.files.blobs
+        index = db.catalog.index(STORAGE_TABLE, BY_CREATION_TIME)
+        rows: list[bytes] = []
+        if index is not None:
+            for _, rev in db.persistence.index_scan(index.index_id, b"", None, ts):
+                if rev.value is None:
+                    continue
+                storage_id = encode_id(rev.table, rev.id)
+                reader = blobs.open(storage_id)
+                if reader is None:  # deleted after `ts` and already removed
+                    continue
+                try:
+                    size = blobs.size(storage_id) or 0
+                    with zf.open(entry(f"{STORAGE_TABLE}/{storage_id}"), "w", force_zip64=size >= 1 << 31) as f:
+                        for chunk in reader:
+                            f.write(chunk)
+                finally:
+                    reader.close()
+                rows.append(rev.value)
+        with zf.open(entry(f"{STORAGE_TABLE}/documents.jsonl"), "w") as f:
+            for value in rows:
+                f.write(value)
+                f.write(b"\n")
+        return len(rows)
 
     # --- import --------------------------------------------------------------------------------
     def prepare_import(
@@ -388,6 +438,7 @@ class Admin:
                 code="UploadTooLarge",
             )
         parsed = parse_import(data, fmt, table, source)
+        storage = parse_storage(data, source) if fmt == "zip" and table is None else None
         db = self.app.db
         ts = db.latest_ts()
         numbers = {name: snapshot_number(rows) for name, rows in parsed.items()}
@@ -411,7 +462,7 @@ class Admin:
             # before the check passes.)
             for name in names:
                 db.ensure_table(name)
-        plan = ImportPlan(mode)
+        plan = ImportPlan(mode, storage=storage)
         for name in names:
             plan.tables.append(self._check_rows(name, parsed[name], numbers[name]))
         return plan
@@ -455,9 +506,68 @@ class Admin:
         db = self.app.db
         for t in plan.tables:
             db.ensure_table(t.table)
+        tables: list[dict[str, Any]] = []
+        imported = 0
+        if plan.storage is not None:
+            self._import_files(plan.storage, progress)
+            tables.append(plan.storage.to_json())
+            imported += plan.storage.imported
         for t in plan.tables:
             self._import_table(t, plan.mode, progress)
-        return {"imported": sum(t.imported for t in plan.tables), "tables": [t.to_json() for t in plan.tables]}
+        tables += [t.to_json() for t in plan.tables]
+        imported += sum(t.imported for t in plan.tables)
+        return {"imported": imported, "tables": tables}
+
+    def _import_files(self, s: StorageImport, progress: Progress | None) -> None:
+        """Write the files of a snapshot (module docstring): per chunk, the blobs are stored
+        under their ids, then the rows commit; a failed commit removes that chunk's blobs."""
+        db = self.app.db
+        files = self.app.files
+        number = files.table_number
+        ts = db.latest_ts()
+        occupied = any(rev.value is not None for rev in db.persistence.table_documents(number, ts))
+        keep_ids = not occupied and s.snapshot_number == number
+        chunk = max(1, knobs.IMPORT_CHUNK_DOCUMENTS_COUNT)
+        total = len(s.files)
+        for start in range(0, total, chunk):
+            batch = s.files[start : start + chunk]
+            txn = db.begin()
+            txn.source = STORAGE_TABLE
+            written: list[str] = []
+            kept = 0
+            try:
+                with system_access(txn):
+                    for f in batch:
+                        doc = ImportDoc(f.where, f.fields(), f.id, f.creation_time)
+                        if keep_ids and _id_number(f.id) == number and insert_keeping_id(txn, STORAGE_TABLE, number, doc):
+                            storage_id = f.id
+                            kept += 1
+                        else:
+                            storage_id = txn.insert(STORAGE_TABLE, doc.fields)
+                        with files._lock:
+                            files._pending.add(storage_id)
+                        written.append(storage_id)
+                        files.blobs.put(storage_id, s.read(f))
+                try:
+                    db.commit(txn)
+                except StorageFailure:
+                    raise  # outcome unknown: the rows may exist, so the blobs stay (sweeper)
+                except BaseException:
+                    for storage_id in written:
+                        files.blobs.delete(storage_id)
+                    raise
+            except ConvectionError as exc:
+                raise ConvectionError(
+                    f"Import of stored files failed after {s.imported} files were imported: {exc.message}",
+                    code=exc.code,
+                ) from None
+            finally:
+                with files._lock:
+                    files._pending.difference_update(written)
+            s.imported += len(batch)
+            s.kept_ids += kept
+            if progress is not None:
+                progress(STORAGE_TABLE, min(start + chunk, total), total)
 
     def import_data(
         self,

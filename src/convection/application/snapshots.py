@@ -13,7 +13,10 @@ for error messages. Values are Convex JSON (``convection.values.json``): ``{"$in
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
+import hashlib
 import io
 import re
 import zipfile
@@ -55,6 +58,10 @@ read at one timestamp.
   `{"$integer": "<base64 of 8 little-endian bytes>"}`, bytes are `{"$bytes": "<base64>"}`,
   NaN, infinities and -0.0 are `{"$float": "<base64 of 8 little-endian bytes>"}`; every other
   number is a float64.
+
+* `_storage/documents.jsonl` and `_storage/<id>` (only with `--include-file-storage`): one
+  line per stored file `{_id, _creationTime, sha256 (base64), size, contentType}`, and each
+  file's bytes.
 
 Import it with `convection import snapshot.zip` (add `--replace` to overwrite tables that
 already have documents). Documents keep their ids when imported into a fresh deployment.
@@ -149,12 +156,13 @@ def parse_snapshot(data: bytes, source: str = "snapshot.zip") -> dict[str, list[
         raise _format_error(source, f"not a ZIP file ({exc})") from None
     tables: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     with zf:
+        has_files = STORAGE_DOCUMENTS in zf.namelist()
         for info in zf.infolist():
             parts = info.filename.split("/")
             if len(parts) != 2 or parts[1] != "documents.jsonl" or parts[0].startswith("_"):
                 continue
             tables[parts[0]] = _parse_jsonl(zf.read(info), f"{source}:{info.filename}")
-    if not tables:
+    if not tables and not has_files:
         raise _format_error(source, "no <table>/documents.jsonl entries (is it a snapshot made by `convection export`?)")
     return tables
 
@@ -213,15 +221,134 @@ class TableImport:
 
 
 @dataclass
+class StorageFile:
+    """One stored file of a snapshot (a line of ``_storage/documents.jsonl``), verified."""
+
+    where: str
+    id: str
+    creation_time: float | None
+    sha256: bytes
+    size: int
+    content_type: str | None
+    member: str  # the ZIP entry holding its bytes
+
+    def fields(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"sha256": base64.b64encode(self.sha256).decode(), "size": float(self.size)}
+        if self.content_type:
+            doc["contentType"] = self.content_type
+        return doc
+
+
+@dataclass
+class StorageImport:
+    """The files of a ZIP snapshot (``_storage/``), every blob checked against its row."""
+
+    data: bytes  # the ZIP itself: blobs are read from it when written
+    files: list[StorageFile]
+    snapshot_number: int | None
+    imported: int = 0
+    kept_ids: int = 0
+
+    def read(self, f: StorageFile) -> bytes:
+        with zipfile.ZipFile(io.BytesIO(self.data)) as zf:
+            return zf.read(f.member)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": STORAGE_DIR, "imported": self.imported, "deleted": 0, "keptIds": self.kept_ids}
+
+
+@dataclass
 class ImportPlan:
     """Parsed and checked documents, ready for :meth:`Admin.run_import`."""
 
     mode: ImportMode
     tables: list[TableImport] = field(default_factory=list)
+    storage: StorageImport | None = None
 
     @property
     def total(self) -> int:
-        return sum(len(t.docs) for t in self.tables)
+        return sum(len(t.docs) for t in self.tables) + (len(self.storage.files) if self.storage else 0)
+
+
+STORAGE_DIR = "_storage"
+STORAGE_DOCUMENTS = f"{STORAGE_DIR}/documents.jsonl"
+
+
+def _storage_error(where: str, what: str) -> SnapshotError:
+    return SnapshotError(f"{where}: {what}. Nothing was imported.", code="InvalidStorageSnapshot")
+
+
+def _verify_blob(zf: zipfile.ZipFile, member: str, size: int, digest: bytes, where: str, source: str) -> None:
+    h = hashlib.sha256()
+    n = 0
+    try:
+        with zf.open(member) as f:
+            while n <= size and (chunk := f.read(1 << 16)):
+                h.update(chunk)
+                n += len(chunk)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SnapshotError(
+            f"{source}:{member}: the file's bytes are damaged ({exc}). Nothing was imported.",
+            code="StorageBlobMismatch",
+        ) from None
+    if n != size or h.digest() != digest:
+        got = f"more than {size}" if n > size else str(n)
+        raise SnapshotError(
+            f"{source}:{member}: the file has {got} bytes with SHA-256 {base64.b64encode(h.digest()).decode()}, "
+            f"but {where} says {size} bytes with SHA-256 {base64.b64encode(digest).decode()}: the snapshot "
+            "is corrupted. Nothing was imported; export it again.",
+            code="StorageBlobMismatch",
+        )
+
+
+def parse_storage(data: bytes, source: str = "snapshot.zip") -> StorageImport | None:
+    """The stored files of a ZIP snapshot (None when it has no ``_storage/documents.jsonl``).
+    Every row is checked and every blob's size and SHA-256 verified against it."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise _format_error(source, f"not a ZIP file ({exc})") from None
+    with zf:
+        names = zf.namelist()
+        if STORAGE_DOCUMENTS not in names:
+            return None
+        blobs: dict[str, str] = {}
+        for name in names:
+            rest = name[len(STORAGE_DIR) + 1 :] if name.startswith(STORAGE_DIR + "/") else ""
+            if rest and "/" not in rest and name != STORAGE_DOCUMENTS:
+                blobs[rest.split(".", 1)[0]] = name  # `<id>` or Convex's `<id>.<ext>`
+        rows = _parse_jsonl(zf.read(STORAGE_DOCUMENTS), f"{source}:{STORAGE_DOCUMENTS}")
+        files: list[StorageFile] = []
+        seen: set[str] = set()
+        for where, row in rows:
+            sid = row.get("_id")
+            if not isinstance(sid, str) or not sid:
+                raise _storage_error(where, "missing _id (the storage id)")
+            if sid in seen:
+                raise _storage_error(where, f"storage id {sid!r} appears twice")
+            seen.add(sid)
+            try:
+                digest = base64.b64decode(str(row.get("sha256")), validate=True)
+            except (binascii.Error, ValueError):
+                digest = b""
+            if len(digest) != 32:
+                raise _storage_error(where, f"sha256 must be the base64 SHA-256 digest, got {row.get('sha256')!r}")
+            size = row.get("size")
+            if isinstance(size, bool) or not isinstance(size, int | float) or size < 0 or size != int(size):
+                raise _storage_error(where, f"size must be a non-negative whole number of bytes, got {size!r}")
+            ct = row.get("contentType")
+            if ct is not None and not isinstance(ct, str):
+                raise _storage_error(where, f"contentType must be a string, got {ct!r}")
+            member = blobs.get(sid)
+            if member is None:
+                raise _storage_error(where, f"the snapshot has no {STORAGE_DIR}/{sid} entry with this file's bytes")
+            _verify_blob(zf, member, int(size), digest, where, source)
+            created = row.get("_creationTime")
+            files.append(StorageFile(
+                where, sid, float(created) if isinstance(created, int | float) and created > 0 else None,
+                digest, int(size), ct or None, member,
+            ))
+    return StorageImport(data, files, snapshot_number(rows))
 
 
 def snapshot_number(rows: list[tuple[str, dict[str, Any]]]) -> int | None:

@@ -80,7 +80,7 @@ def _reporting() -> Iterator[None]:
 class Target(Protocol):
     def tables(self) -> list[dict[str, Any]]: ...
     def documents(self, table: str, cursor: str | None, limit: int) -> dict[str, Any]: ...
-    def export(self, out: Path) -> dict[str, Any]: ...
+    def export(self, out: Path, include_file_storage: bool = False) -> dict[str, Any]: ...
     def import_(self, data: bytes, *, fmt: str, table: str | None, mode: str, source: str,
                 progress: Progress) -> dict[str, Any]: ...
     def env_list(self) -> dict[str, str]: ...
@@ -141,12 +141,13 @@ class RemoteTarget:
             params["cursor"] = cursor
         return dict(self.request("GET", f"/api/admin/tables/{_q(table)}/documents", params=params).json())
 
-    def export(self, out: Path) -> dict[str, Any]:
+    def export(self, out: Path, include_file_storage: bool = False) -> dict[str, Any]:
         import httpx
 
         tmp = out.with_name(out.name + ".part")
         try:
-            with self.client.stream("POST", "/api/admin/export") as r:
+            params = {"includeFileStorage": "1"} if include_file_storage else {}
+            with self.client.stream("POST", "/api/admin/export", params=params) as r:
                 if r.status_code != 200:
                     raise self._fail(r.status_code, r.read())
                 with tmp.open("wb") as f:
@@ -157,7 +158,8 @@ class RemoteTarget:
             tmp.unlink(missing_ok=True)
             raise CliFailure(f"Could not reach {self.url}: {exc}", "Is the backend running?") from None
         os.replace(tmp, out)
-        return {"ts": ts, "tables": _zip_counts(out)}
+        tables = _zip_counts(out)
+        return {"ts": ts, "tables": {n: c for n, c in tables.items() if not n.startswith("_")}, "files": tables.get("_storage", 0)}
 
     def import_(self, data: bytes, *, fmt: str, table: str | None, mode: str, source: str,
                 progress: Progress) -> dict[str, Any]:
@@ -248,11 +250,11 @@ class LocalTarget:
     def documents(self, table: str, cursor: str | None, limit: int) -> dict[str, Any]:
         return self.admin.documents(self.identity, table, cursor=cursor, limit=limit)
 
-    def export(self, out: Path) -> dict[str, Any]:
+    def export(self, out: Path, include_file_storage: bool = False) -> dict[str, Any]:
         tmp = out.with_name(out.name + ".part")
         try:
             with tmp.open("wb") as f:
-                summary = self.admin.export_snapshot(self.identity, f)
+                summary = self.admin.export_snapshot(self.identity, f, include_file_storage=include_file_storage)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -470,6 +472,9 @@ def import_(
 
 def export(
     path: Annotated[Path | None, typer.Option("--path", help="The ZIP file to write (or a folder for it).")] = None,
+    include_file_storage: Annotated[
+        bool, typer.Option("--include-file-storage", help="Also export the stored files (_storage/).")
+    ] = False,
     url: UrlOpt = None,
     admin_key: KeyOpt = None,
     functions: FunctionsOpt = Path("convex"),
@@ -482,9 +487,12 @@ def export(
         if not out.parent.is_dir():
             raise CliFailure(f"No folder {out.parent} to write {out.name} into", "Create it or pass another --path.", exit_code=2)
         with _target(url, admin_key, functions, data_dir) as target:
-            summary = target.export(out)
+            summary = target.export(out, include_file_storage)
         total = sum(summary["tables"].values())
-        err.print(f"[green]✔[/green] exported {len(summary['tables'])} tables, {total} documents to [bold]{out}[/bold]")
+        files = f", {summary.get('files', 0)} files" if include_file_storage else ""
+        err.print(
+            f"[green]✔[/green] exported {len(summary['tables'])} tables, {total} documents{files} to [bold]{out}[/bold]"
+        )
         print(out)
 
 

@@ -10,7 +10,7 @@ with status 400, 401, 404 or 413.
 |---|---|
 | ``GET /api/admin/tables`` | ``{"tables": [{"name", "count"}]}`` |
 | ``GET /api/admin/tables/{table}/documents?cursor=&limit=`` | ``{"page", "continueCursor", "isDone"}`` (Convex encoded JSON) |
-| ``POST /api/admin/export`` | the ZIP snapshot (``application/zip``) |
+| ``POST /api/admin/export[?includeFileStorage=1]`` | the ZIP snapshot (``application/zip``), with the stored files when asked |
 | ``POST /api/admin/import?table=&mode=create|append|replace&format=jsonl|json|csv|zip[&stream=1]`` | body = the file; ``{"imported", "tables"}``; with ``stream=1`` NDJSON lines ``{"progress": {...}}`` then ``{"result": ...}`` or ``{"error": ...}`` |
 | ``GET /api/admin/env``, ``POST /api/admin/env`` ``{"name", "value"}`` | ``{"env": {...}}``, ``{"name", "updated"}`` |
 | ``GET|POST|DELETE /api/admin/env/{name}`` (POST body ``{"value"}``) | ``{"name", "value"}``, ``{"name", "updated"}``, ``{"name", "removed"}`` |
@@ -122,11 +122,12 @@ class AdminRoutes:
 
     # --- export / import -----------------------------------------------------------------------
     async def export(self, request: Request, identity: Identity) -> Response:
+        files = request.query_params.get("includeFileStorage") in ("1", "true")
         fd, path = tempfile.mkstemp(prefix="convection-export-", suffix=".zip")
 
         def write() -> dict[str, Any]:
             with os.fdopen(fd, "wb") as f:
-                return self.admin.export_snapshot(identity, f)
+                return self.admin.export_snapshot(identity, f, include_file_storage=files)
 
         try:
             summary = await run_in_threadpool(write)
