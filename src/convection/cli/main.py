@@ -74,9 +74,9 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", loop="auto", ws="websockets-sansio",
         lifespan="off", ws_max_size=knobs.SYNC_MAX_MESSAGE_SIZE_BYTES,
-        # No permessage-deflate: compressing every Transition costs the server (and each
-        # client) more CPU than loopback/LAN bandwidth saves; fan-out to 1,000 sockets got
-        # 2.5x faster without it (bench/RESULTS.md, F1).
+        # No permessage-deflate: compressing every Transition cost more server (and client)
+        # CPU than loopback/LAN bandwidth saves; F1 at N=10,000 went 1,236 -> 822 ms and idle
+        # memory per connection 88 -> 45 KB without it (bench/PROFILES.md).
         ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)
@@ -115,7 +115,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
 
     _tune_gc()
     try:
-        asyncio.run(main())
+        _run_loop(main())
     finally:
         deployment.close()
 
@@ -133,6 +133,17 @@ def _tune_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(knobs.GC_GEN0_THRESHOLD_COUNT, gen1, gen2)
+
+
+def _run_loop(coro: Any) -> None:
+    """Run the server's event loop: uvloop where it is installed (a dependency on POSIX),
+    the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
 
 
 def _print_logs(path: str, kind: str, lines: list[str]) -> None:
