@@ -1,5 +1,6 @@
 // M1 soak: for `seconds`, `clients` ConvexClients each watch messages:top({channel}) and a
-// per-client messages:latest({channel, cb}) whose cb changes every second (query-set churn);
+// per-client messages:latest({channel, cb}) whose cb changes every second, cycling through 10
+// values per client (query-set churn over a bounded set of queries);
 // one client is closed and replaced every second (connection churn); a publisher inserts at
 // `rate` per second. Reports counts.
 import { anyApi } from "convex/server";
@@ -45,13 +46,15 @@ main(async () => {
     for (let i = 0; i < clients.length; i++) {
       const e = clients[i];
       e.unsubs[1]();
-      e.cb += clients.length;
+      // Arguments cycle through a fixed set (10 per client), so the set of distinct queries
+      // (and the query cache) stays bounded: any steady growth of the server is a leak.
+      e.cb = (e.cb + clients.length) % (clients.length * 10);
       e.unsubs[1] = e.c.onUpdate(api.messages.latest, { channel: params.channel, cb: e.cb }, () => {});
     }
     const victim = tick % clients.length;
     updates += clients[victim].updates;
     await clients[victim].c.close();
-    clients[victim] = mk(victim + tick * clients.length);
+    clients[victim] = mk(victim);
     reconnects += 1;
   }
   await publisher;
