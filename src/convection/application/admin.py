@@ -213,9 +213,7 @@ class Admin:
         self.logs = logs if logs is not None else LogBuffer(now_ms=app.db.clock.now_ms)
         self._deploy_lock = threading.Lock()
         db = app.db
-        db.ensure_table(ENV_TABLE)
-        if db.catalog.index(ENV_TABLE, ENV_INDEX) is None:
-            db.backfill_index(ENV_TABLE, ENV_INDEX, ("name",))
+        db.ensure_system_table(ENV_TABLE, {ENV_INDEX: ("name",)})
         for name, value in self._env_rows().items():
             _apply_env(name, value)
 

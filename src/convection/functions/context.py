@@ -117,7 +117,6 @@ class SystemReader:
     def query(self, table: str) -> Query:
         if not isinstance(table, str) or not table.startswith("_"):
             raise DatabaseError(f"ctx.db.system.query() reads system tables, got {table!r}", code="InvalidTable")
-        self._txn.db.ensure_table(table)
         return Query(self._txn, table)
 
 
