@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import urllib.error
 import urllib.request
 
 from conftest import ServerProcess
@@ -40,8 +39,8 @@ def test_kill_9_while_mutations_create_tables(fresh_server: ServerProcess) -> No
                 table = f"c{cycle}_w{w}_t{i // 3}"  # a new table every third insert
                 try:
                     post(fresh_server.url, "mutation", "dyn:insert", {"table": table, "n": i})
-                except (OSError, urllib.error.URLError, AssertionError):
-                    return  # the server died: the outcome of this call is unknown
+                except Exception:  # the server died mid-call: its outcome is unknown
+                    return
                 with lock:
                     acknowledged.setdefault(table, []).append(float(i))
                 i += 1

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import ServerProcess
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v1"

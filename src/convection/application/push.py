@@ -88,13 +88,21 @@ def check_written_since(app: Application, schema: SchemaDefinition, tables: list
             raise SchemaError(f"Schema validation failed: {exc.message}") from None
 
 
-def push(app: Application, loaded: LoadedApp, progress: Progress | None = None) -> None:
-    """Make ``loaded`` live (see the module docstring). Blocking: call from a thread."""
+def push(
+    app: Application,
+    loaded: LoadedApp,
+    progress: Progress | None = None,
+    *,
+    in_commit: Callable[[Transaction], None] | None = None,
+) -> None:
+    """Make ``loaded`` live (see the module docstring). Blocking: call from a thread.
+    ``in_commit(txn)`` adds writes to the commit that makes the schema take effect (a deploy
+    stores the code there, so code and schema change together)."""
     db = app.db
     old_schema = db.schema
     new_schema = loaded.schema
     tables = _changed_tables(old_schema, new_schema)
-    check: Callable[[Transaction], None] | None = None
+    check: Callable[[Transaction], None] | None = in_commit
     if new_schema is not None and tables:
         snapshot = db.latest_ts()
         check_documents(app, new_schema, tables, snapshot, progress)
@@ -111,6 +119,8 @@ def push(app: Application, loaded: LoadedApp, progress: Progress | None = None) 
             checked[0] = max(checked[0], txn.begin_ts)
             for table in tables:
                 txn.record_table_read(table)
+            if in_commit is not None:
+                in_commit(txn)
 
     db.set_schema(new_schema, check=check, progress=progress)
     app.set_app(loaded)

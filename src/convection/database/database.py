@@ -87,6 +87,11 @@ class Database:
         if self.catalog.empty:
             self._migrate_legacy_catalog()
 
+    def set_cursor_secret(self, secret: bytes) -> None:
+        """Sign pagination cursors with the deployment's secret (read from the log after the
+        database opened)."""
+        self.cursors = CursorCodec(secret)
+
     def allocate_creation_time(self, at_least: float) -> float:
         """A ``_creationTime`` (ms) >= ``at_least`` and greater than every one handed out
         before in this process, so documents inserted one after another sort in insertion
