@@ -2,9 +2,10 @@
 
 Every command talks to a deployment through a :class:`Target`: :class:`RemoteTarget` calls
 the admin HTTP API of a running backend (``--url URL --admin-key KEY``, also read from
-``CONVECTION_URL`` / ``CONVECTION_ADMIN_KEY``); :class:`LocalTarget` opens the local project's
-deployment in-process (``--functions convex --data .convection``; only while no server runs on
-that data directory) and calls the same :class:`~convection.application.admin.Admin`
+``CONVECTION_URL`` / ``CONVECTION_ADMIN_KEY``, or found as the server that owns the project's
+data directory); :class:`LocalTarget` opens the local project's deployment in-process
+(``--functions convex --data .convection``) while this process holds the data directory's
+lock (``cli/connect.py``), and calls the same :class:`~convection.application.admin.Admin`
 operations with an admin identity. ``logs`` and ``deploy`` need a running backend.
 
 Results go to stdout, messages and errors to stderr; every failure says what went wrong and
@@ -28,7 +29,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from convection.cli.connect import CliFailure, connect, err, reporting
 
 UrlOpt = Annotated[
     str | None,
@@ -46,33 +47,7 @@ DataOpt = Annotated[
 Progress = Callable[[str, int, int], None]
 
 
-class CliFailure(Exception):
-    """A failure to report: ``message`` (what went wrong), ``hint`` (what to do)."""
-
-    def __init__(self, message: str, hint: str = "", exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.exit_code = exit_code
-
-
-@contextmanager
-def _reporting() -> Iterator[None]:
-    from convection.errors import ConvectionError
-
-    try:
-        yield
-    except CliFailure as exc:
-        err.print("[red]error:[/red] ", end="")
-        err.print(exc.message, markup=False)
-        if exc.hint:
-            err.print(f"  {exc.hint}", style="dim", markup=False)
-        raise typer.Exit(exc.exit_code) from None
-    except ConvectionError as exc:
-        err.print(f"[red]error ({exc.code}):[/red] ", end="")
-        err.print(exc.message, markup=False)
-        raise typer.Exit(1) from None
-
+_reporting = reporting
 
 # --- targets -------------------------------------------------------------------------------------
 
@@ -229,13 +204,6 @@ class LocalTarget:
         from convection.functions.identity import Identity
         from convection.server.app import open_deployment
 
-        if not functions.is_dir():
-            raise CliFailure(
-                f"No functions folder at {functions}",
-                "Run this in your project (or pass --functions DIR), or use --url URL --admin-key KEY "
-                "for a running backend.",
-                exit_code=2,
-            )
         self.deployment = open_deployment(functions, data)
         assert self.deployment.admin is not None
         self.admin = self.deployment.admin
@@ -299,12 +267,18 @@ def _remote(url: str | None, admin_key: str | None, command: str) -> RemoteTarge
 
 @contextmanager
 def _target(url: str | None, admin_key: str | None, functions: Path, data: Path | None) -> Iterator[Target]:
-    target: RemoteTarget | LocalTarget
-    target = _remote(url, admin_key, "") if url is not None else LocalTarget(functions, data)
-    try:
-        yield target
-    finally:
-        target.close()
+    """The running backend (``--url``, or the server owning the data directory), else the
+    local project in-process while this process holds its data directory (cli/connect.py)."""
+    with connect(url, admin_key, functions, data) as conn:
+        target: RemoteTarget | LocalTarget
+        if conn.url is not None and conn.admin_key is not None:
+            target = RemoteTarget(conn.url, conn.admin_key)
+        else:
+            target = LocalTarget(conn.functions, conn.data_dir)
+        try:
+            yield target
+        finally:
+            target.close()
 
 
 def _zip_counts(path: Path) -> dict[str, int]:
