@@ -248,6 +248,47 @@ class LocalTarget:
         return self.admin.env_remove(self.identity, name)
 
 
+class EnvTarget(Protocol):
+    def env_list(self) -> dict[str, str]: ...
+    def env_get(self, name: str) -> str | None: ...
+    def env_set(self, name: str, value: str) -> bool: ...
+    def env_remove(self, name: str) -> bool: ...
+
+
+class LocalEnvTarget:
+    """The local project's deployment variables, in-process, from its database alone: no
+    module is imported, so a variable that a module needs at import time can be set while the
+    module cannot load without it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from convection.server.app import open_database
+
+        self.db = open_database(data_dir)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def env_list(self) -> dict[str, str]:
+        from convection.application.admin import stored_env
+
+        return stored_env(self.db)
+
+    def env_get(self, name: str) -> str | None:
+        from convection.application.admin import check_env_name
+
+        return self.env_list().get(check_env_name(name))
+
+    def env_set(self, name: str, value: str) -> bool:
+        from convection.application.admin import check_env_name, check_env_value, write_env
+
+        return write_env(self.db, check_env_name(name), check_env_value(name, value))
+
+    def env_remove(self, name: str) -> bool:
+        from convection.application.admin import check_env_name, write_env
+
+        return write_env(self.db, check_env_name(name), None)
+
+
 def _remote(url: str | None, admin_key: str | None, command: str) -> RemoteTarget:
     if url is None:
         raise CliFailure(
@@ -275,6 +316,21 @@ def _target(url: str | None, admin_key: str | None, functions: Path, data: Path 
             target = RemoteTarget(conn.url, conn.admin_key)
         else:
             target = LocalTarget(conn.functions, conn.data_dir)
+        try:
+            yield target
+        finally:
+            target.close()
+
+
+@contextmanager
+def _env_target(url: str | None, admin_key: str | None, functions: Path, data: Path | None) -> Iterator[EnvTarget]:
+    """As :func:`_target`, but in-process it opens only the database (:class:`LocalEnvTarget`)."""
+    with connect(url, admin_key, functions, data) as conn:
+        target: RemoteTarget | LocalEnvTarget
+        if conn.url is not None and conn.admin_key is not None:
+            target = RemoteTarget(conn.url, conn.admin_key)
+        else:
+            target = LocalEnvTarget(conn.data_dir)
         try:
             yield target
         finally:
@@ -483,7 +539,7 @@ env_cli = typer.Typer(
 def env_list(url: UrlOpt = None, admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"),
              data_dir: DataOpt = None) -> None:
     """Print every variable as NAME=VALUE."""
-    with _reporting(), _target(url, admin_key, functions, data_dir) as target:
+    with _reporting(), _env_target(url, admin_key, functions, data_dir) as target:
         env = target.env_list()
         if not env:
             err.print("No environment variables set. Add one with `convection env set NAME VALUE`.")
@@ -495,7 +551,7 @@ def env_list(url: UrlOpt = None, admin_key: KeyOpt = None, functions: FunctionsO
 def env_get(name: Annotated[str, typer.Argument(help="Variable name.")], url: UrlOpt = None,
             admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"), data_dir: DataOpt = None) -> None:
     """Print one variable's value."""
-    with _reporting(), _target(url, admin_key, functions, data_dir) as target:
+    with _reporting(), _env_target(url, admin_key, functions, data_dir) as target:
         value = target.env_get(name)
         if value is None:
             raise CliFailure(f"Environment variable {name} is not set", "List them with `convection env list`.")
@@ -507,7 +563,7 @@ def env_set(name: Annotated[str, typer.Argument(help="Variable name.")],
             value: Annotated[str, typer.Argument(help="Its value.")], url: UrlOpt = None,
             admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"), data_dir: DataOpt = None) -> None:
     """Set a variable (functions see it at once)."""
-    with _reporting(), _target(url, admin_key, functions, data_dir) as target:
+    with _reporting(), _env_target(url, admin_key, functions, data_dir) as target:
         updated = target.env_set(name, value)
         err.print(f"[green]✔[/green] {'updated' if updated else 'set'} {name}")
 
@@ -516,7 +572,7 @@ def env_set(name: Annotated[str, typer.Argument(help="Variable name.")],
 def env_remove(name: Annotated[str, typer.Argument(help="Variable name.")], url: UrlOpt = None,
                admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"), data_dir: DataOpt = None) -> None:
     """Remove a variable."""
-    with _reporting(), _target(url, admin_key, functions, data_dir) as target:
+    with _reporting(), _env_target(url, admin_key, functions, data_dir) as target:
         removed = target.env_remove(name)
         err.print(f"[green]✔[/green] removed {name}" if removed else f"{name} was not set")
 

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from convection.application.admin import Admin, LogBuffer, active_deployed_folder
+from convection.application.admin import Admin, LogBuffer, active_deployed_folder, apply_stored_env
 from convection.application.app import Application
 from convection.application.interface import AuthFailure
 from convection.clock import Clock, SystemClock
@@ -96,6 +96,16 @@ def _blob_store(url: str | None, data_dir: Path) -> LocalBlobStore:
     return LocalBlobStore(Path(url))
 
 
+def open_database(
+    data_dir: Path, *, db_url: str | None = None, clock: Clock | None = None, secret: bytes | None = None,
+) -> Database:
+    """The deployment's database alone, without loading its code (``open_deployment`` starts
+    here; ``convection env`` uses it in-process, so a variable that a module needs at import
+    can be set while that module cannot load yet)."""
+    persistence = open_persistence(db_url or str(Path(data_dir) / "db.sqlite3"))
+    return Database(persistence, clock=clock or SystemClock(), secret=secret if secret is not None else instance_secret(Path(data_dir)))
+
+
 def open_deployment(
     functions_dir: str | Path,
     data_dir: str | Path | None = None,
@@ -120,10 +130,14 @@ def open_deployment(
     deployed = None if dev else active_deployed_folder(ddir)
     if deployed is not None:
         fdir = deployed
-    loaded = load_app(fdir)
-    persistence = open_persistence(db_url or str(ddir / "db.sqlite3"))
     clock = clock or SystemClock()
-    db = Database(persistence, clock=clock, secret=secret)
+    db = open_database(ddir, db_url=db_url, clock=clock, secret=secret)
+    try:
+        apply_stored_env(db)  # before the import: module-level code reads os.environ
+        loaded = load_app(fdir)
+    except BaseException:
+        db.close()
+        raise
     logs = LogBuffer(now_ms=clock.now_ms)
 
     def log_sink(path: str, kind: str, lines: list[str]) -> None:
