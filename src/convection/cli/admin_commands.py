@@ -30,6 +30,8 @@ from rich.console import Console
 from rich.table import Table
 
 from convection.cli.connect import CliFailure, connect, err, reporting
+from convection.cli.progress import ExportProgress, ImportProgress, rate, size
+from convection.cli.style import Command, Group
 
 UrlOpt = Annotated[
     str | None,
@@ -55,7 +57,7 @@ _reporting = reporting
 class Target(Protocol):
     def tables(self) -> list[dict[str, Any]]: ...
     def documents(self, table: str, cursor: str | None, limit: int) -> dict[str, Any]: ...
-    def export(self, out: Path, include_file_storage: bool = False) -> dict[str, Any]: ...
+    def export(self, out: Path, include_file_storage: bool, progress: ExportProgress) -> dict[str, Any]: ...
     def import_(self, data: bytes, *, fmt: str, table: str | None, mode: str, source: str,
                 progress: Progress) -> dict[str, Any]: ...
     def env_list(self) -> dict[str, str]: ...
@@ -116,7 +118,7 @@ class RemoteTarget:
             params["cursor"] = cursor
         return dict(self.request("GET", f"/api/admin/tables/{_q(table)}/documents", params=params).json())
 
-    def export(self, out: Path, include_file_storage: bool = False) -> dict[str, Any]:
+    def export(self, out: Path, include_file_storage: bool, progress: ExportProgress) -> dict[str, Any]:
         import httpx
 
         tmp = out.with_name(out.name + ".part")
@@ -128,6 +130,7 @@ class RemoteTarget:
                 with tmp.open("wb") as f:
                     for chunk in r.iter_bytes():
                         f.write(chunk)
+                        progress.advance(len(chunk))
                 ts = int(r.headers.get("convection-snapshot-ts", "0"))
         except httpx.TransportError as exc:
             tmp.unlink(missing_ok=True)
@@ -218,11 +221,11 @@ class LocalTarget:
     def documents(self, table: str, cursor: str | None, limit: int) -> dict[str, Any]:
         return self.admin.documents(self.identity, table, cursor=cursor, limit=limit)
 
-    def export(self, out: Path, include_file_storage: bool = False) -> dict[str, Any]:
+    def export(self, out: Path, include_file_storage: bool, progress: ExportProgress) -> dict[str, Any]:
         tmp = out.with_name(out.name + ".part")
         try:
             with tmp.open("wb") as f:
-                summary = self.admin.export_snapshot(self.identity, f, include_file_storage=include_file_storage)
+                summary = self.admin.export_snapshot(self.identity, progress.wrap(f), include_file_storage=include_file_storage)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -452,8 +455,6 @@ def import_(
     data_dir: DataOpt = None,
 ) -> None:
     """Import documents into a table (or a ZIP snapshot into its tables)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from convection.application.admin import IMPORT_FORMATS, detect_format
 
     with _reporting():
@@ -473,31 +474,21 @@ def import_(
             err.print(f"Importing into table [bold]{table}[/bold] (from the file name; use --table to choose)")
         mode = "append" if append else "replace" if replace else "create"
         payload = path.read_bytes()
-        bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True,
-            disable=not err.is_terminal,
-        )
-        tasks: dict[str, Any] = {}
-
-        def progress(label: str, done: int, total: int) -> None:
-            if not tasks:
-                bar.start()  # lazily: no empty bar line when nothing is written
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total or None)
-            bar.update(tasks[label], completed=done, total=total or None)
-
+        progress = ImportProgress()
         try:
             with _target(url, admin_key, functions, data_dir) as target:
                 result = target.import_(payload, fmt=kind, table=table, mode=mode, source=path.name, progress=progress)
         finally:
-            if tasks:
-                bar.stop()
+            progress.stop()
+        elapsed = progress.elapsed_s()
         for t in result["tables"]:
             ids = "kept their ids" if t["keptIds"] == t["imported"] and t["imported"] else (
                 f"{t['keptIds']} kept their ids" if t["keptIds"] else "new ids"
             )
             deleted = f", {t['deleted']} deleted first" if t["deleted"] else ""
             err.print(f"[green]✔[/green] {t['table']}: {t['imported']} documents imported ({ids}{deleted})")
+        total = sum(t["imported"] for t in result["tables"])
+        err.print(f"  {total} documents {rate(total, elapsed, 'docs/s')}", style="dim")
 
 
 def export(
@@ -517,12 +508,18 @@ def export(
         if not out.parent.is_dir():
             raise CliFailure(f"No folder {out.parent} to write {out.name} into", "Create it or pass another --path.", exit_code=2)
         with _target(url, admin_key, functions, data_dir) as target:
-            summary = target.export(out, include_file_storage)
+            progress = ExportProgress(out.name)
+            try:
+                summary = target.export(out, include_file_storage, progress)
+            finally:
+                progress.stop()
         total = sum(summary["tables"].values())
         files = f", {summary.get('files', 0)} files" if include_file_storage else ""
         err.print(
             f"[green]✔[/green] exported {len(summary['tables'])} tables, {total} documents{files} to [bold]{out}[/bold]"
         )
+        seconds = max(progress.elapsed_s(), 0.001)
+        err.print(f"  {size(progress.bytes)} in {seconds:.1f} s, {size(int(progress.bytes / seconds))}/s", style="dim")
         print(out)
 
 
@@ -532,10 +529,11 @@ env_cli = typer.Typer(
     name="env",
     help="Deployment environment variables (functions read them as os.environ).",
     no_args_is_help=True,
+    cls=Group,
 )
 
 
-@env_cli.command("list")
+@env_cli.command("list", cls=Command)
 def env_list(url: UrlOpt = None, admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"),
              data_dir: DataOpt = None) -> None:
     """Print every variable as NAME=VALUE."""
@@ -547,7 +545,7 @@ def env_list(url: UrlOpt = None, admin_key: KeyOpt = None, functions: FunctionsO
             print(f"{name}={value}")
 
 
-@env_cli.command("get")
+@env_cli.command("get", cls=Command)
 def env_get(name: Annotated[str, typer.Argument(help="Variable name.")], url: UrlOpt = None,
             admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"), data_dir: DataOpt = None) -> None:
     """Print one variable's value."""
@@ -558,7 +556,7 @@ def env_get(name: Annotated[str, typer.Argument(help="Variable name.")], url: Ur
         print(value)
 
 
-@env_cli.command("set")
+@env_cli.command("set", cls=Command)
 def env_set(name: Annotated[str, typer.Argument(help="Variable name.")],
             value: Annotated[str, typer.Argument(help="Its value.")], url: UrlOpt = None,
             admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"), data_dir: DataOpt = None) -> None:
@@ -568,7 +566,7 @@ def env_set(name: Annotated[str, typer.Argument(help="Variable name.")],
         err.print(f"[green]✔[/green] {'updated' if updated else 'set'} {name}")
 
 
-@env_cli.command("remove")
+@env_cli.command("remove", cls=Command)
 def env_remove(name: Annotated[str, typer.Argument(help="Variable name.")], url: UrlOpt = None,
                admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"), data_dir: DataOpt = None) -> None:
     """Remove a variable."""
@@ -662,9 +660,9 @@ def deploy(
 
 def register(cli: typer.Typer) -> None:
     """Add these commands to the ``convection`` app."""
-    cli.command("data")(data)
-    cli.command("import")(import_)
-    cli.command("export")(export)
+    cli.command("data", cls=Command)(data)
+    cli.command("import", cls=Command)(import_)
+    cli.command("export", cls=Command)(export)
     cli.add_typer(env_cli, name="env")
-    cli.command("logs")(logs)
-    cli.command("deploy")(deploy)
+    cli.command("logs", cls=Command)(logs)
+    cli.command("deploy", cls=Command)(deploy)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from convection.cli.admin_commands import KeyOpt, UrlOpt
+from convection.cli.style import CONTEXT_SETTINGS, Command, Group, show_version
 
 console = Console(stderr=True)
 cli = typer.Typer(
@@ -19,7 +20,19 @@ cli = typer.Typer(
     "document database, live to every subscribed client.",
     no_args_is_help=True,
     add_completion=False,
+    cls=Group,
+    context_settings=CONTEXT_SETTINGS,
 )
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=show_version)
+    ] = False,
+) -> None:
+    """A reactive backend for Python: queries, mutations and actions over a transactional
+    document database, live to every subscribed client."""
 
 FunctionsOpt = Annotated[Path, typer.Option("--functions", help="The functions folder.")]
 HostOpt = Annotated[str, typer.Option("--host", help="Interface to listen on.")]
@@ -62,7 +75,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
     from convection.server.owner import acquire
 
     if not functions.is_dir():
-        console.print(f"[red]No functions folder at {functions}[/red]: create it or pass --functions DIR")
+        report_error(f"No functions folder at {functions}: create it or pass --functions DIR")
         raise typer.Exit(2)
     ddir = data_dir_of(functions, data)
     try:
@@ -75,15 +88,19 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
             functions, ddir, db_url=db, redact_errors=redact, dev=dev, on_log=_print_logs if dev else None,
             origin=_origin(origin, host, port), storage_url=storage,
         )
-    except ConvectionError as exc:
+    except ConvectionError as exc:  # a module that fails to load: file:line and the message
         owner.release()
-        console.print(f"[red]error:[/red] {exc}")
+        report_error(exc.message, exc.code)
         raise typer.Exit(1) from None
     owner.publish(_origin(None, host, port), derive_admin_key(deployment.secret))
     app = build_app(deployment)
     url = f"http://{host}:{port}"
-    console.print(f"[green]convection[/green] serving [bold]{deployment.functions_dir}[/bold] at [bold]{url}[/bold]")
-    console.print(f"  data: {deployment.data_dir}   admin key: `convection admin-key --data {deployment.data_dir}`")
+    local_url = _origin(None, host, port)
+    banner = [
+        ("serving", str(deployment.functions_dir)),
+        ("API", url),
+        ("dashboard", local_url + "/"),
+    ]
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", loop="auto", ws="websockets-sansio",
         lifespan="off", ws_max_size=knobs.SYNC_MAX_MESSAGE_SIZE_BYTES,
@@ -100,7 +117,9 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
         site_server = uvicorn.Server(uvicorn.Config(
             build_site_app(deployment), host=host, port=site_port, log_level="warning", lifespan="off",
         ))
-        console.print(f"  HTTP actions: http://{host}:{site_port}/<path> and {url}/http/<path>")
+        banner.append(("HTTP actions", f"http://{host}:{site_port}/<path> and {url}/http/<path>"))
+    banner += [("data", str(deployment.data_dir)), ("admin key", f"convection admin-key --data {deployment.data_dir}")]
+    _print_banner("dev" if dev else "serve", banner)
 
     async def main() -> None:
         await deployment.app.start()  # scheduler and crons
@@ -150,6 +169,15 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def _print_banner(title: str, rows: list[tuple[str, str]]) -> None:
+    """The start banner: one ``label  value`` line each, never wrapped (a narrow terminal
+    folds a long line as a whole, so a command or URL stays copyable)."""
+    console.print(f"[green]convection {title}[/green]", highlight=False)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        console.print(f"  {label + ':':<{width + 1}}  {value}", markup=False, highlight=False, soft_wrap=True)
+
+
 def _tune_gc() -> None:
     """Fewer cyclic-GC passes in the server process: with thousands of sockets alive, the
     default threshold (700 allocations) made collections over the live objects take about
@@ -184,7 +212,7 @@ def _print_logs(path: str, kind: str, lines: list[str]) -> None:
         console.print(f"{now} {kind[0].upper()} {path} {line}", highlight=False, markup=False)
 
 
-@cli.command()
+@cli.command(cls=Command)
 def serve(
     functions: FunctionsOpt = Path("convex"),
     host: HostOpt = "127.0.0.1",
@@ -200,7 +228,7 @@ def serve(
     _serve(functions, host, port, data, db, dev=False, redact=redact_errors, site_port=site_port, origin=origin, storage=storage)
 
 
-@cli.command()
+@cli.command(cls=Command)
 def dev(
     functions: FunctionsOpt = Path("convex"),
     host: HostOpt = "127.0.0.1",
@@ -215,7 +243,7 @@ def dev(
     _serve(functions, host, port, data, db, dev=True, redact=False, site_port=site_port, origin=origin, storage=storage)
 
 
-@cli.command("admin-key")
+@cli.command("admin-key", cls=Command)
 def admin_key(
     functions: FunctionsOpt = Path("convex"),
     data: DataOpt = None,
@@ -228,7 +256,7 @@ def admin_key(
     print(derive_admin_key(instance_secret(ddir)))
 
 
-@cli.command()
+@cli.command(cls=Command)
 def run(
     path: Annotated[str, typer.Argument(help="Function path, e.g. messages:list")],
     args: Annotated[str, typer.Argument(help="Arguments as a JSON object")] = "{}",
@@ -238,8 +266,9 @@ def run(
     admin_key: KeyOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Subscribe to a query and print every new result.")] = False,
 ) -> None:
-    """Call a function (any kind, internal ones included) and print its result: on the server
-    running for this project if there is one, else in-process."""
+    """Call a function (any kind, internal ones included) and print its result.
+
+    It runs on the server running for this project if there is one, else in-process."""
     import orjson
 
     from convection.cli.connect import connect, report_error, reporting
@@ -349,7 +378,7 @@ def _from_json(x: Any) -> Any:
 def _register_commands() -> None:
     from convection.cli.codegen import codegen
 
-    cli.command("codegen")(codegen)
+    cli.command("codegen", cls=Command)(codegen)
 
     from convection.cli.admin_commands import register
 
