@@ -114,3 +114,46 @@ def test_explicit_url_wins_over_the_owner_file(project: Project, server: Server,
     # the project's own server owns project.data, but --url sends the call to that server explicitly
     assert other.run("items:count", {"table": "elsewhere"}, remote=server.remote) == 0
     assert other.run("items:count", {"table": "elsewhere"}) == 1
+
+
+def _stream_lines(stream: Any) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in iter(stream.readline, ""):
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _wait_line(lines: queue.Queue[str], needle: str) -> str:
+    while True:
+        line = lines.get(timeout=DEADLINE_S)
+        if needle in line:
+            return line
+
+
+def test_watch_and_logs_find_the_running_server(project: Project, server: Server) -> None:
+    """``run --watch`` and ``logs`` without --url use the server that owns the data dir."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "convection", "run", "items:count", '{"table": "w"}', "--watch", *project.local],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )
+    logs = subprocess.Popen(
+        [sys.executable, "-m", "convection", "logs", *project.local],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert watch.stdout is not None and logs.stdout is not None and logs.stderr is not None
+        watched, logged = _stream_lines(watch.stdout), _stream_lines(logs.stdout)
+        assert float(_wait_line(watched, "0")) == 0
+        assert server.url in _wait_line(_stream_lines(logs.stderr), "Watching logs")
+        project.run("items:add", {"table": "w", "doc": {}})
+        assert float(_wait_line(watched, "1")) == 1
+        assert "inserting into w" in _wait_line(logged, "items:add")
+    finally:
+        for proc in (watch, logs):
+            proc.kill()
+            proc.wait(timeout=30)

@@ -292,10 +292,22 @@ class LocalEnvTarget:
         return write_env(self.db, check_env_name(name), None)
 
 
-def _remote(url: str | None, admin_key: str | None, command: str) -> RemoteTarget:
+def _remote(url: str | None, admin_key: str | None, command: str, *,
+            functions: Path | None = None, data: Path | None = None) -> RemoteTarget:
+    """``--url``; else (given ``functions``) the server that owns the project's data directory."""
+    if url is None and functions is not None:
+        from convection import knobs
+        from convection.cli.connect import data_dir_of
+        from convection.server.owner import read_info, running_server
+
+        server = running_server(read_info(data_dir_of(functions, data)),
+                                timeout_s=knobs.CLI_SERVER_PROBE_TIMEOUT_MS / 1000)
+        if server is not None and server.url is not None and server.admin_key is not None:
+            return RemoteTarget(server.url, server.admin_key)
     if url is None:
         raise CliFailure(
-            f"`convection {command}` needs a running backend: pass --url URL --admin-key KEY",
+            f"`convection {command}` needs a running backend: start `convection dev` (or `serve`) "
+            "in the project, or pass --url URL --admin-key KEY",
             "Or set CONVECTION_URL and CONVECTION_ADMIN_KEY.",
             exit_code=2,
         )
@@ -589,10 +601,12 @@ def logs(
     history: Annotated[int, typer.Option("--history", help="Show this many recent calls' logs first.")] = 0,
     url: UrlOpt = None,
     admin_key: KeyOpt = None,
+    functions: FunctionsOpt = Path("convex"),
+    data_dir: DataOpt = None,
 ) -> None:
-    """Tail function logs of a running backend (Ctrl-C to stop)."""
+    """Tail function logs of a running backend: the project's server, or --url (Ctrl-C to stop)."""
     with _reporting():
-        target = _remote(url, admin_key, "logs")
+        target = _remote(url, admin_key, "logs", functions=functions, data=data_dir)
         try:
             body = target.request("GET", "/api/admin/logs", params={"history": history}).json()
             for entry in body["entries"]:

@@ -92,10 +92,10 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
         owner.release()
         report_error(exc.message, exc.code)
         raise typer.Exit(1) from None
-    owner.publish(_origin(None, host, port), derive_admin_key(deployment.secret))
+    local_url = _origin(None, host, port)  # where CLI commands on this machine reach it
+    owner.publish(local_url, derive_admin_key(deployment.secret))
     app = build_app(deployment)
     url = f"http://{host}:{port}"
-    local_url = _origin(None, host, port)
     banner = [
         ("serving", str(deployment.functions_dir)),
         ("API", url),
