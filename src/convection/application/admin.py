@@ -42,7 +42,8 @@ Every operation takes the caller's :class:`Identity` and refuses anything but an
   ``_environment_variables`` ``{name, value}``. Names are letters, digits and ``_``, start
   with a letter, at most ``ENV_VAR_NAME_MAX_LENGTH_COUNT`` characters; values at most
   ``ENV_VAR_VALUE_MAX_BYTES``. Functions read them as ``os.environ``: they are copied into the
-  process environment when the deployment opens and on every change (a removed variable gets
+  process environment when the deployment opens, before its modules are imported
+  (:func:`apply_stored_env`, so module-level code sees them), and on every change (a removed variable gets
   back the value the process started with, if any), and every cached query is invalidated.
   ``os.environ`` is per process, so **one process serves one deployment**.
 * ``_system:logs``: recent function log lines, one :class:`LogEntry` per call, in a bounded
@@ -115,6 +116,7 @@ from convection.values.model import normalize, value_size
 
 if TYPE_CHECKING:
     from convection.application.app import Application
+    from convection.database.database import Database
 
 __all__ = [  # re-exported for server/ and cli/
     "IMPORT_FORMATS",
@@ -197,6 +199,55 @@ def check_env_value(name: str, value: Any) -> str:
     return value
 
 
+def ensure_env_table(db: Database) -> None:
+    """The system table of deployment variables and its ``by_name`` index exist."""
+    db.ensure_system_table(ENV_TABLE, {ENV_INDEX: ("name",)})
+
+
+def stored_env(db: Database) -> dict[str, str]:
+    """Every deployment variable in the database, by name (read-only: creates nothing)."""
+    if db.catalog.table_number(ENV_TABLE) is None:
+        return {}
+    txn = db.begin(read_only=True)
+    txn._system_access = True
+    rows = Query(txn, ENV_TABLE).collect()
+    return {r["name"]: r["value"] for r in sorted(rows, key=lambda r: str(r["name"]))}
+
+
+def apply_stored_env(db: Database) -> None:
+    """Copy the deployment variables into ``os.environ``. ``open_deployment`` calls this
+    before it imports the functions folder, so module-level code (``auth_config.py`` reading
+    ``os.environ["AUTH0_DOMAIN"]``) sees them. A variable applied earlier in this process but
+    no longer stored gets back its original value (or is removed)."""
+    stored = stored_env(db)
+    for name in [n for n in _ORIGINAL_ENV if n not in stored]:
+        _apply_env(name, None)
+    for name, value in stored.items():
+        _apply_env(name, value)
+
+
+def write_env(db: Database, name: str, value: str | None) -> bool:
+    """Set (or with None remove) one variable in one commit; True when it existed. Does not
+    touch ``os.environ`` (:meth:`Admin.env_set` does, for the serving process)."""
+    ensure_env_table(db)
+
+    def fn(txn: Transaction) -> bool:
+        txn._system_access = True
+        row = Query(txn, ENV_TABLE).with_index(ENV_INDEX, lambda q: q.eq("name", name)).first()
+        if row is None:
+            if value is not None:
+                txn.insert(ENV_TABLE, {"name": name, "value": value})
+            return False
+        if value is None:
+            txn.delete(row["_id"])
+        else:
+            txn.patch(row["_id"], {"value": value})
+        return True
+
+    existed, _ = run_in_transaction(db, fn)
+    return existed
+
+
 # --- import parsing --------------------------------------------------------------------------
 
 
@@ -215,10 +266,8 @@ class Admin:
         self.data_dir = Path(data_dir)
         self.logs = logs if logs is not None else LogBuffer(now_ms=app.db.clock.now_ms)
         self._deploy_lock = threading.Lock()
-        db = app.db
-        db.ensure_system_table(ENV_TABLE, {ENV_INDEX: ("name",)})
-        for name, value in self._env_rows().items():
-            _apply_env(name, value)
+        ensure_env_table(app.db)
+        apply_stored_env(app.db)
 
     @staticmethod
     def _require_admin(identity: Identity) -> None:
@@ -564,10 +613,7 @@ class Admin:
 
     # --- environment variables -----------------------------------------------------------------
     def _env_rows(self) -> dict[str, str]:
-        txn = self.app.db.begin(read_only=True)
-        txn._system_access = True
-        rows = Query(txn, ENV_TABLE).collect()
-        return {r["name"]: r["value"] for r in sorted(rows, key=lambda r: str(r["name"]))}
+        return stored_env(self.app.db)
 
     def env_list(self, identity: Identity) -> dict[str, str]:
         """``_system:env/list``: every variable, by name."""
@@ -580,20 +626,7 @@ class Admin:
         return self._env_rows().get(name)
 
     def _env_write(self, name: str, value: str | None) -> bool:
-        def fn(txn: Transaction) -> bool:
-            txn._system_access = True
-            row = Query(txn, ENV_TABLE).with_index(ENV_INDEX, lambda q: q.eq("name", name)).first()
-            if row is None:
-                if value is not None:
-                    txn.insert(ENV_TABLE, {"name": name, "value": value})
-                return False
-            if value is None:
-                txn.delete(row["_id"])
-            else:
-                txn.patch(row["_id"], {"value": value})
-            return True
-
-        existed, _ = run_in_transaction(self.app.db, fn)
+        existed = write_env(self.app.db, name, value)
         _apply_env(name, value)
         self.app.cache.invalidate_all(self.app.latest_ts())
         return existed

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from convection.application.admin import Admin, LogBuffer, deployed_folder
+from convection.application.admin import Admin, LogBuffer, apply_stored_env, deployed_folder
 from convection.application.app import Application
 from convection.application.interface import AuthFailure
 from convection.clock import Clock, SystemClock
@@ -124,6 +124,29 @@ def _blob_store(url: str | None, data_dir: Path) -> LocalBlobStore:
     return LocalBlobStore(Path(url))
 
 
+def open_database(data_dir: Path, *, db_url: str | None = None, clock: Clock | None = None) -> Database:
+    """The deployment's database alone, without loading its code (``open_deployment`` starts
+    here; ``convection env`` uses it in-process, so a variable that a module needs at import
+    can be set while that module cannot load yet). Its cursors are signed with the
+    deployment's secret from the log (:func:`deployment_secret`; the data directory's
+    ``instance_secret`` mirrors it)."""
+    persistence = open_persistence(db_url or str(Path(data_dir) / "db.sqlite3"))
+    db = Database(persistence, clock=clock or SystemClock())
+    try:
+        db.set_cursor_secret(deployment_secret(db, Path(data_dir)))
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def db_secret(db: Database) -> bytes:
+    """The secret an open database's deployment uses (set by :func:`open_database`)."""
+    secret = deployment.read_secret(db)
+    assert secret is not None, "open_database stores the secret"
+    return secret
+
+
 def open_deployment(
     functions_dir: str | Path,
     data_dir: str | Path | None = None,
@@ -144,15 +167,14 @@ def open_deployment(
     fdir = Path(functions_dir).resolve()
     ddir = Path(data_dir).resolve() if data_dir is not None else fdir.parent / ".convection"
     ddir.mkdir(parents=True, exist_ok=True)
-    persistence = open_persistence(db_url or str(ddir / "db.sqlite3"))
     clock = clock or SystemClock()
-    db = Database(persistence, clock=clock)
+    db = open_database(ddir, db_url=db_url, clock=clock)
     try:
-        secret = deployment_secret(db, ddir)
-        db.set_cursor_secret(secret)
+        secret = db_secret(db)
         deployed = None if dev else deployed_folder(db, ddir)
         if deployed is not None:
             fdir = deployed
+        apply_stored_env(db)  # before the import: module-level code reads os.environ
         loaded = load_app(fdir)
     except BaseException:
         db.close()
