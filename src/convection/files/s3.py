@@ -70,7 +70,7 @@ STAGING = ".staging/"
 class S3StorageError(ConvectionError):
     """The S3 blob store cannot be used (``code`` says why) or an S3 call failed."""
 
-    code = "S3StorageError"
+    code = "BlobStoreError"
 
 
 def _s3_modules() -> tuple[Any, Any, Any]:
@@ -81,7 +81,7 @@ def _s3_modules() -> tuple[Any, Any, Any]:
     except ImportError:
         raise S3StorageError(
             "S3 storage needs boto3, which is not installed: pip install 'convection[s3]'",
-            code="S3SupportMissing",
+            code="BlobStoreSupportMissing",
         ) from None
     return boto3, botocore.config, botocore.exceptions
 
@@ -119,7 +119,7 @@ def _flag(name: str, raw: str | None) -> bool | None:
         return True
     if value in ("0", "false", "no", "off", "virtual"):
         return False
-    raise S3StorageError(f"{name}={raw!r}: use 1/true (path-style URLs) or 0/false (virtual-hosted)", code="InvalidStorageUrl")
+    raise S3StorageError(f"{name}={raw!r}: use 1/true (path-style URLs) or 0/false (virtual-hosted)", code="InvalidStorageSettings")
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class S3BlobStore:
         self.prefix = location.prefix
         part = self.settings.part_size_bytes or knobs.S3_PART_SIZE_BYTES
         if part <= 0:
-            raise S3StorageError(f"S3 part size must be positive, got {part}", code="InvalidStorageUrl")
+            raise S3StorageError(f"S3 part size must be positive, got {part}", code="InvalidStorageSettings")
         self.part_size = part
         s3_config: dict[str, Any] = {}
         if self.settings.path_style is not None:
@@ -201,13 +201,13 @@ class S3BlobStore:
             raise S3StorageError(
                 f"No AWS credentials for {where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "(or AWS_PROFILE, ~/.aws/credentials, an instance role)",
-                code="S3CredentialsMissing",
+                code="BlobStoreCredentialsMissing",
             ) from None
         except (exc_mod.EndpointConnectionError, exc_mod.ConnectTimeoutError, exc_mod.ReadTimeoutError) as exc:
             raise S3StorageError(
                 f"Cannot reach the S3 endpoint for {where}: {exc}. Check CONVECTION_S3_ENDPOINT_URL "
                 "and that the service is running",
-                code="S3Unreachable",
+                code="BlobStoreUnreachable",
             ) from None
         except exc_mod.ClientError as exc:
             status = _status(exc)
@@ -215,24 +215,24 @@ class S3BlobStore:
                 raise S3StorageError(
                     f"The bucket of {where} does not exist: create it (e.g. `aws s3 mb s3://{self.bucket}`) "
                     "or fix --storage / CONVECTION_STORAGE",
-                    code="S3BucketNotFound",
+                    code="BlobStoreBucketNotFound",
                 ) from None
             if status in (401, 403):
                 raise S3StorageError(
                     f"Access to {where} was denied ({_error_code(exc) or status}): check the credentials "
                     "and that they may read, write, list and delete objects under the prefix",
-                    code="S3AccessDenied",
+                    code="BlobStoreAccessDenied",
                 ) from None
-            raise S3StorageError(f"Checking {where} failed: {exc}", code="S3Unreachable") from None
+            raise S3StorageError(f"Checking {where} failed: {exc}", code="BlobStoreUnreachable") from None
         except exc_mod.BotoCoreError as exc:
-            raise S3StorageError(f"Checking {where} failed: {exc}", code="S3Unreachable") from None
+            raise S3StorageError(f"Checking {where} failed: {exc}", code="BlobStoreUnreachable") from None
 
     # --- keys ------------------------------------------------------------------------------
     def object_key(self, key: str) -> str:
         return self.prefix + check_key(key)
 
     def _failure(self, what: str, key: str, exc: BaseException) -> S3StorageError:
-        return S3StorageError(f"S3 {what} of s3://{self.bucket}/{key} failed: {exc}", code="S3RequestFailed")
+        return S3StorageError(f"S3 {what} of s3://{self.bucket}/{key} failed: {exc}", code="BlobStoreRequestFailed")
 
     # --- BlobStore -------------------------------------------------------------------------
     def writer(self) -> BlobWriter:
@@ -316,13 +316,13 @@ class S3BlobStore:
         paginator = self.client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=staging):
             for upload in page.get("Uploads", []):
-                if _ms(upload["Initiated"]) < cutoff:
+                if _staged_at_ms(upload["Key"], upload["Initiated"]) < cutoff:
                     self._quietly(self.client.abort_multipart_upload, Bucket=self.bucket, Key=upload["Key"],
                                   UploadId=upload["UploadId"])
                     removed += 1
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=staging):
             for item in page.get("Contents", []):
-                if _ms(item["LastModified"]) < cutoff:
+                if _staged_at_ms(item["Key"], item["LastModified"]) < cutoff:
                     self._quietly(self.client.delete_object, Bucket=self.bucket, Key=item["Key"])
                     removed += 1
         return removed
@@ -363,6 +363,14 @@ class S3BlobStore:
 
 def _ms(when: datetime.datetime) -> float:
     return when.timestamp() * 1000
+
+
+def _staged_at_ms(name: str, listed: datetime.datetime) -> float:
+    """When a staged write began: from its name (``<ms since the epoch>-<random>``, written by
+    this module; not every S3 implementation reports an upload's real initiation time), else
+    the time S3 lists."""
+    stamp = name.rsplit("/", 1)[-1].split("-", 1)[0]
+    return float(stamp) if stamp.isdigit() else _ms(listed)
 
 
 class _EmptyReader:
@@ -420,7 +428,7 @@ class _Multipart:
             raise S3StorageError(
                 f"s3://{self.store.bucket}/{self.name} would need more than {MAX_PARTS_COUNT} parts of "
                 f"{self.store.part_size} bytes: raise S3_PART_SIZE_BYTES",
-                code="S3RequestFailed",
+                code="BlobStoreRequestFailed",
             )
         try:
             got = self.store.client.upload_part(
@@ -531,7 +539,7 @@ class _S3Writer:
 
     def __init__(self, store: S3BlobStore) -> None:
         self._store = store
-        staging = f"{store.prefix}{STAGING}{int(time.time())}-{secrets.token_hex(8)}"
+        staging = f"{store.prefix}{STAGING}{int(time.time() * 1000)}-{secrets.token_hex(8)}"
         self._out = S3ObjectWriter(store, staging)
         self._done = False
 
