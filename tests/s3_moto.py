@@ -71,7 +71,7 @@ class S3Bucket:
     def url(self) -> str:
         return f"s3://{self.name}/{self.prefix}"
 
-    def keys(self) -> list[str]:
+    def objects(self) -> list[str]:
         """Every object under the prefix (blobs and staging objects), prefix removed."""
         out: list[str] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=self.prefix + "/"):

@@ -57,11 +57,11 @@ def test_large_blob_goes_up_in_fixed_size_parts_and_appears_only_at_commit(
     assert sizes == [PART, PART, PART]
     [upload] = s3_bucket.uploads()
     assert upload.startswith("files/.staging/")
-    assert s3_bucket.keys() == []
+    assert s3_bucket.objects() == []
     info = w.commit("big_1")
     assert sizes == [PART, PART, PART, 1234]  # the rest is the last, shorter part
     assert (info.size, info.sha256) == (len(data), hashlib.sha256(data).digest())
-    assert s3_bucket.keys() == ["big_1"]  # the staging object is gone
+    assert s3_bucket.objects() == ["big_1"]  # the staging object is gone
     assert s3_bucket.uploads() == []
     assert store.get("big_1") == data
     assert store.size("big_1") == len(data)
@@ -82,7 +82,7 @@ def test_small_blob_is_one_put_straight_to_its_key(s3_bucket: S3Bucket, monkeypa
     w.write(b"x" * (PART - 1))
     w.commit("small")
     assert calls == ["put_object"]
-    assert s3_bucket.keys() == ["small"]
+    assert s3_bucket.objects() == ["small"]
 
 
 def test_copy_in_parts_past_the_single_copy_limit(s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,7 +100,7 @@ def test_copy_in_parts_past_the_single_copy_limit(s3_bucket: S3Bucket, monkeypat
     assert store.put("copied", data).size == len(data)
     assert copied == [f"bytes=0-{PART - 1}", f"bytes={PART}-{2 * PART - 1}", f"bytes={2 * PART}-{2 * PART + 6}"]
     assert store.get("copied") == data
-    assert s3_bucket.keys() == ["copied"]
+    assert s3_bucket.objects() == ["copied"]
     assert s3_bucket.uploads() == []
 
 
@@ -111,7 +111,7 @@ def test_abort_and_sweep_of_abandoned_staging(s3_bucket: S3Bucket) -> None:
     assert len(s3_bucket.uploads()) == 1
     w.abort()
     assert s3_bucket.uploads() == []
-    assert s3_bucket.keys() == []
+    assert s3_bucket.objects() == []
 
     # A crash mid-upload leaves an incomplete upload; one after the staging object completed
     # (before the copy) leaves that object. The sweeper removes both once old enough.
@@ -122,7 +122,7 @@ def test_abort_and_sweep_of_abandoned_staging(s3_bucket: S3Bucket) -> None:
     assert store.sweep_staging(older_than_ms=3_600_000) == 0
     assert store.sweep_staging(older_than_ms=-1_000) == 2
     assert s3_bucket.uploads() == []
-    assert s3_bucket.keys() == ["kept"]
+    assert s3_bucket.objects() == ["kept"]
     assert [k for k, _ in store.list()] == ["kept"]
 
 
