@@ -544,6 +544,17 @@ def test_digest_is_verified(backend: TestBackend, client: TestClient) -> None:
     assert client.get(f"/api/storage/{r.json()['storageId']}").content == data
 
 
+def test_refused_large_upload_leaves_nothing_staged(backend: TestBackend, client: TestClient) -> None:
+    data = os.urandom(3 * S3_TEST_PART_BYTES + 10)  # on S3: a multipart upload was under way
+    r = upload(backend, client, data, Digest=f"sha-256={b64(sha(b'something else'))}")
+    assert (r.status_code, r.json()["code"]) == (400, "DigestMismatch")
+    assert blob_files(backend) == []
+    r = upload(backend, client, data, Digest=f"sha-256={b64(sha(data))}")
+    assert r.status_code == 200
+    assert blob_files(backend) == [r.json()["storageId"]]
+    assert client.get(f"/api/storage/{r.json()['storageId']}").content == data
+
+
 def test_upload_size_limit(backend: TestBackend, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(knobs, "STORAGE_UPLOAD_MAX_BYTES", 10)
     r = upload(backend, client, b"x" * 11)

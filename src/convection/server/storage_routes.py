@@ -146,7 +146,9 @@ class StorageRoutes:
         except ClientDisconnect:
             return Response(status_code=400)
         finally:
-            writer.abort()  # drops a staged upload that was not stored (a no-op once stored)
+            # Drops a staged upload that was not stored (a no-op once stored); in a thread, as
+            # it may be a network call (the S3 store aborts its multipart upload).
+            await run_in_threadpool(writer.abort)
         return json_response({"storageId": storage_id})
 
     async def download(self, request: Request) -> Response:
