@@ -161,6 +161,8 @@ class S3BlobStore:
     def __init__(self, location: S3Location, settings: S3Settings | None = None) -> None:
         boto3, config, exceptions = _s3_modules()
         self._exc = exceptions
+        # What an S3 call raises: an error answer, or no answer (connection, timeout, credentials).
+        self._errors: tuple[type[BaseException], ...] = (exceptions.ClientError, exceptions.BotoCoreError)
         self.location = location
         self.settings = settings or S3Settings()
         self.bucket = location.bucket
@@ -172,17 +174,23 @@ class S3BlobStore:
         s3_config: dict[str, Any] = {}
         if self.settings.path_style is not None:
             s3_config["addressing_style"] = "path" if self.settings.path_style else "virtual"
+        options: dict[str, Any] = {
+            "s3": s3_config or None,
+            "connect_timeout": knobs.S3_CONNECT_TIMEOUT_MS / 1000,
+            "read_timeout": knobs.S3_READ_TIMEOUT_MS / 1000,
+            "retries": {"max_attempts": knobs.S3_MAX_ATTEMPTS_COUNT, "mode": "standard"},
+            "max_pool_connections": knobs.S3_MAX_CONNECTIONS_COUNT,
+        }
+        if self.settings.endpoint_url and "request_checksum_calculation" in config.Config.OPTION_DEFAULTS:
+            # Not AWS: many S3-compatible services refuse the CRC checksums boto3 >= 1.36 adds
+            # to every upload by default; send them only where the API requires them.
+            options["request_checksum_calculation"] = "when_required"
+            options["response_checksum_validation"] = "when_required"
         self.client: Any = boto3.session.Session().client(
             "s3",
             endpoint_url=self.settings.endpoint_url,
             region_name=self.settings.region,
-            config=config.Config(
-                s3=s3_config or None,
-                connect_timeout=knobs.S3_CONNECT_TIMEOUT_MS / 1000,
-                read_timeout=knobs.S3_READ_TIMEOUT_MS / 1000,
-                retries={"max_attempts": knobs.S3_MAX_ATTEMPTS_COUNT, "mode": "standard"},
-                max_pool_connections=knobs.S3_MAX_CONNECTIONS_COUNT,
-            ),
+            config=config.Config(**options),
         )
 
     def __repr__(self) -> str:
@@ -245,7 +253,7 @@ class S3BlobStore:
         name = self.object_key(key)
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=name)["Body"]
-        except self._exc.ClientError as exc:
+        except self._errors as exc:
             if _is_missing(exc):
                 return None
             raise self._failure("GetObject", name, exc) from None
@@ -265,7 +273,7 @@ class S3BlobStore:
             args["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
         try:
             response = self.client.get_object(**args)
-        except self._exc.ClientError as exc:
+        except self._errors as exc:
             if _is_missing(exc):
                 return None
             if _status(exc) == 416 or _error_code(exc) == "InvalidRange":  # start at or past the end
@@ -283,7 +291,7 @@ class S3BlobStore:
         name = self.object_key(key)
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=name)
-        except self._exc.ClientError as exc:
+        except self._errors as exc:
             if _is_missing(exc):
                 return None
             raise self._failure("HeadObject", name, exc) from None
@@ -295,7 +303,7 @@ class S3BlobStore:
             return False
         try:
             self.client.delete_object(Bucket=self.bucket, Key=name)
-        except self._exc.ClientError as exc:
+        except self._errors as exc:
             raise self._failure("DeleteObject", name, exc) from None
         return True
 
@@ -330,7 +338,7 @@ class S3BlobStore:
     def _quietly(self, fn: Any, **kwargs: Any) -> None:
         try:
             fn(**kwargs)
-        except self._exc.ClientError:
+        except self._errors:
             pass
 
     # --- objects of any name (exports) -----------------------------------------------------
@@ -418,7 +426,7 @@ class _Multipart:
         self.parts: list[dict[str, Any]] = []
         try:
             got = store.client.create_multipart_upload(Bucket=store.bucket, Key=name)
-        except store._exc.ClientError as exc:
+        except store._errors as exc:
             raise store._failure("CreateMultipartUpload", name, exc) from None
         self.upload_id: str = got["UploadId"]
 
@@ -434,7 +442,7 @@ class _Multipart:
             got = self.store.client.upload_part(
                 Bucket=self.store.bucket, Key=self.name, UploadId=self.upload_id, PartNumber=number, Body=data
             )
-        except self.store._exc.ClientError as exc:
+        except self.store._errors as exc:
             raise self.store._failure("UploadPart", self.name, exc) from None
         self.parts.append({"PartNumber": number, "ETag": got["ETag"]})
 
@@ -444,7 +452,7 @@ class _Multipart:
                 Bucket=self.store.bucket, Key=self.name, UploadId=self.upload_id,
                 MultipartUpload={"Parts": self.parts},
             )
-        except self.store._exc.ClientError as exc:
+        except self.store._errors as exc:
             raise self.store._failure("CompleteMultipartUpload", self.name, exc) from None
 
     def abort(self) -> None:
@@ -510,7 +518,7 @@ class S3ObjectWriter:
         except BaseException as exc:
             if upload is not None:
                 upload.abort()
-            if isinstance(exc, self.store._exc.ClientError):
+            if isinstance(exc, self.store._errors):
                 raise self.store._failure("PutObject", self.name, exc) from None
             raise
         finally:
@@ -569,7 +577,7 @@ class _S3Writer:
         out.close()  # the staging object is complete
         try:
             store.copy(out.name, target, out.size)
-        except store._exc.ClientError as exc:
+        except store._errors as exc:
             raise store._failure("CopyObject", target, exc) from None
         finally:
             store._quietly(store.client.delete_object, Bucket=store.bucket, Key=out.name)
