@@ -250,3 +250,29 @@ def test_boto3_is_an_optional_dependency(monkeypatch: pytest.MonkeyPatch) -> Non
         S3BlobStore(S3Location("bucket"))
     assert exc.value.code == "BlobStoreSupportMissing"
     assert "pip install 'convection[s3]'" in exc.value.message
+
+
+def test_routes_answer_503_when_the_bucket_fails(s3_bucket: S3Bucket, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.testclient import TestClient
+    from test_storage import START, path_of, write_app
+
+    from convection.server.app import build_app
+    from convection.testing import TestBackend
+
+    for name, value in s3_bucket.env.items():
+        monkeypatch.setenv(name, value)
+    with TestBackend(write_app(tmp_path / "convex"), start_time_ms=START) as backend:
+        client = TestClient(build_app(backend.deployment))
+        url = path_of(backend.mutation("files:generate_upload_url"))
+        stored = client.post(url, content=b"before").json()["storageId"]
+        # The bucket goes away under the running server (emptied and deleted).
+        s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key=f"files/{stored}")
+        s3_bucket.client.delete_bucket(Bucket=s3_bucket.name)
+        r = client.post(url, content=b"after")
+        assert r.status_code == 503
+        assert r.json()["code"] == "BlobStoreRequestFailed"
+        assert f"s3://{s3_bucket.name}/files/" in r.json()["message"]
+        assert backend.query("files:system_list") == [backend.query("files:system_get", {"storageId": stored})]
+        r = client.get(f"/api/storage/{stored}")
+        assert (r.status_code, r.json()["code"]) == (503, "BlobStoreRequestFailed")

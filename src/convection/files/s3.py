@@ -54,6 +54,7 @@ from convection.files.blobs import (
     BlobData,
     BlobInfo,
     BlobReader,
+    BlobStoreError,
     BlobWriter,
     _clamp,
     _put,
@@ -67,10 +68,8 @@ SINGLE_COPY_MAX_BYTES = 5 << 30  # CopyObject's limit; larger objects are copied
 STAGING = ".staging/"
 
 
-class S3StorageError(ConvectionError):
+class S3StorageError(BlobStoreError):
     """The S3 blob store cannot be used (``code`` says why) or an S3 call failed."""
-
-    code = "BlobStoreError"
 
 
 def _s3_modules() -> tuple[Any, Any, Any]:
@@ -152,7 +151,9 @@ def _status(exc: Any) -> int:
 
 
 def _is_missing(exc: Any) -> bool:
-    return _error_code(exc) in ("NoSuchKey", "404", "NotFound") or _status(exc) == 404
+    """No such object (a missing bucket is an error, not a missing blob; HEAD answers say
+    only "404")."""
+    return _error_code(exc) in ("NoSuchKey", "404", "NotFound")
 
 
 class S3BlobStore:
