@@ -123,7 +123,7 @@ def open_deployment(
     ``s3://bucket/prefix``; else ``CONVECTION_STORAGE``; default ``<data dir>/storage/``). ``origin`` is the public URL file URLs start with (``ctx.storage.get_url``,
     ``generate_upload_url``): the argument, else ``CONVECTION_ORIGIN``, else
     ``http://127.0.0.1:3210``; the CLI passes ``--origin`` or ``http://<host>:<port>``.
-    File blobs live in ``<data dir>/storage/``."""
+    With no store named, file blobs live in ``<data dir>/storage/``."""
     fdir = Path(functions_dir).resolve()
     ddir = Path(data_dir).resolve() if data_dir is not None else fdir.parent / ".convection"
     ddir.mkdir(parents=True, exist_ok=True)
