@@ -87,6 +87,7 @@ def test_small_blob_is_one_put_straight_to_its_key(s3_bucket: S3Bucket, monkeypa
 
 def test_copy_in_parts_past_the_single_copy_limit(s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s3, "SINGLE_COPY_MAX_BYTES", PART)  # as if the blob were over 5 GiB
+    monkeypatch.setattr(s3, "COPY_PART_BYTES", PART)
     store = make_store(s3_bucket)
     copied: list[str] = []
     real = store.client.upload_part_copy

@@ -65,6 +65,7 @@ from convection.files.blobs import (
 MIN_PART_BYTES = 5 << 20  # S3's smallest part (all but the last one)
 MAX_PARTS_COUNT = 10_000  # S3's most parts of one multipart upload
 SINGLE_COPY_MAX_BYTES = 5 << 30  # CopyObject's limit; larger objects are copied in parts
+COPY_PART_BYTES = 1 << 30  # parts of such a copy (S3 copies them itself; fewer calls is faster)
 STAGING = ".staging/"
 
 
@@ -354,7 +355,7 @@ class S3BlobStore:
         if size <= SINGLE_COPY_MAX_BYTES:
             self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=src)
             return
-        part = max(self.part_size, -(-size // MAX_PARTS_COUNT))
+        part = max(COPY_PART_BYTES, -(-size // MAX_PARTS_COUNT))
         upload = _Multipart(self, target)
         try:
             for number, offset in enumerate(range(0, size, part), start=1):
