@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import os
 import secrets
 import time
@@ -61,6 +62,8 @@ from convection.files.blobs import (
     check_key,
     chunks_of,
 )
+
+log = logging.getLogger("convection.files")
 
 MIN_PART_BYTES = 5 << 20  # S3's smallest part (all but the last one)
 MAX_PARTS_COUNT = 10_000  # S3's most parts of one multipart upload
@@ -203,6 +206,11 @@ class S3BlobStore:
         """Fail now, with what to do, when the bucket cannot be used (no credentials, no such
         bucket, access denied, endpoint unreachable)."""
         where = f"{self.location.url} (endpoint {self.settings.endpoint_url or 'AWS default'})"
+        if self.part_size < MIN_PART_BYTES:
+            log.warning(
+                "S3_PART_SIZE_BYTES=%d is below S3's 5 MiB minimum part: uploads larger than one part "
+                "will fail on AWS S3 and MinIO (EntityTooSmall)", self.part_size,
+            )
         exc_mod = self._exc
         try:
             self.client.head_bucket(Bucket=self.bucket)
