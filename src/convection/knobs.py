@@ -350,3 +350,17 @@ STORAGE_SWEEP_INTERVAL_MS = _knob(
     21_600_000,
     "How often the server looks for orphaned blobs (also once at start); 0: only at start.",
 )
+S3_PART_SIZE_BYTES = _knob(
+    "S3_PART_SIZE_BYTES",
+    8 << 20,
+    "S3 blob store: size of each multipart-upload part, and the largest blob sent in one PutObject "
+    "(8 MiB; S3 requires at least 5 MiB, and allows 10,000 parts per object).",
+)
+S3_CONNECT_TIMEOUT_MS = _knob("S3_CONNECT_TIMEOUT_MS", 10_000, "S3 blob store: connect timeout of one request.")
+S3_READ_TIMEOUT_MS = _knob("S3_READ_TIMEOUT_MS", 60_000, "S3 blob store: read timeout of one request.")
+S3_MAX_ATTEMPTS_COUNT = _knob(
+    "S3_MAX_ATTEMPTS_COUNT", 3, "S3 blob store: attempts per request (boto3's standard retry mode)."
+)
+S3_MAX_CONNECTIONS_COUNT = _knob(
+    "S3_MAX_CONNECTIONS_COUNT", 32, "S3 blob store: size of the connection pool (concurrent S3 requests)."
+)

@@ -504,7 +504,9 @@ def import_(
 
 
 def export(
-    path: Annotated[Path | None, typer.Option("--path", help="The ZIP file to write (or a folder for it).")] = None,
+    path: Annotated[
+        str | None, typer.Option("--path", help="The ZIP file to write (or a folder for it), or s3://bucket/key.zip.")
+    ] = None,
     include_file_storage: Annotated[
         bool, typer.Option("--include-file-storage", help="Also export the stored files (_storage/).")
     ] = False,
@@ -516,7 +518,10 @@ def export(
     """Export every table at one point in time as a ZIP snapshot."""
     with _reporting():
         name = f"snapshot_{time.strftime('%Y%m%d_%H%M%S')}.zip"
-        out = Path(name) if path is None else path / name if path.is_dir() else path
+        if path is not None and path.startswith("s3://"):
+            _export_to_s3(path, name, include_file_storage, url, admin_key, functions, data_dir)
+            return
+        out = Path(name) if path is None else Path(path) / name if Path(path).is_dir() else Path(path)
         if not out.parent.is_dir():
             raise CliFailure(f"No folder {out.parent} to write {out.name} into", "Create it or pass another --path.", exit_code=2)
         with _target(url, admin_key, functions, data_dir) as target:
@@ -533,6 +538,30 @@ def export(
         seconds = max(progress.elapsed_s(), 0.001)
         err.print(f"  {size(progress.bytes)} in {seconds:.1f} s, {size(int(progress.bytes / seconds))}/s", style="dim")
         print(out)
+
+
+def _export_to_s3(dest: str, name: str, include_file_storage: bool, url: str | None, admin_key: str | None,
+                  functions: Path, data_dir: Path | None) -> None:
+    """Export to a local temporary file, then stream it to S3 in parts (files/s3.py; endpoint
+    and credentials as for ``serve --storage s3://``, checked first)."""
+    import tempfile
+
+    from convection.files.s3 import S3Destination
+
+    destination = S3Destination(dest, name)
+    with tempfile.TemporaryDirectory(prefix="convection-export-") as tmp:
+        local = Path(tmp) / name
+        with _target(url, admin_key, functions, data_dir) as target:
+            progress = ExportProgress(name)
+            try:
+                summary = target.export(local, include_file_storage, progress)
+            finally:
+                progress.stop()
+        destination.upload(local)
+    total = sum(summary["tables"].values())
+    files = f", {summary.get('files', 0)} files" if include_file_storage else ""
+    err.print(f"[green]✔[/green] exported {len(summary['tables'])} tables, {total} documents{files} to [bold]{destination.url}[/bold]")
+    print(destination.url)
 
 
 # --- env -----------------------------------------------------------------------------------------

@@ -42,7 +42,11 @@ DataOpt = Annotated[
 ]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite in the data directory).")]
 StorageOpt = Annotated[
-    str | None, typer.Option("--storage", help="File storage: a directory or file:///path (default: <data>/storage).")
+    str | None,
+    typer.Option(
+        "--storage", envvar="CONVECTION_STORAGE",
+        help="File storage: a directory, file:///path or s3://bucket/prefix (default: <data>/storage; S3 settings: docs/files.md).",
+    ),
 ]
 
 

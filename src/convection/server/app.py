@@ -35,7 +35,7 @@ from convection.application.app import Application
 from convection.application.interface import AuthFailure
 from convection.clock import Clock, SystemClock
 from convection.database.database import Database
-from convection.files.blobs import LocalBlobStore
+from convection.files.blobs import BlobStore, LocalBlobStore
 from convection.functions.loader import load_app
 from convection.model import deployment
 from convection.persistence import open_persistence
@@ -108,17 +108,28 @@ def deployment_secret(db: Database, data_dir: Path) -> bytes:
     return stored
 
 
-def _blob_store(url: str | None, data_dir: Path) -> LocalBlobStore:
+def _blob_store(url: str | None, data_dir: Path) -> BlobStore:
+    """The file blob store named by ``--storage`` (else ``CONVECTION_STORAGE``): a directory
+    path, ``file:///path``, or ``s3://bucket/prefix`` (settings from ``CONVECTION_S3_*`` and
+    the AWS chain, checked now: a bad bucket or missing credentials fail at start).
+    Default: ``<data dir>/storage``."""
+    url = url or os.environ.get("CONVECTION_STORAGE") or None
     if not url:
         return LocalBlobStore(data_dir / "storage")
     if url.startswith("file://"):
         return LocalBlobStore(Path(url[len("file://"):]))
+    if url.startswith("s3://"):
+        from convection.files.s3 import S3BlobStore, S3Location, S3Settings
+
+        store = S3BlobStore(S3Location.parse(url), S3Settings.from_env())
+        store.check()
+        return store
     if "://" in url:
         from convection.errors import ConvectionError
 
         raise ConvectionError(
-            f"--storage {url!r}: only local directories (a path or file:///path) are supported "
-            "so far; S3-compatible storage is not implemented yet",
+            f"--storage {url!r}: use a directory (a path or file:///path) or an S3 bucket "
+            "(s3://bucket/prefix)",
             code="UnsupportedStorage",
         )
     return LocalBlobStore(Path(url))
@@ -159,11 +170,11 @@ def open_deployment(
     origin: str | None = None,
     storage_url: str | None = None,
 ) -> Deployment:
-    """``storage_url`` selects the file blob store (a directory path or ``file://`` URL;
-    default ``<data dir>/storage/``). ``origin`` is the public URL file URLs start with (``ctx.storage.get_url``,
+    """``storage_url`` selects the file blob store (a directory path, ``file://`` URL or
+    ``s3://bucket/prefix``; else ``CONVECTION_STORAGE``; default ``<data dir>/storage/``). ``origin`` is the public URL file URLs start with (``ctx.storage.get_url``,
     ``generate_upload_url``): the argument, else ``CONVECTION_ORIGIN``, else
     ``http://127.0.0.1:3210``; the CLI passes ``--origin`` or ``http://<host>:<port>``.
-    File blobs live in ``<data dir>/storage/``."""
+    With no store named, file blobs live in ``<data dir>/storage/``."""
     fdir = Path(functions_dir).resolve()
     ddir = Path(data_dir).resolve() if data_dir is not None else fdir.parent / ".convection"
     ddir.mkdir(parents=True, exist_ok=True)
