@@ -122,6 +122,11 @@ MUTATION_OCC_BACKOFF_MAX_MS = _knob(
 WRITE_LOG_RETENTION_MS = _knob(
     "WRITE_LOG_RETENTION_MS", 60_000, "How long published commits stay in the in-memory write log."
 )
+LOG_TAIL_POLL_MS = _knob(
+    "LOG_TAIL_POLL_MS", 5,
+    "How often an idle process checks whether other processes sharing the store committed "
+    "(SQLite: a PRAGMA data_version check; PostgreSQL: a commit-log query); 0 turns tailing off.",
+)
 GROUP_COMMIT_MAX_BATCH_COUNT = _knob(
     "GROUP_COMMIT_MAX_BATCH_COUNT", 256, "Most commits persisted in one SQL transaction."
 )
