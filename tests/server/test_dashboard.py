@@ -172,3 +172,34 @@ def test_cron_jobs_are_listed(client: TestClient, admin: dict[str, str], deploym
     assert body["crons"][0]["schedule"]["type"] == "interval"
     assert isinstance(body["crons"][0]["nextTs"], float)
     assert body["logs"] == []
+
+
+def test_a_tab_closing_during_a_logs_long_poll_ends_it_quietly(deployment: Deployment) -> None:
+    """Regression: the Logs page long-polls ``/api/admin/logs?after=N``; when the tab closes the
+    handler cancelled the poll and then asked the cancelled task for its result
+    (``InvalidStateError: Result is not set``, a traceback in the dev terminal)."""
+    import asyncio
+
+    app = build_app(deployment)
+    key = deployment.app.admin_key
+    sent: list[dict[str, Any]] = []
+
+    async def call() -> None:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": "/api/admin/logs", "raw_path": b"/api/admin/logs",
+            "query_string": b"after=0", "root_path": "",
+            "headers": [(b"host", b"testserver"), (b"authorization", f"Convex {key}".encode())],
+            "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}  # the tab is already gone
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+
+    asyncio.run(call())  # raised InvalidStateError before the fix
+    assert sent and sent[0]["type"] == "http.response.start" and sent[0]["status"] == 204

@@ -228,9 +228,11 @@ class AdminRoutes:
             await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-            if not poll.done():  # the client went away: stop waiting for it
+            if not poll.done():  # the client went away (or we were cancelled): stop waiting
                 poll.cancel()
-        if poll.cancelled():
+        # A task is only *marked* cancelled once the loop runs it again, so ask done(), not
+        # cancelled(): result() on a task that was just told to cancel raises InvalidStateError.
+        if not poll.done() or poll.cancelled():
             return Response(status_code=204)
         return json_response(poll.result())
 
