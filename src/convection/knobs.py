@@ -315,7 +315,7 @@ ENV_VAR_VALUE_MAX_BYTES = _knob(
 ADMIN_LOG_BUFFER_ENTRIES_COUNT = _knob(
     "ADMIN_LOG_BUFFER_ENTRIES_COUNT",
     1000,
-    "Function calls whose log lines are kept in memory for `convection logs`.",
+    "Function calls kept in memory in the call log (dashboard Logs page, `convection logs`); older ones are dropped.",
 )
 ADMIN_LOGS_POLL_TIMEOUT_MS = _knob(
     "ADMIN_LOGS_POLL_TIMEOUT_MS", 25_000, "Longest a `GET /api/admin/logs` long-poll waits for new lines."

@@ -61,7 +61,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
         raise typer.Exit(2)
     try:
         deployment = open_deployment(
-            functions, data, db_url=db, redact_errors=redact, dev=dev, on_log=_print_logs if dev else None,
+            functions, data, db_url=db, redact_errors=redact, dev=dev,
             origin=_origin(origin, host, port), storage_url=storage,
         )
     except ConvectionError as exc:
@@ -144,14 +144,6 @@ def _run_loop(coro: Any) -> None:
         asyncio.run(coro)
         return
     uvloop.run(coro)
-
-
-def _print_logs(path: str, kind: str, lines: list[str]) -> None:
-    import datetime
-
-    now = datetime.datetime.now().strftime("%H:%M:%S")
-    for line in lines:
-        console.print(f"{now} {kind[0].upper()} {path} {line}", highlight=False, markup=False)
 
 
 @cli.command()

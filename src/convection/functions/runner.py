@@ -31,6 +31,7 @@ from convection.errors import (
     StorageFailure,
     ValidationError,
 )
+from convection.functions.calllog import CallSink, record_call, record_http_call
 from convection.functions.context import ActionCtx, ActionHost, MutationCtx, QueryCtx
 from convection.functions.identity import Identity
 from convection.functions.limits import WATCHDOG, FunctionTimeout
@@ -81,12 +82,14 @@ class Runner:
         redact_errors: bool = False,
         on_log: Callable[[str, str, list[str]], None] | None = None,
         stats: CallStats | None = None,
+        on_call: CallSink | None = None,
     ) -> None:
         self.db = db
         self.app = app
         self.stats = stats if stats is not None else CallStats()
         self.redact_errors = redact_errors
         self.on_log = on_log
+        self.on_call = on_call  # one CallRecord per call: the call log (functions/calllog.py)
         # Hooks the application installs (scheduler, storage) on every ctx.
         self.decorate_ctx: Callable[[Any, Transaction | None], None] | None = None
 
@@ -235,6 +238,7 @@ class Runner:
         started = time.perf_counter()
         ex = self._run_query(path, args, identity, ts=ts, journal=journal)
         self.stats.record("query", ex.outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "query", path, identity, ex.outcome, started)
         return ex
 
     def _run_query(
@@ -295,6 +299,7 @@ class Runner:
         started = time.perf_counter()
         outcome = self._run_mutation(path, args, identity, before_commit, check_first, sleep, max_retries)
         self.stats.record("mutation", outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "mutation", path, identity, outcome, started)
         return outcome
 
     def _run_mutation(
@@ -370,6 +375,7 @@ class Runner:
         started = time.perf_counter()
         outcome = await self._run_action(path, args, identity, host)
         self.stats.record("action", outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "action", path, identity, outcome, started)
         return outcome
 
     async def _run_action(self, path: Any, args: Any, identity: Identity | None, host: ActionHost) -> FunctionOutcome:
@@ -418,6 +424,7 @@ async def run_http_action(
 
     started = time.perf_counter()
     failed = True
+    failure: BaseException | None = None
     cap, token = begin_capture()
     try:
         ctx = ActionCtx(host, identity, runner.db.clock.now_ms(), random.getrandbits(63))
@@ -429,6 +436,7 @@ async def run_http_action(
     except StorageFailure:
         raise
     except Exception as exc:
+        failure = exc
         return None, cap.finish(), exc
     finally:
         end_capture(token)
@@ -436,6 +444,7 @@ async def run_http_action(
         lines = cap.lines
         if runner.on_log is not None and lines:
             runner.on_log(getattr(function, "path", None) or "http", "httpAction", lines)
+        record_http_call(runner.on_call, getattr(function, "path", None) or "http", identity, started, lines, failure)
 
 
 def normalize_safe(value: Any) -> Any:
