@@ -39,6 +39,8 @@ from convection.functions.loader import FunctionSpec, LoadedApp
 from convection.functions.logs import begin_capture, end_capture
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import display_path, function_path
+from convection.functions.system import PREFIX as SYSTEM_PREFIX
+from convection.functions.system import system_function
 from convection.stats import CallStats
 from convection.values.json import dumps
 from convection.values.model import normalize
@@ -101,7 +103,7 @@ class Runner:
             path = function_path(path_or_ref)
         except ConvectionError:
             path = str(path_or_ref)
-        spec = self.app.get(path)
+        spec = system_function(path) if path.startswith(SYSTEM_PREFIX) else self.app.get(path)
         # identity None = a system caller (scheduler, crons, other functions): sees everything.
         privileged = identity is None or identity.is_admin
         if spec is None or spec.kind == "httpAction" or (spec.visibility == "internal" and not privileged):
