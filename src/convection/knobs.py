@@ -296,6 +296,11 @@ CRON_LOG_MAX_LOG_BYTES = _knob(
 ADMIN_PAGE_MAX_DOCUMENTS_COUNT = _knob(
     "ADMIN_PAGE_MAX_DOCUMENTS_COUNT", 1000, "Most documents one `convection data` page returns."
 )
+DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT = _knob(
+    "DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT",
+    1000,
+    "Live document counts (the dashboard's table list) count at most this many per table and show more as `N+`.",
+)
 IMPORT_CHUNK_DOCUMENTS_COUNT = _knob(
     "IMPORT_CHUNK_DOCUMENTS_COUNT",
     1000,

@@ -23,7 +23,7 @@ from convection.functions.calllog import CallRecord
 from convection.server.app import Deployment, build_app, open_deployment
 
 NOTES = '''
-from convection import action, mutation, query, v, http_action, HttpRouter
+from convection import action, mutation, query, v
 
 @mutation(args={"text": v.string()})
 def add(ctx, text):
@@ -51,6 +51,22 @@ async def act(ctx):
     return await ctx.run_query("notes:count", {})
 '''
 
+HTTP = '''
+from starlette.responses import PlainTextResponse
+from convection import HttpRouter
+
+http = HttpRouter()
+
+@http.route(path="/hi", method="GET")
+async def hi(ctx, request):
+    print("saying hi")
+    return PlainTextResponse("hi")
+
+@http.route(path="/boom", method="GET")
+async def boom(ctx, request):
+    raise RuntimeError("broken handler")
+'''
+
 CRONS = '''
 from convection import Crons
 
@@ -70,6 +86,7 @@ def deployment(tmp_path: Path, clock: ManualClock) -> Iterator[Deployment]:
     folder.mkdir()
     (folder / "notes.py").write_text(textwrap.dedent(NOTES))
     (folder / "crons.py").write_text(textwrap.dedent(CRONS))
+    (folder / "http.py").write_text(textwrap.dedent(HTTP))
     dep = open_deployment(folder, tmp_path / "data", clock=clock)
     yield dep
     dep.close()
@@ -128,6 +145,16 @@ def test_every_call_is_logged_with_its_outcome(client: TestClient, admin: dict[s
     assert {e["path"] for e in _logs(client, admin, path="cou")} == {"notes:count"}
     r = client.get("/api/admin/logs", params={"history": 5, "status": "nope"}, headers=admin)
     assert r.status_code == 400 and r.json()["code"] == "BadRequest"
+
+
+def test_http_actions_are_logged(client: TestClient, admin: dict[str, str]) -> None:
+    assert client.get("/http/hi").text == "hi"
+    assert client.get("/http/boom").status_code == 500
+    http = [e for e in _logs(client, admin) if e["kind"] == "httpAction"]
+    assert [(e["status"], e["lines"]) for e in http] == [("success", ["[LOG] saying hi"]), ("failure", [])]
+    assert http[1]["error"] == "Uncaught RuntimeError: broken handler"
+    assert [e["path"] for e in http] == ["http:hi", "http:boom"]
+    assert any("boom" in f and "http.py" in f for f in http[1]["frames"]), http[1]["frames"]
 
 
 def test_scheduled_and_cron_calls_say_so(

@@ -69,7 +69,9 @@ def test_only_an_admin_may_call_them(client: TestClient) -> None:
 def test_grid_reads_insert_edit_delete(client: TestClient, admin: dict[str, str]) -> None:
     for i in range(5):
         ok(client, "_system/frontend:insert", {"table": "notes", "document": {"text": f"t{i}", "n": float(5 - i)}}, admin)
-    assert ok(client, "_system/frontend:tables", {}, admin) == [{"name": "empty", "count": 0}, {"name": "notes", "count": 5}]
+    assert ok(client, "_system/frontend:tables", {}, admin) == [
+        {"name": "empty", "count": 0, "more": False}, {"name": "notes", "count": 5, "more": False}
+    ]
 
     # Paging, newest first by default.
     first = ok(client, "_system/frontend:documents", {"table": "notes", "paginationOpts": PAGE}, admin)
@@ -102,7 +104,7 @@ def test_grid_reads_insert_edit_delete(client: TestClient, admin: dict[str, str]
     assert (got["_id"], got["text"], got["n"]) == (doc["_id"], "replaced", 9.0)
 
     assert ok(client, "_system/frontend:delete", {"ids": [doc["_id"]]}, admin) == 1
-    assert ok(client, "_system/frontend:tables", {}, admin)[1] == {"name": "notes", "count": 4}
+    assert ok(client, "_system/frontend:tables", {}, admin)[1] == {"name": "notes", "count": 4, "more": False}
     # System tables are out of reach.
     refused = call(client, "_system/frontend:insert", {"table": "_storage", "document": {}}, admin)
     assert refused["status"] == "error" and "not a user table" in refused["errorMessage"]
@@ -141,3 +143,12 @@ def test_counts_update_live_over_the_sync_protocol(client: TestClient, admin: di
         assert next_counts() == {"empty": 0, "notes": 0}
         ok(client, "_system/frontend:insert", {"table": "notes", "document": {"text": "live"}}, admin)
         assert next_counts() == {"empty": 0, "notes": 1}
+
+
+def test_live_counts_are_bounded(client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from convection import knobs
+
+    monkeypatch.setattr(knobs, "DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT", 3)
+    for i in range(5):
+        ok(client, "_system/frontend:insert", {"table": "notes", "document": {"text": f"t{i}"}}, admin)
+    assert ok(client, "_system/frontend:tables", {}, admin)[1] == {"name": "notes", "count": 3, "more": True}

@@ -13,7 +13,7 @@ validator's message (nothing is written).
 
 | path | kind | args | returns |
 |---|---|---|---|
-| ``_system/frontend:tables`` | query | | ``[{"name", "count"}]`` every user table (schema tables too) |
+| ``_system/frontend:tables`` | query | | ``[{"name", "count", "more"}]`` every user table (schema tables too) |
 | ``_system/frontend:documents`` | query | ``table``, ``index?``, ``order?``, ``filters?``, ``paginationOpts`` | a page ``{"page", "continueCursor", "isDone"}`` |
 | ``_system/frontend:files`` | query | ``paginationOpts`` | a page of ``_storage`` rows, each with its ``url`` |
 | ``_system/frontend:insert`` | mutation | ``table``, ``document`` | the new id |
@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from convection import knobs
 from convection.errors import ConvectionError
 from convection.functions.decorators import ConvexFunction, FunctionKind
 from convection.functions.loader import FunctionSpec
@@ -67,13 +68,18 @@ def _table_names(ctx: Any) -> list[str]:
 
 
 def tables(ctx: Any) -> list[dict[str, Any]]:
-    """Every user table with its document count (the counts are reactive: a subscriber sees
-    them change with every write)."""
+    """Every user table with its document count. The counts are reactive (a subscriber sees
+    them change with every write) and bounded: a table's newest documents are counted up to
+    ``DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT`` (less when many tables share the transaction's read
+    budget); a larger table answers that number with ``"more": true``."""
     catalog = ctx._txn.db.catalog
+    names = _table_names(ctx)
+    budget = knobs.TRANSACTION_MAX_READ_ROWS_COUNT // (2 * max(len(names), 1))
+    cap = max(1, min(knobs.DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT, budget))
     out = []
-    for name in _table_names(ctx):
-        count = sum(1 for _ in ctx.db.query(name)) if catalog.table_number(name) is not None else 0
-        out.append({"name": name, "count": count})
+    for name in names:
+        seen = len(ctx.db.query(name).order("desc").take(cap + 1)) if catalog.table_number(name) is not None else 0
+        out.append({"name": name, "count": min(seen, cap), "more": seen > cap})
     return out
 
 
