@@ -203,3 +203,28 @@ def test_a_tab_closing_during_a_logs_long_poll_ends_it_quietly(deployment: Deplo
 
     asyncio.run(call())  # raised InvalidStateError before the fix
     assert sent and sent[0]["type"] == "http.response.start" and sent[0]["status"] == 204
+
+
+@pytest.mark.parametrize("path", ["/data", "/schema", "/files", "/functions", "/logs", "/schedules", "/env", "/backups"])
+def test_every_page_has_an_address(client: TestClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200 and "convection admin-key" in r.text
+    assert r.headers["content-security-policy"] == client.get("/").headers["content-security-policy"]
+
+
+def test_the_schema_route_shows_indexes_with_their_state_and_backfill_progress(
+    client: TestClient, admin: dict[str, str], deployment: Deployment
+) -> None:
+    assert client.get("/api/admin/schema").status_code == 401
+    for text in ("a", "b", "c"):
+        client.post("/api/mutation", json={"path": "notes:add", "args": {"text": text}, "format": "json"})
+    body = client.get("/api/admin/schema", headers=admin).json()
+    assert body["hasSchema"] is False and body["schemaValidation"] is False
+    [notes] = [t for t in body["tables"] if t["name"] == "notes"]
+    assert notes["documents"] == 3 and notes["validator"] is None
+    assert {i["name"]: i["state"] for i in notes["indexes"]} == {"by_creation_time": "enabled", "by_id": "enabled"}
+    # An index still being backfilled reports how far it got (entries written / documents).
+    deployment.app.db.catalog.add_index("notes", "by_text", ("text",), "backfilling")
+    body = client.get("/api/admin/schema", headers=admin).json()
+    [ix] = [i for t in body["tables"] if t["name"] == "notes" for i in t["indexes"] if i["name"] == "by_text"]
+    assert ix == {"name": "by_text", "fields": ["text"], "state": "backfilling", "progress": {"done": 0, "total": 3}}
