@@ -2,11 +2,16 @@
 needs beyond ``server/admin_routes.py``.
 
 The page (``static/dashboard.html``, plain JS, no build step) asks for the admin key and then
-talks only to the admin HTTP API (``/api/admin/...``) and the public API (``/api/function`` to
-run a function as admin), like any other client: there is no private path (STYLE.md §12).
-It is served with a Content-Security-Policy that allows exactly its own inline script and
-style (by hash) and requests to this origin, so injected markup could neither run nor send
-the admin key elsewhere.
+is a client like any other: there is no private path (STYLE.md §12). It subscribes to the
+built-in ``_system/frontend:*`` queries (``functions/system.py``) over the sync protocol with
+admin auth, so table counts, the data grid and the file list are live; it changes data and
+files through the ``_system/frontend:*`` mutations over the public API (``/api/function``),
+so every change is an ordinary, schema-validated transaction; and it reads everything else
+from the admin HTTP API (``/api/admin/...``, also used by the CLI). The page is served at
+``/`` and at one address per page (``/data``, ``/files``, ...; the page picks the tab), with
+a Content-Security-Policy that allows exactly its own inline script and style (by hash) and
+connections to this origin, so injected markup could neither run nor send the admin key
+elsewhere.
 
 Routes added here (all ``Authorization: Convex <admin key>``, 401 ``Unauthorized`` otherwise;
 errors are ``{"code", "message"}``):
