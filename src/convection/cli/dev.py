@@ -58,10 +58,14 @@ def _write_generated(loaded: LoadedApp, console: Console) -> None:
 
 def print_call(console: Console, call: Any) -> None:
     """``convection dev``'s call log: one line per call (``functions/calllog.py``), then its
-    log lines; a failure in red with its message and user frames."""
+    log lines; a failure in red with its message and user frames. The dashboard's own
+    ``_system/...`` calls are left out (the dashboard shows their errors itself)."""
     from rich.markup import escape
 
     from convection.functions.calllog import format_call_line
+
+    if call.path.startswith("_system/"):
+        return
 
     line = escape(format_call_line(call))
     console.print(line if call.success else f"[bold red]{line}[/bold red]", highlight=False)
