@@ -159,3 +159,22 @@ def test_the_dashboard_in_a_browser(fresh_server: ServerProcess, chromium: str, 
     assert r["afterSignOutFocus"] == "Data"
 
     assert r["consoleErrors"] == []
+
+
+def test_the_dashboard_reconnects_after_a_server_restart(fresh_server: ServerProcess, chromium: str) -> None:
+    """The page's sync client reconnects by itself (the server was killed and started again on
+    the same port and data) and the grid is live again, without a reload."""
+    from conftest import NodeScript
+
+    node = _node_with_playwright()
+    fresh_server.call("mutation", "messages:send", {"body": "before the restart"})
+    script = NodeScript(node, "../browser/dashboard_reconnect.mjs", fresh_server.url,
+                        {"modulesDir": str(MODULES_DIR), "chromium": chromium, "adminKey": fresh_server.admin_key})
+    try:
+        script.wait_for("phase", timeout=BROWSER_TIMEOUT_S)
+        fresh_server.restart()
+        script.send("restarted")
+        result = script.finish(timeout=BROWSER_TIMEOUT_S)
+    finally:
+        script.kill()
+    assert result == {"status": "live", "count": "2", "errors": []}
