@@ -143,6 +143,8 @@ def test_the_dashboard_in_a_browser(fresh_server: ServerProcess, chromium: str, 
     assert "30 documents" in r["schemaCounters"]
     assert "validation enforced" in r["schemaState"]
     assert "42n" in r["runResult"]
+    assert "messages:send" in r["scheduled"] and "pending" in r["scheduled"]
+    assert "GREETING" in r["env"] and "hello" in r["env"]
 
     # Export, then import (replace) takes back the write made after the export.
     assert r["zipName"].startswith("snapshot_") and r["zipName"].endswith(".zip")

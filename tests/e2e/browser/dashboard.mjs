@@ -251,6 +251,19 @@ async function main() {
     await page.getByTestId("run-result").getByText("Success").waitFor();
     result.runResult = await page.getByTestId("run-result").innerText();
     await shot(page, "functions");
+    // Schedules (a job scheduled for later) and Environment (a variable set with the form).
+    await call("mutation", "dash:later", {});
+    await page.getByRole("button", { name: "Schedules", exact: true }).click();
+    await page.locator("#scheduled").getByText("messages:send").first().waitFor();
+    result.scheduled = await page.locator("#scheduled").innerText();
+    await shot(page, "schedules");
+    await page.getByRole("button", { name: "Environment", exact: true }).click();
+    await page.getByLabel("Variable name", { exact: true }).fill("GREETING");
+    await page.getByLabel("Value", { exact: true }).fill("hello");
+    await page.getByLabel("Value", { exact: true }).press("Enter");
+    await page.locator("#env").getByText("GREETING").waitFor();
+    result.env = await page.locator("#env").innerText();
+    await shot(page, "env");
 
     // --- backups: export, then import it back (replace) ----------------------------------------
     phase("backups");
