@@ -18,16 +18,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from convection import knobs
 from convection.functions.calllog import CallRecord
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One function call in the ring: ``seq`` increases by one per entry."""
+class LogEntry(NamedTuple):
+    """One function call in the ring: ``seq`` increases by one per entry (a named tuple:
+    immutable and cheap, one is built per call)."""
 
     seq: int
     ts: float  # ms since the epoch, when the call started
@@ -95,7 +94,11 @@ class LogBuffer:
         self._append(lambda seq: LogEntry(seq, self._now_ms(), path, kind, tuple(lines)))
 
     def record_call(self, call: CallRecord) -> None:
-        self._append(lambda seq: LogEntry(seq, call.ts, call.path, call.kind, call.lines, call))
+        with self._lock:
+            self._seq += 1
+            self._entries.append(LogEntry(self._seq, call.ts, call.path, call.kind, call.lines, call))
+            waiters, self._waiters = self._waiters, []
+        self._wake(waiters)
         for listener in list(self._listeners):
             try:
                 listener(call)
@@ -108,6 +111,10 @@ class LogBuffer:
             self._seq += 1
             self._entries.append(make(self._seq))
             waiters, self._waiters = self._waiters, []
+        self._wake(waiters)
+
+    @staticmethod
+    def _wake(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]) -> None:
         for loop, event in waiters:
             with contextlib.suppress(RuntimeError):  # the waiter's loop is closed
                 loop.call_soon_threadsafe(event.set)

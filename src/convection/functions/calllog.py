@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import random
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from convection import knobs
 from convection.errors import ConvectionError
@@ -38,9 +40,9 @@ _RID_RE = re.compile(r"\[Request ID: ([0-9a-fA-F]+)\]")
 _FRAME_RE = re.compile(r"^\s+at .+\(.+\)$")
 
 
-@dataclass(frozen=True, slots=True)
-class CallRecord:
-    """One finished function call. ``ts`` is when it started (ms since the epoch)."""
+class CallRecord(NamedTuple):
+    """One finished function call. ``ts`` is when it started (ms since the epoch). A named
+    tuple: immutable and cheap to build (one is built per call)."""
 
     ts: float
     path: str
@@ -113,8 +115,6 @@ def split_error(message: str) -> tuple[str, tuple[str, ...]]:
 
 
 def new_request_id() -> str:
-    import random
-
     return f"{random.getrandbits(64):016x}"
 
 
@@ -180,10 +180,7 @@ def _record(
     rid: str,
     lines: list[str],
 ) -> CallRecord:
-    try:
-        shown = function_path(path)
-    except ConvectionError:
-        shown = str(path)
+    shown = _canonical(path) if isinstance(path, str) else _shown(path)
     return CallRecord(
         ts=time.time() * 1000.0 - duration_ms,
         path=shown,
@@ -197,6 +194,19 @@ def _record(
         identity=identity_text(identity),
         lines=tuple(lines),
     )
+
+
+def _shown(path: Any) -> str:
+    try:
+        return function_path(path)
+    except ConvectionError:
+        return str(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(path: str) -> str:
+    """``_shown`` for a path string, cached: it runs on every call."""
+    return _shown(path)
 
 
 def format_call_line(rec: CallRecord) -> str:
