@@ -16,6 +16,7 @@ DESCRIPTIONS = {
     "CallDepthExceeded": "Nested run_query/run_mutation calls went deeper than MAX_CALL_DEPTH_COUNT.",
     "CodegenError": "Codegen could not produce types for a validator or folder.",
     "DatabaseError": "A misuse of the database API (see the message).",
+    "DataDirectoryInUse": "Another process (named in the message) owns the data directory: a second server, or a CLI command while one works in-process.",
     "EnvVarNotFound": "No environment variable with that name.",
     "ImportFormatError": "An import file could not be parsed; the message names the line or entry.",
     "ImportTableNotEmpty": "Import into a table that has documents without --append or --replace.",

@@ -328,6 +328,11 @@ ADMIN_LOGS_POLL_TIMEOUT_MS = _knob(
 DEPLOY_KEEP_VERSIONS_COUNT = _knob(
     "DEPLOY_KEEP_VERSIONS_COUNT", 5, "Deployed code folders kept in `<data>/deployed/` (the active one included)."
 )
+CLI_SERVER_PROBE_TIMEOUT_MS = _knob(
+    "CLI_SERVER_PROBE_TIMEOUT_MS",
+    5_000,
+    "How long a CLI command waits for the server that holds its data directory to answer `/version`.",
+)
 
 # --- file storage (convection/files) -----------------------------------------------------
 STORAGE_UPLOAD_URL_VALIDITY_MS = _knob(

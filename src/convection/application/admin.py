@@ -42,7 +42,8 @@ Every operation takes the caller's :class:`Identity` and refuses anything but an
   ``_environment_variables`` ``{name, value}``. Names are letters, digits and ``_``, start
   with a letter, at most ``ENV_VAR_NAME_MAX_LENGTH_COUNT`` characters; values at most
   ``ENV_VAR_VALUE_MAX_BYTES``. Functions read them as ``os.environ``: they are copied into the
-  process environment when the deployment opens and on every change (a removed variable gets
+  process environment when the deployment opens, before its modules are imported
+  (:func:`apply_stored_env`, so module-level code sees them), and on every change (a removed variable gets
   back the value the process started with, if any), and every cached query is invalidated.
   ``os.environ`` is per process, so **one process serves one deployment**.
 * ``_system:logs``: the call log: one :class:`LogEntry` per function call (kind, path,
@@ -65,6 +66,7 @@ import io
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import zipfile
@@ -92,6 +94,7 @@ from convection.application.snapshots import (
     snapshot_number,
 )
 from convection.database.catalog import BY_CREATION_TIME
+from convection.database.database import Database
 from convection.database.query import Query
 from convection.database.retry import run_in_transaction
 from convection.database.transaction import SYSTEM_FIELDS, Transaction
@@ -105,6 +108,7 @@ from convection.errors import (
 )
 from convection.functions.identity import Identity
 from convection.functions.loader import LoadedApp, load_app
+from convection.model import modules
 from convection.model.file_storage import STORAGE_TABLE
 from convection.model.scheduled_jobs import system_access
 from convection.values.ids import decode_id, encode_id
@@ -113,6 +117,7 @@ from convection.values.model import normalize, value_size
 
 if TYPE_CHECKING:
     from convection.application.app import Application
+    from convection.database.database import Database
 
 __all__ = [  # re-exported for server/ and cli/
     "IMPORT_FORMATS",
@@ -123,7 +128,7 @@ __all__ = [  # re-exported for server/ and cli/
     "ImportMode",
     "LogBuffer",
     "LogEntry",
-    "active_deployed_folder",
+    "deployed_folder",
     "detect_format",
 ]
 
@@ -195,6 +200,55 @@ def check_env_value(name: str, value: Any) -> str:
     return value
 
 
+def ensure_env_table(db: Database) -> None:
+    """The system table of deployment variables and its ``by_name`` index exist."""
+    db.ensure_system_table(ENV_TABLE, {ENV_INDEX: ("name",)})
+
+
+def stored_env(db: Database) -> dict[str, str]:
+    """Every deployment variable in the database, by name (read-only: creates nothing)."""
+    if db.catalog.table_number(ENV_TABLE) is None:
+        return {}
+    txn = db.begin(read_only=True)
+    txn._system_access = True
+    rows = Query(txn, ENV_TABLE).collect()
+    return {r["name"]: r["value"] for r in sorted(rows, key=lambda r: str(r["name"]))}
+
+
+def apply_stored_env(db: Database) -> None:
+    """Copy the deployment variables into ``os.environ``. ``open_deployment`` calls this
+    before it imports the functions folder, so module-level code (``auth_config.py`` reading
+    ``os.environ["AUTH0_DOMAIN"]``) sees them. A variable applied earlier in this process but
+    no longer stored gets back its original value (or is removed)."""
+    stored = stored_env(db)
+    for name in [n for n in _ORIGINAL_ENV if n not in stored]:
+        _apply_env(name, None)
+    for name, value in stored.items():
+        _apply_env(name, value)
+
+
+def write_env(db: Database, name: str, value: str | None) -> bool:
+    """Set (or with None remove) one variable in one commit; True when it existed. Does not
+    touch ``os.environ`` (:meth:`Admin.env_set` does, for the serving process)."""
+    ensure_env_table(db)
+
+    def fn(txn: Transaction) -> bool:
+        txn._system_access = True
+        row = Query(txn, ENV_TABLE).with_index(ENV_INDEX, lambda q: q.eq("name", name)).first()
+        if row is None:
+            if value is not None:
+                txn.insert(ENV_TABLE, {"name": name, "value": value})
+            return False
+        if value is None:
+            txn.delete(row["_id"])
+        else:
+            txn.patch(row["_id"], {"value": value})
+        return True
+
+    existed, _ = run_in_transaction(db, fn)
+    return existed
+
+
 # --- import parsing --------------------------------------------------------------------------
 
 
@@ -213,12 +267,8 @@ class Admin:
         self.data_dir = Path(data_dir)
         self.logs = logs if logs is not None else LogBuffer(now_ms=app.db.clock.now_ms)
         self._deploy_lock = threading.Lock()
-        db = app.db
-        db.ensure_table(ENV_TABLE)
-        if db.catalog.index(ENV_TABLE, ENV_INDEX) is None:
-            db.backfill_index(ENV_TABLE, ENV_INDEX, ("name",))
-        for name, value in self._env_rows().items():
-            _apply_env(name, value)
+        ensure_env_table(app.db)
+        apply_stored_env(app.db)
 
     @staticmethod
     def _require_admin(identity: Identity) -> None:
@@ -564,10 +614,7 @@ class Admin:
 
     # --- environment variables -----------------------------------------------------------------
     def _env_rows(self) -> dict[str, str]:
-        txn = self.app.db.begin(read_only=True)
-        txn._system_access = True
-        rows = Query(txn, ENV_TABLE).collect()
-        return {r["name"]: r["value"] for r in sorted(rows, key=lambda r: str(r["name"]))}
+        return stored_env(self.app.db)
 
     def env_list(self, identity: Identity) -> dict[str, str]:
         """``_system:env/list``: every variable, by name."""
@@ -580,20 +627,7 @@ class Admin:
         return self._env_rows().get(name)
 
     def _env_write(self, name: str, value: str | None) -> bool:
-        def fn(txn: Transaction) -> bool:
-            txn._system_access = True
-            row = Query(txn, ENV_TABLE).with_index(ENV_INDEX, lambda q: q.eq("name", name)).first()
-            if row is None:
-                if value is not None:
-                    txn.insert(ENV_TABLE, {"name": name, "value": value})
-                return False
-            if value is None:
-                txn.delete(row["_id"])
-            else:
-                txn.patch(row["_id"], {"value": value})
-            return True
-
-        existed, _ = run_in_transaction(self.app.db, fn)
+        existed = write_env(self.app.db, name, value)
         _apply_env(name, value)
         self.app.cache.invalidate_all(self.app.latest_ts())
         return existed
@@ -643,47 +677,49 @@ class Admin:
     # --- deploy --------------------------------------------------------------------------------
     def deploy(self, identity: Identity, bundle: bytes) -> dict[str, Any]:
         """``_system:deploy``: unpack, load and push a ZIP of a functions folder (module
-        docstring). Raises ModuleLoadError (file and line), SchemaError or AdminError; then
+        docstring). The files become the ``_modules`` documents in the same commit as the
+        schema. Raises ModuleLoadError (file and line), SchemaError or AdminError; then
         nothing changed."""
         self._require_admin(identity)
         with self._deploy_lock:
-            root = self.data_dir / DEPLOYED_DIR
-            root.mkdir(parents=True, exist_ok=True)
-            version = max(_versions(root), default=0) + 1
-            holder = root / str(version)
-            folder = holder / "convex"
+            staging = self.data_dir / DEPLOYED_DIR
+            staging.mkdir(parents=True, exist_ok=True)
+            unpacked = Path(tempfile.mkdtemp(prefix="bundle-", dir=staging)) / "convex"
             try:
-                _unpack(bundle, folder)
+                _unpack(bundle, unpacked)
+                files = modules.read_folder(unpacked)
+            finally:
+                shutil.rmtree(unpacked.parent, ignore_errors=True)
+            folder = modules.materialize(files, self.data_dir)
+            previous = self.app.loaded
+            in_use = previous.folder.resolve() == folder.resolve()
+            try:
                 loaded = load_app(folder)
             except BaseException:
-                shutil.rmtree(holder, ignore_errors=True)
+                if not in_use:
+                    shutil.rmtree(folder.parent, ignore_errors=True)
                 raise
-            previous = self.app.loaded
             try:
                 from convection.application.push import push
 
-                push(self.app, loaded)
+                push(self.app, loaded, in_commit=lambda txn: modules.write_modules(txn, files))
             except BaseException:
                 loaded.unload()
-                shutil.rmtree(holder, ignore_errors=True)
+                if not in_use:
+                    shutil.rmtree(folder.parent, ignore_errors=True)
                 raise
-            _write_active(root, version)
-            if previous.folder.resolve() != folder.resolve():
+            if not in_use:
                 previous.unload()
-            _prune(root, version)
-        return _summary(loaded, version)
+            modules.prune_materialized(self.data_dir, keep=folder)
+        return _summary(loaded, modules.modules_version(files))
 
 
-# --- deployed code on disk ----------------------------------------------------------------------
+# --- deployed code ------------------------------------------------------------------------------
 
 
-def _versions(root: Path) -> list[int]:
-    return [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()] if root.is_dir() else []
-
-
-def active_deployed_folder(data_dir: Path) -> Path | None:
-    """The functions folder last deployed into ``data_dir`` (``<data>/deployed/<n>/convex``),
-    or None when nothing was deployed (or the folder is gone)."""
+def legacy_deployed_folder(data_dir: Path) -> Path | None:
+    """The functions folder a 0.1.0 ``convection deploy`` left in ``<data>/deployed/<n>/convex``
+    (named by ``<data>/deployed/ACTIVE``), or None. Read once, to move it into ``_modules``."""
     marker = Path(data_dir) / DEPLOYED_DIR / ACTIVE_FILE
     try:
         version = marker.read_text().strip()
@@ -693,17 +729,18 @@ def active_deployed_folder(data_dir: Path) -> Path | None:
     return folder if version.isdigit() and folder.is_dir() else None
 
 
-def _write_active(root: Path, version: int) -> None:
-    tmp = root / (ACTIVE_FILE + ".tmp")
-    tmp.write_text(f"{version}\n")
-    os.replace(tmp, root / ACTIVE_FILE)
-
-
-def _prune(root: Path, active: int) -> None:
-    keep = max(1, knobs.DEPLOY_KEEP_VERSIONS_COUNT)
-    for v in sorted(_versions(root), reverse=True)[keep:]:
-        if v != active:
-            shutil.rmtree(root / str(v), ignore_errors=True)
+def deployed_folder(db: Database, data_dir: Path) -> Path | None:
+    """The deployed functions folder (materialized from ``_modules``), or None when nothing
+    was deployed. A 0.1.0 deployment is moved into ``_modules`` first."""
+    modules.ensure_tables(db)
+    files = modules.read_modules(db)
+    if not files:
+        legacy = legacy_deployed_folder(data_dir)
+        if legacy is None:
+            return None
+        files = modules.read_folder(legacy)
+        db.run_system(lambda txn: modules.write_modules(txn, files))
+    return modules.materialize(files, data_dir)
 
 
 def _unpack(bundle: bytes, folder: Path) -> None:
@@ -733,7 +770,7 @@ def _unpack(bundle: bytes, folder: Path) -> None:
             dest.write_bytes(zf.read(info))
 
 
-def _summary(loaded: LoadedApp, version: int) -> dict[str, Any]:
+def _summary(loaded: LoadedApp, version: str) -> dict[str, Any]:
     schema = loaded.schema
     return {
         "version": version,
