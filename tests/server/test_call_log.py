@@ -110,7 +110,10 @@ def _logs(client: TestClient, admin: dict[str, str], **params: Any) -> list[dict
     return entries
 
 
-def test_every_call_is_logged_with_its_outcome(client: TestClient, admin: dict[str, str]) -> None:
+def test_every_call_is_logged_with_its_outcome(
+    client: TestClient, admin: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the project folder, as under `convection dev`
     ok = client.post("/api/mutation", json={"path": "notes:add", "args": {"text": "a"}, "format": "json"}).json()
     assert ok["status"] == "success"
     bad = client.post("/api/mutation", json={"path": "notes:boom", "args": {}, "format": "json"}).json()
@@ -128,7 +131,7 @@ def test_every_call_is_logged_with_its_outcome(client: TestClient, admin: dict[s
     boom = by_path[("mutation", "notes:boom")]
     assert boom["status"] == "failure"
     assert boom["error"] == "Uncaught ValueError: the boom went off"
-    assert [f for f in boom["frames"] if "helper" in f and "notes.py" in f], boom["frames"]
+    assert [f for f in boom["frames"] if f.startswith("at helper (convex/notes.py:")], boom["frames"]
     assert boom["lines"] == ["[LOG] about to fail"]
     # The request id is the one the caller saw in its error message.
     assert f"[Request ID: {boom['requestId']}]" in bad["errorMessage"]

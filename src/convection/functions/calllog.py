@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import os
 import random
 import re
 import time
@@ -106,12 +107,19 @@ def split_error(message: str) -> tuple[str, tuple[str, ...]]:
     """An outcome's error message as (message without frames, user frames)."""
     text = _RID_RE.sub("", message, count=1).replace("Server Error\n", "", 1).strip()
     lines = text.splitlines()
-    frames = tuple(line.strip() for line in lines if _FRAME_RE.match(line))
+    frames = tuple(_relative(line.strip()) for line in lines if _FRAME_RE.match(line))
     rest = "\n".join(line for line in lines if not _FRAME_RE.match(line)).strip()
     limit = knobs.MAX_LOG_LINE_LENGTH_COUNT
     if len(rest) > limit:
         rest = rest[:limit] + " (truncated)"
     return rest or "Server Error", frames[: knobs.MAX_LOG_LINES_COUNT]
+
+
+def _relative(frame: str) -> str:
+    """A frame's file relative to the working directory (the project folder under
+    ``convection dev``) when it lies below it: ``at fn (convex/notes.py:3)``."""
+    cwd = os.getcwd().rstrip(os.sep) + os.sep
+    return frame.replace("(" + cwd, "(", 1)
 
 
 def new_request_id() -> str:
@@ -162,7 +170,7 @@ def record_http_call(
         error = f"Uncaught {type(failure).__name__}: {failure}"[: knobs.MAX_LOG_LINE_LENGTH_COUNT]
         tb = traceback.extract_tb(failure.__traceback__)
         frames = tuple(
-            f"at {f.name} ({f.filename}:{f.lineno})"
+            _relative(f"at {f.name} ({f.filename}:{f.lineno})")
             for f in reversed(tb)
             if "/convection/" not in f.filename.replace("\\", "/")
         )
