@@ -301,6 +301,11 @@ CRON_LOG_MAX_LOG_BYTES = _knob(
 ADMIN_PAGE_MAX_DOCUMENTS_COUNT = _knob(
     "ADMIN_PAGE_MAX_DOCUMENTS_COUNT", 1000, "Most documents one `convection data` page returns."
 )
+DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT = _knob(
+    "DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT",
+    1000,
+    "Live document counts (the dashboard's table list) count at most this many per table and show more as `N+`.",
+)
 IMPORT_CHUNK_DOCUMENTS_COUNT = _knob(
     "IMPORT_CHUNK_DOCUMENTS_COUNT",
     1000,
@@ -320,7 +325,7 @@ ENV_VAR_VALUE_MAX_BYTES = _knob(
 ADMIN_LOG_BUFFER_ENTRIES_COUNT = _knob(
     "ADMIN_LOG_BUFFER_ENTRIES_COUNT",
     1000,
-    "Function calls whose log lines are kept in memory for `convection logs`.",
+    "Function calls kept in memory in the call log (dashboard Logs page, `convection logs`); older ones are dropped.",
 )
 ADMIN_LOGS_POLL_TIMEOUT_MS = _knob(
     "ADMIN_LOGS_POLL_TIMEOUT_MS", 25_000, "Longest a `GET /api/admin/logs` long-poll waits for new lines."

@@ -46,9 +46,10 @@ Every operation takes the caller's :class:`Identity` and refuses anything but an
   (:func:`apply_stored_env`, so module-level code sees them), and on every change (a removed variable gets
   back the value the process started with, if any), and every cached query is invalidated.
   ``os.environ`` is per process, so **one process serves one deployment**.
-* ``_system:logs``: recent function log lines, one :class:`LogEntry` per call, in a bounded
-  in-memory ring (:class:`LogBuffer`, fed by the runner's ``on_log``) with sequence numbers
-  for tailing (long-poll).
+* ``_system:logs``: the call log: one :class:`LogEntry` per function call (kind, path,
+  duration, outcome, request id, identity, log lines) in a bounded in-memory ring
+  (:class:`LogBuffer`, fed by the runner's ``on_call``) with sequence numbers for tailing
+  (long-poll), filterable by path and status.
 * ``_system:deploy``: a ZIP of a functions folder is unpacked into
   ``<data dir>/deployed/<n>/convex``, loaded, and pushed (schema check, index backfill, code
   swap: ``application/push.py``). The folder in force is recorded in
@@ -645,11 +646,23 @@ class Admin:
         return self._env_write(name, None)
 
     # --- logs ----------------------------------------------------------------------------------
-    async def logs_after(self, identity: Identity, after: int | None, history: int, timeout_s: float) -> dict[str, Any]:
-        """``_system:logs``: with ``after`` None, the last ``history`` entries at once; otherwise
-        the entries after ``after``, waiting up to ``timeout_s`` for one. ``cursor`` is the
-        ``after`` of the next call."""
+    async def logs_after(
+        self,
+        identity: Identity,
+        after: int | None,
+        history: int,
+        timeout_s: float,
+        *,
+        path: str | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """``_system:logs``: with ``after`` None, the last ``history`` calls at once; otherwise
+        the calls after ``after``, waiting up to ``timeout_s`` for one. ``cursor`` is the
+        ``after`` of the next call. ``path`` (a substring) and ``status`` (``success`` or
+        ``failure``) filter the entries returned; the cursor moves past filtered-out ones."""
         self._require_admin(identity)
+        if status not in (None, "", "success", "failure"):
+            raise AdminError(f"status must be 'success' or 'failure', got {status!r}", code="BadRequest")
         if after is None:
             entries = self.logs.tail(history)
             cursor = self.logs.last_seq
@@ -658,7 +671,8 @@ class Admin:
                 after = 0
             entries = await self.logs.wait(after, timeout_s)
             cursor = entries[-1].seq if entries else max(after, 0)
-        return {"entries": [e.to_json() for e in entries], "cursor": cursor}
+        shown = [e.to_json() for e in entries if e.matches(path, status)]
+        return {"entries": shown, "cursor": cursor, "capacity": self.logs.capacity}
 
     # --- deploy --------------------------------------------------------------------------------
     def deploy(self, identity: Identity, bundle: bytes) -> dict[str, Any]:

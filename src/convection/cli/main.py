@@ -89,7 +89,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
         raise typer.Exit(1) from None
     try:
         deployment = open_deployment(
-            functions, ddir, db_url=db, redact_errors=redact, dev=dev, on_log=_print_logs if dev else None,
+            functions, ddir, db_url=db, redact_errors=redact, dev=dev,
             origin=_origin(origin, host, port), storage_url=storage,
         )
     except ConvectionError as exc:  # a module that fails to load: file:line and the message
@@ -206,14 +206,6 @@ def _run_loop(coro: Any) -> None:
         asyncio.run(coro)
         return
     uvloop.run(coro)
-
-
-def _print_logs(path: str, kind: str, lines: list[str]) -> None:
-    import datetime
-
-    now = datetime.datetime.now().strftime("%H:%M:%S")
-    for line in lines:
-        console.print(f"{now} {kind[0].upper()} {path} {line}", highlight=False, markup=False)
 
 
 @cli.command(cls=Command)
