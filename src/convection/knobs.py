@@ -122,6 +122,10 @@ MUTATION_OCC_BACKOFF_MAX_MS = _knob(
 WRITE_LOG_RETENTION_MS = _knob(
     "WRITE_LOG_RETENTION_MS", 60_000, "How long published commits stay in the in-memory write log."
 )
+WORKER_RESTART_DELAY_MS = _knob(
+    "WORKER_RESTART_DELAY_MS", 1000,
+    "serve --workers: how long the supervisor waits before starting a worker that died again.",
+)
 LOG_TAIL_POLL_MS = _knob(
     "LOG_TAIL_POLL_MS", 5,
     "How often an idle process checks whether other processes sharing the store committed "
