@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import NodeRunner, ServerProcess
+from conftest import APP_DIR, NodeRunner, ServerProcess
 
 CLIENTS = 50
 PER_CLIENT = 10
@@ -77,6 +79,39 @@ def test_two_postgres_nodes_are_one_deployment(
     while post(b.url, "query", "counter:get", {"name": name}) != 1:
         assert time.monotonic() < deadline, "node b never saw node a's write"
         time.sleep(0.01)
+
+
+def admin_post(server: ServerProcess, path: str, body: bytes, content_type: str) -> object:
+    req = urllib.request.Request(f"{server.url}{path}", data=body, headers={
+        "Content-Type": content_type, "Authorization": f"Convex {server.admin_key}"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.02)
+
+
+def test_env_and_deploys_reach_every_node(pg_nodes: tuple[ServerProcess, ServerProcess]) -> None:
+    a, b = pg_nodes
+    name = "MULTI_" + uuid.uuid4().hex[:8].upper()
+    admin_post(a, "/api/admin/env", json.dumps({"name": name, "value": "hello"}).encode(), "application/json")
+    wait_for(lambda: post(b.url, "query", "envq:get", {"name": name}) == "hello",
+             "node b to see the variable set on node a")
+    # a deploy to node a is served by node b too, without a restart
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(APP_DIR.rglob("*.py")):
+            text = path.read_text()
+            if path.name == "envq.py":
+                text = text.replace('"v1"', '"v2"')
+            zf.writestr(path.relative_to(APP_DIR).as_posix(), text)
+    admin_post(a, "/api/admin/deploy", buf.getvalue(), "application/zip")
+    assert post(a.url, "query", "envq:version", {}) == "v2"
+    wait_for(lambda: post(b.url, "query", "envq:version", {}) == "v2", "node b to serve the deployed code")
 
 
 def test_kill_9_of_one_node_under_load(pg_nodes: tuple[ServerProcess, ServerProcess]) -> None:

@@ -270,6 +270,55 @@ class Admin:
         ensure_env_table(app.db)
         apply_stored_env(app.db)
 
+    def follow_other_processes(self, *, reload_code: bool) -> None:
+        """Apply what other processes of the deployment commit to the state this process
+        keeps outside the log: deployment variables (``os.environ``, then every cached query
+        is invalidated) and, with ``reload_code``, deployed code (``_modules``: a deploy to any
+        node reloads the code on every node, without a restart)."""
+        db = self.app.db
+        changed = {"env": False, "code": False}
+
+        def durable(batch: list[Any]) -> None:  # committer thread: quick, no I/O but os.environ
+            for rec in batch:
+                if not rec.remote:
+                    continue
+                for w in rec.writes:
+                    if w.table == ENV_TABLE:
+                        doc = w.new if w.new is not None else w.old
+                        if doc is not None:
+                            _apply_env(doc["name"], None if w.new is None else w.new["value"])
+                        changed["env"] = True
+                    elif w.table == modules.MODULES_TABLE and reload_code:
+                        changed["code"] = True
+
+        def published(batch: list[Any]) -> None:
+            if changed["env"]:
+                changed["env"] = False
+                self.app.cache.invalidate_all(self.app.latest_ts())
+            if changed["code"]:
+                changed["code"] = False
+                threading.Thread(target=self._reload_deployed, name="convection-reload", daemon=True).start()
+
+        db.add_durable_hook(durable)
+        db.add_publish_hook(published)
+
+    def _reload_deployed(self) -> None:
+        """Serve the code another process deployed (its schema is already in force)."""
+        import logging
+
+        with self._deploy_lock:
+            try:
+                folder = deployed_folder(self.app.db, self.data_dir)
+                previous = self.app.loaded
+                if folder is None or folder.resolve() == previous.folder.resolve():
+                    return
+                loaded = load_app(folder)
+                self.app.set_app(loaded)
+                previous.unload()
+                logging.getLogger("convection.admin").info("serving code deployed by another process: %s", folder)
+            except Exception:
+                logging.getLogger("convection.admin").exception("reloading code deployed by another process failed")
+
     @staticmethod
     def _require_admin(identity: Identity) -> None:
         if not identity.is_admin:

@@ -198,6 +198,7 @@ def open_deployment(
             blobs=_blob_store(storage_url, ddir), origin=origin or os.environ.get("CONVECTION_ORIGIN") or None,
         )
         admin = Admin(application, ddir, logs)
+        admin.follow_other_processes(reload_code=not dev)
     except BaseException:
         db.close()
         raise
