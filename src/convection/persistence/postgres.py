@@ -8,7 +8,8 @@ Same logical layout as the SQLite store (SEMANTICS.md §1.1), created on first u
 * ``indexes(index_id, key_prefix, key_sha256, key_suffix, ts, deleted, table_id, document_id)``:
   the MVCC index log, unique index ``indexes_by_key (index_id, key_prefix, key_sha256,
   ts DESC)`` and ``indexes_by_ts (ts)`` (incremental retention).
-* ``globals(key, json)``: small JSON values; ``leases``: the writer lease (below);
+* ``globals(key, json)``: small JSON values (read once, to migrate a 0.1.0 store);
+* ``commits(ts, keys)``: the commit log (``persistence/base.py``);
   ``persistence_meta``: schema version and retention watermarks.
 
 **Long keys.** A B-tree entry must fit in a third of a page (~2.7 KB), so a key is stored as
@@ -40,22 +41,19 @@ Retention below the read ts and ``delete_index`` of the scanned index are the ca
 business, as with every store.
 
 **Writes.** ``write`` is ONE statement on a dedicated writer connection in autocommit mode, so
-atomic and one round trip whatever the number of rows: the lease check in a CTE, then one
-``INSERT ... SELECT FROM unnest(column arrays)`` per table as data-modifying CTEs (about half
-the time of a pipelined BEGIN/INSERT/INSERT/COMMIT through psycopg). Durability is the
+atomic and one round trip whatever the number of rows: one ``INSERT ... SELECT FROM
+unnest(column arrays)`` per table as data-modifying CTEs (about half the time of a pipelined
+BEGIN/INSERT/INSERT/COMMIT through psycopg). Commits go through ``commit_session``: a
+transaction on the writer connection that first takes the store's commit lock
+(``pg_advisory_xact_lock`` on a key derived from the schema name), so every process and node
+using the store commits in turn; it reads the commit log, writes the rows and the commit-log
+entries, and ends (COMMIT releases the lock). Durability is the
 server's: with the default ``synchronous_commit=on`` a returned write is flushed to the
 server's WAL. Any error is a :class:`StorageFailure` (outcome unknown).
 
-**The writer lease.** Opening a store takes the lease: it bumps ``leases.generation`` and
-remembers the new value; every write (``write``, ``set_global``, ``delete_index``, ``prune``)
-calls ``convection_check_lease(generation)`` in its statement or transaction, which locks the
-lease row
-``FOR SHARE`` and fails unless it still holds that generation (so a write is never applied
-without the lease: the whole statement or transaction aborts). A second process opening the
-same database therefore *takes over*: its ``UPDATE`` waits for the first one's in-flight write,
-and from then on every write of the first one fails with StorageFailure ("lease lost"), so its
-engine stops. Two processes never write concurrently, and the newcomer reads ``max_ts`` only
-after the takeover, so its clock starts above everything the old one wrote.
+**Several processes.** Any number of processes (nodes) may open the same store and commit:
+the commit lock serializes them (convection 0.1.0 used a single-writer lease instead; its
+``leases`` table is left alone).
 
 **Connections.** One writer connection (guarded by a lock) plus a bounded pool of autocommit
 connections opened on demand (by default as many as function worker threads, plus 4) for
@@ -313,7 +311,7 @@ class PostgresPersistence:
     ``url`` is a libpq URL (``postgres://user:password@host:port/dbname?sslmode=...``);
     an extra ``schema=name`` query parameter, or the ``schema`` argument, selects a
     PostgreSQL schema for the tables. ``max_connections`` bounds the pooled connections (the
-    writer's comes on top). Opening takes the writer lease (module docstring).
+    writer's comes on top).
     """
 
     def __init__(
