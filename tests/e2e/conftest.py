@@ -68,8 +68,9 @@ class ServerProcess:
     """One ``convection serve`` subprocess; can be killed and restarted on the same port and
     data directory (what a crash and a restart look like to connected clients)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, app_dir: Path = APP_DIR) -> None:
         self.data_dir = data_dir
+        self.app_dir = app_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # HTTP actions' own port (never the default 3211, which a dev server may hold).
@@ -88,7 +89,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "convection", "serve",
-                "--functions", str(APP_DIR),
+                "--functions", str(self.app_dir),
                 "--data", str(self.data_dir),
                 "--host", "127.0.0.1",
                 "--port", str(self.port),

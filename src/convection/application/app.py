@@ -262,7 +262,8 @@ class Application:
         session, request = key
 
         def lookup(txn: Transaction) -> FunctionOutcome | None:
-            txn._system_access = True
+            # Reads only: reading a system table needs no privilege, and the transaction is
+            # the user's mutation's own.
             from convection.database.query import Query
 
             q = Query(txn, MUTATION_RESULTS_TABLE).with_index(
