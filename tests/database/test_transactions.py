@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from convection.database import Database, Transaction, run_in_transaction
+from convection.database.transaction import SystemView
 from convection.errors import DatabaseError, IdError, LimitError, OccConflict, ValidationError
 from convection.persistence.sqlite import SqlitePersistence
 from convection.schema.schema import define_schema, define_table
@@ -320,3 +321,34 @@ def test_ranges_with_nul_bytes_in_strings(db: Database) -> None:
     assert ks(lambda q: q.gt("k", "a")) == ["a\x00", "b"]
     assert ks(lambda q: q.lte("k", "a")) == ["", "\x00abc", "a"]
     assert ks(lambda q: q.eq("k", "a")) == ["a"]
+
+
+def test_system_tables_are_written_only_through_a_system_view(db: Database) -> None:
+    txn = db.begin()
+    with pytest.raises(DatabaseError) as info:
+        txn.insert("_things", {"a": 1})
+    assert info.value.code == "SystemTable"
+    system = SystemView(txn)
+    sys_id = system.insert("_things", {"a": 1})
+    user_id = txn.insert("things", {"a": 1})
+    with pytest.raises(DatabaseError) as info:
+        system.insert("things", {"a": 2})  # the view is for system tables only
+    assert info.value.code == "InvalidTable"
+    db.commit(txn)
+
+    txn = db.begin()
+    for op in (lambda: txn.patch(sys_id, {"a": 2}), lambda: txn.replace(sys_id, {"a": 2}), lambda: txn.delete(sys_id)):
+        with pytest.raises(DatabaseError) as info:
+            op()
+        assert info.value.code == "SystemTable"
+    with pytest.raises(DatabaseError) as info:
+        SystemView(txn).patch(user_id, {"a": 2})
+    assert info.value.code == "InvalidTable"
+    system = SystemView(txn)
+    system.patch(sys_id, {"a": 3})
+    assert txn.get(sys_id) is not None and system.get(sys_id) == txn.get(sys_id)
+    db.commit(txn)
+    txn = db.begin()
+    SystemView(txn).delete(sys_id)
+    db.commit(txn)
+    assert db.begin().get(sys_id) is None

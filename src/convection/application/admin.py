@@ -93,7 +93,7 @@ from convection.application.snapshots import (
 from convection.database.catalog import BY_CREATION_TIME
 from convection.database.query import Query
 from convection.database.retry import run_in_transaction
-from convection.database.transaction import SYSTEM_FIELDS, Transaction
+from convection.database.transaction import SYSTEM_FIELDS, SystemView, Transaction
 from convection.errors import (
     ConvectionError,
     ConvexError,
@@ -105,7 +105,6 @@ from convection.errors import (
 from convection.functions.identity import Identity
 from convection.functions.loader import LoadedApp, load_app
 from convection.model.file_storage import STORAGE_TABLE
-from convection.model.scheduled_jobs import system_access
 from convection.values.ids import decode_id, encode_id
 from convection.values.json import to_convex_json
 from convection.values.model import normalize, value_size
@@ -261,7 +260,6 @@ class Admin:
                 code="InvalidPaginationLimit",
             )
         txn = db.begin(read_only=True)
-        txn._system_access = True
         try:
             result = Query(txn, table).order("desc").paginate({"numItems": limit, "cursor": cursor or None})
         except ConvexError:
@@ -459,18 +457,18 @@ class Admin:
             written: list[str] = []
             kept = 0
             try:
-                with system_access(txn):
-                    for f in batch:
-                        doc = ImportDoc(f.where, f.fields(), f.id, f.creation_time)
-                        if keep_ids and _id_number(f.id) == number and insert_keeping_id(txn, STORAGE_TABLE, number, doc):
-                            storage_id = f.id
-                            kept += 1
-                        else:
-                            storage_id = txn.insert(STORAGE_TABLE, doc.fields)
-                        with files._lock:
-                            files._pending.add(storage_id)
-                        written.append(storage_id)
-                        files.blobs.put(storage_id, s.read(f))
+                system = SystemView(txn)
+                for f in batch:
+                    doc = ImportDoc(f.where, f.fields(), f.id, f.creation_time)
+                    if keep_ids and _id_number(f.id) == number and insert_keeping_id(system, STORAGE_TABLE, number, doc):
+                        storage_id = f.id
+                        kept += 1
+                    else:
+                        storage_id = system.insert(STORAGE_TABLE, doc.fields)
+                    with files._lock:
+                        files._pending.add(storage_id)
+                    written.append(storage_id)
+                    files.blobs.put(storage_id, s.read(f))
                 try:
                     db.commit(txn)
                 except StorageFailure:
@@ -564,7 +562,6 @@ class Admin:
     # --- environment variables -----------------------------------------------------------------
     def _env_rows(self) -> dict[str, str]:
         txn = self.app.db.begin(read_only=True)
-        txn._system_access = True
         rows = Query(txn, ENV_TABLE).collect()
         return {r["name"]: r["value"] for r in sorted(rows, key=lambda r: str(r["name"]))}
 
@@ -580,16 +577,16 @@ class Admin:
 
     def _env_write(self, name: str, value: str | None) -> bool:
         def fn(txn: Transaction) -> bool:
-            txn._system_access = True
+            system = SystemView(txn)
             row = Query(txn, ENV_TABLE).with_index(ENV_INDEX, lambda q: q.eq("name", name)).first()
             if row is None:
                 if value is not None:
-                    txn.insert(ENV_TABLE, {"name": name, "value": value})
+                    system.insert(ENV_TABLE, {"name": name, "value": value})
                 return False
             if value is None:
-                txn.delete(row["_id"])
+                system.delete(row["_id"])
             else:
-                txn.patch(row["_id"], {"value": value})
+                system.patch(row["_id"], {"value": value})
             return True
 
         existed, _ = run_in_transaction(self.app.db, fn)

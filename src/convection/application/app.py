@@ -26,7 +26,7 @@ from convection.auth.errors import AuthError
 from convection.auth.jwks import JwksCache
 from convection.auth.verifier import TokenVerifier
 from convection.database.database import Database
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
 from convection.errors import ConvexError
 from convection.files.blobs import BlobStore, MemoryBlobStore
 from convection.files.service import FileStorage
@@ -84,7 +84,7 @@ class Application:
         # Scheduled functions and crons (application/scheduler.py); ctx members are added by
         # the decorators in _ctx_decorators, run on every ctx the runner builds.
         self.scheduler = SchedulerExecutor(self)
-        self._ctx_decorators: list[Callable[[Any, Transaction | None], None]] = [self.scheduler.decorate_ctx]
+        self._ctx_decorators: list[Callable[[Any, SystemView | None], None]] = [self.scheduler.decorate_ctx]
         # File storage (convection/files): ctx.storage, the _storage table, blobs (in memory
         # unless the wiring passes a store), URLs under ``origin``.
         self.files = FileStorage(
@@ -99,9 +99,9 @@ class Application:
         self._ctx_decorators.append(self.vector_search.decorate_ctx)
         self.runner.decorate_ctx = self._decorate_ctx
 
-    def _decorate_ctx(self, ctx: Any, txn: Transaction | None) -> None:
+    def _decorate_ctx(self, ctx: Any, system: SystemView | None) -> None:
         for decorate in self._ctx_decorators:
-            decorate(ctx, txn)
+            decorate(ctx, system)
 
     async def start(self) -> None:
         """Start the background services (scheduler and crons). The server calls it once its
@@ -126,12 +126,12 @@ class Application:
         removed = 0
         while True:
             txn = self.db.begin()
-            txn._system_access = True
+            system = SystemView(txn)
             old = Query(txn, MUTATION_RESULTS_TABLE).with_index(
                 "by_creation_time", lambda q: q.lt("_creationTime", cutoff)
             ).take(500)
             for doc in old:
-                txn.delete(doc["_id"])
+                system.delete(doc["_id"])
             if not old:
                 return removed
             self.db.commit(txn)
@@ -261,11 +261,10 @@ class Application:
             return self.runner.run_mutation(path, args, identity)
         session, request = key
 
-        def lookup(txn: Transaction) -> FunctionOutcome | None:
-            # Reads only: reading a system table needs no privilege, and the transaction is
-            # the user's mutation's own.
+        def lookup(system: SystemView) -> FunctionOutcome | None:
             from convection.database.query import Query
 
+            txn = system.txn
             q = Query(txn, MUTATION_RESULTS_TABLE).with_index(
                 "by_request", lambda r: r.eq("sessionId", session).eq("requestId", float(request))
             )
@@ -279,9 +278,8 @@ class Application:
                 ts=rev.ts if rev is not None else txn.begin_ts,
             )
 
-        def store(txn: Transaction, outcome: FunctionOutcome) -> None:
-            txn._system_access = True
-            txn.insert(
+        def store(system: SystemView, outcome: FunctionOutcome) -> None:
+            system.insert(
                 MUTATION_RESULTS_TABLE,
                 {
                     "sessionId": session,
@@ -290,7 +288,6 @@ class Application:
                     "logLines": outcome.log_lines,
                 },
             )
-            txn._system_access = False
 
         return self.runner.run_mutation(path, args, identity, check_first=lookup, before_commit=store)
 

@@ -26,7 +26,7 @@ from convection.application.scheduler import (
     SchedulerExecutor,
     error_text,
 )
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.model.cron_jobs import (
@@ -62,8 +62,8 @@ class CronRunner:
             wanted[spec.name] = spec_fields(spec.function_path, normalize(spec.args), normalize(spec.schedule))
         now = self._now
 
-        def run(txn: Transaction) -> dict[str, list[str]]:
-            model = CronJobs(txn)
+        def run(system: SystemView) -> dict[str, list[str]]:
+            model = CronJobs(system)
             report: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
             existing: dict[str, CronJob] = {}
             for job in model.all():
@@ -89,8 +89,7 @@ class CronRunner:
         return report
 
     def logs(self, name: str | None, limit: int) -> list[dict[str, Any]]:
-        txn = self.executor.db.begin(read_only=True)
-        return CronJobs(txn).logs(name, limit)
+        return CronJobs(SystemView(self.executor.db.begin(read_only=True))).logs(name, limit)
 
     # --- runs -------------------------------------------------------------------------------
     async def run(self, cron: CronJob) -> None:
@@ -105,17 +104,17 @@ class CronRunner:
             await ex._in_thread(lambda: self._run_mutation(cron))
 
     @staticmethod
-    def _unchanged(txn: Transaction, cron: CronJob) -> bool:
-        cur = CronJobs(txn).get(cron.id)
+    def _unchanged(system: SystemView, cron: CronJob) -> bool:
+        cur = CronJobs(system).get(cron.id)
         return cur is not None and cur.version == cron.version
 
     def _fail_orphan(self, cron: CronJob) -> None:
         now = self._now
 
-        def run(txn: Transaction) -> bool:
-            if not self._unchanged(txn, cron):
+        def run(system: SystemView) -> bool:
+            if not self._unchanged(system, cron):
                 return False
-            model = CronJobs(txn)
+            model = CronJobs(system)
             model.log(cron, {"kind": "failed", "error": TRANSIENT_ACTION_ERROR}, [], 0.0)
             model.finish_run(cron, now)
             return True
@@ -127,11 +126,11 @@ class CronRunner:
         ex = self.executor
         started = time.perf_counter()
 
-        def check_first(txn: Transaction) -> FunctionOutcome | None:
-            return None if self._unchanged(txn, cron) and cron.state == PENDING else SKIPPED
+        def check_first(system: SystemView) -> FunctionOutcome | None:
+            return None if self._unchanged(system, cron) and cron.state == PENDING else SKIPPED
 
-        def before_commit(txn: Transaction, outcome: FunctionOutcome) -> None:
-            model = CronJobs(txn)
+        def before_commit(system: SystemView, outcome: FunctionOutcome) -> None:
+            model = CronJobs(system)
             model.log(cron, {"kind": "success"}, outcome.log_lines, time.perf_counter() - started)
             model.finish_run(cron, self._now)
 
@@ -146,9 +145,9 @@ class CronRunner:
             elapsed = time.perf_counter() - started
             now = self._now
 
-            def record(txn: Transaction) -> None:
-                if self._unchanged(txn, cron):
-                    model = CronJobs(txn)
+            def record(system: SystemView) -> None:
+                if self._unchanged(system, cron):
+                    model = CronJobs(system)
                     model.log(cron, {"kind": "failed", "error": message}, outcome.log_lines, elapsed)
                     model.finish_run(cron, now)
 
@@ -160,10 +159,10 @@ class CronRunner:
     async def _run_action(self, cron: CronJob) -> None:
         ex = self.executor
 
-        def begin(txn: Transaction) -> CronJob | None:
-            if not self._unchanged(txn, cron) or cron.state != PENDING:
+        def begin(system: SystemView) -> CronJob | None:
+            if not self._unchanged(system, cron) or cron.state != PENDING:
                 return None
-            return CronJobs(txn).mark_in_progress(cron)
+            return CronJobs(system).mark_in_progress(cron)
 
         marked = await ex._in_thread(lambda: ex.transact(begin))
         if marked is None:
@@ -176,9 +175,9 @@ class CronRunner:
         )
         now = self._now
 
-        def finish(txn: Transaction) -> None:
-            if self._unchanged(txn, marked):
-                model = CronJobs(txn)
+        def finish(system: SystemView) -> None:
+            if self._unchanged(system, marked):
+                model = CronJobs(system)
                 model.log(marked, status, outcome.log_lines, elapsed)
                 model.finish_run(marked, now)
 

@@ -43,7 +43,7 @@ from convection import knobs
 from convection.database.readset import FrozenReadSet
 from convection.database.retry import run_in_transaction
 from convection.database.subscriptions import Subscription
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.runner import FunctionCallError
@@ -124,9 +124,9 @@ class SchedulerExecutor:
         self._last: _Pass = _Pass()
 
     # --- hooks for the application ----------------------------------------------------------
-    def decorate_ctx(self, ctx: Any, txn: Transaction | None) -> None:
+    def decorate_ctx(self, ctx: Any, system: SystemView | None) -> None:
         """Install ``ctx.scheduler`` (the runner's ``decorate_ctx`` hook)."""
-        decorate(ctx, txn, self.services)
+        decorate(ctx, system, self.services)
 
     def sync_crons(self, loaded: LoadedApp) -> None:
         """Make ``_cron_jobs`` match ``loaded.crons`` (blocking; called on every push)."""
@@ -148,12 +148,13 @@ class SchedulerExecutor:
             )
         return spec.path
 
-    async def _run_transaction(self, fn: Callable[[Transaction], Any]) -> Any:
+    async def _run_transaction(self, fn: Callable[[SystemView], Any]) -> Any:
         return await self._in_thread(lambda: self.transact(fn))
 
-    def transact(self, fn: Callable[[Transaction], T]) -> T:
-        """Run ``fn`` in a transaction and commit it, retrying conflicts without limit."""
-        return run_in_transaction(self.db, fn, max_retries=RETRY_FOREVER)[0]
+    def transact(self, fn: Callable[[SystemView], T]) -> T:
+        """Run ``fn`` on the system view of a transaction and commit it, retrying conflicts
+        without limit."""
+        return run_in_transaction(self.db, lambda txn: fn(SystemView(txn)), max_retries=RETRY_FOREVER)[0]
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         """Run blocking work on the application's worker threads. Tracked so that ``stop()``
@@ -245,13 +246,14 @@ class SchedulerExecutor:
     # --- passes -----------------------------------------------------------------------------
     def _read_queues(self, now: float, busy: frozenset[str], capacity: int) -> _Pass:
         txn = self.db.begin(read_only=True)
+        system = SystemView(txn)
         found = _Pass()
 
         def later(ts: float) -> None:
             if found.next_due is None or ts < found.next_due:
                 found.next_due = ts
 
-        for job in ScheduledJobs(txn).queue():
+        for job in ScheduledJobs(system).queue():
             assert job.next_ts is not None
             if job.next_ts > now:
                 later(job.next_ts)
@@ -262,7 +264,7 @@ class SchedulerExecutor:
                 found.saturated = True
                 break
             found.jobs.append(job)
-        for cron in CronJobs(txn).queue():
+        for cron in CronJobs(system).queue():
             if cron.next_ts > now:
                 later(cron.next_ts)
                 break
@@ -349,7 +351,8 @@ class SchedulerExecutor:
     def next_scheduled_time(self) -> float | None:
         """The due time of the earliest pending scheduled function (crons excluded)."""
         txn = self.db.begin(read_only=True)
-        for job in ScheduledJobs(txn).queue():
+        system = SystemView(txn)
+        for job in ScheduledJobs(system).queue():
             if job.state is JobState.PENDING:
                 return job.next_ts
         return None
@@ -401,7 +404,7 @@ class SchedulerExecutor:
     def _fail_orphan(self, job: ScheduledJob) -> None:
         now = self.clock.now_ms()
         changed = self.transact(
-            lambda txn: ScheduledJobs(txn).complete(
+            lambda system: ScheduledJobs(system).complete(
                 job.id, JobState.FAILED, now, error=TRANSIENT_ACTION_ERROR, expect=JobState.IN_PROGRESS
             )
         )
@@ -410,17 +413,18 @@ class SchedulerExecutor:
 
     def _job_args(self, job: ScheduledJob) -> dict[str, Any]:
         txn = self.db.begin(read_only=True)
-        return ScheduledJobs(txn).args_of(job)
+        system = SystemView(txn)
+        return ScheduledJobs(system).args_of(job)
 
     def _run_mutation_job(self, job: ScheduledJob) -> None:
         args = self._job_args(job)
 
-        def check_first(txn: Transaction) -> FunctionOutcome | None:
+        def check_first(system: SystemView) -> FunctionOutcome | None:
             # Staged inProgress: visible only inside this transaction.
-            return None if ScheduledJobs(txn).mark_in_progress(job.id) else SKIPPED
+            return None if ScheduledJobs(system).mark_in_progress(job.id) else SKIPPED
 
-        def before_commit(txn: Transaction, outcome: FunctionOutcome) -> None:
-            ScheduledJobs(txn).complete(job.id, JobState.SUCCESS, self.clock.now_ms())
+        def before_commit(system: SystemView, outcome: FunctionOutcome) -> None:
+            ScheduledJobs(system).complete(job.id, JobState.SUCCESS, self.clock.now_ms())
 
         with running_job(job.id):
             outcome = self.app.runner.run_mutation(
@@ -432,14 +436,14 @@ class SchedulerExecutor:
         message = error_text(outcome)
         now = self.clock.now_ms()
         self.transact(
-            lambda txn: ScheduledJobs(txn).complete(
+            lambda system: ScheduledJobs(system).complete(
                 job.id, JobState.FAILED, now, error=message, expect=JobState.PENDING
             )
         )
 
     async def _run_action_job(self, job: ScheduledJob) -> None:
-        def begin(txn: Transaction) -> dict[str, Any] | None:
-            model = ScheduledJobs(txn)
+        def begin(system: SystemView) -> dict[str, Any] | None:
+            model = ScheduledJobs(system)
             if not model.mark_in_progress(job.id):
                 return None
             return model.args_of(job)
@@ -454,7 +458,7 @@ class SchedulerExecutor:
         now = self.clock.now_ms()
         await self._in_thread(
             lambda: self.transact(
-                lambda txn: ScheduledJobs(txn).complete(
+                lambda system: ScheduledJobs(system).complete(
                     job.id, state, now, error=message, expect=JobState.IN_PROGRESS
                 )
             )
@@ -475,12 +479,12 @@ class SchedulerExecutor:
         total = 0
         while True:
 
-            def run(txn: Transaction) -> int:
-                model = ScheduledJobs(txn)
+            def run(system: SystemView) -> int:
+                model = ScheduledJobs(system)
                 old = model.finished_before(cutoff, batch)
                 for job in old:
                     model.delete(job)
-                return len(old) + CronJobs(txn).prune_logs(cutoff, batch)
+                return len(old) + CronJobs(system).prune_logs(cutoff, batch)
 
             n = self.transact(run)
             total += n

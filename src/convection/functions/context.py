@@ -202,7 +202,6 @@ class QueryCtx(_Base):
     ) -> None:
         super().__init__(identity, now_ms, seed)
         self.db: DatabaseReader = DatabaseReader(txn)
-        self._txn = txn
         self._nested = nested
         self.storage: Any = None
 

@@ -312,7 +312,7 @@ class TextSearch:
             rev = db.persistence.get_document(number, iid, txn.begin_ts)
             if rev is None or rev.value is None:
                 continue
-            txn._count_read(len(rev.value))
+            txn.count_read(len(rev.value))
             yield key, loads_stored(rev.value)
         if truncated:
             raise LimitError(

@@ -58,6 +58,7 @@ from convection.application.interface import QueryRun
 from convection.clock import ManualClock
 from convection.database.database import Database
 from convection.database.query import Query
+from convection.database.transaction import SystemView
 from convection.errors import ConvectionError, ConvexError, OccConflict
 from convection.functions.context import MutationCtx, UserIdentity
 from convection.functions.decorators import ConvexFunction
@@ -531,12 +532,9 @@ class TestBackend(_Caller):
         for attempt in itertools.count():
             txn = self.db.begin()
             txn.source = "TestBackend.run"
-            runner = app.runner
-            ctx = MutationCtx(
-                txn, identity, self.clock.now_ms(), random.getrandbits(63), runner._nested
+            ctx = app.runner.make_ctx(
+                MutationCtx, SystemView(txn), identity, self.clock.now_ms(), random.getrandbits(63), 0
             )
-            if runner.decorate_ctx is not None:
-                runner.decorate_ctx(ctx, txn)
             value = fn(ctx)
             if inspect.isawaitable(value):
                 close = getattr(value, "close", None)
