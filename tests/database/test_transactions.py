@@ -352,3 +352,44 @@ def test_system_tables_are_written_only_through_a_system_view(db: Database) -> N
     SystemView(txn).delete(sys_id)
     db.commit(txn)
     assert db.begin().get(sys_id) is None
+
+
+def test_retry_loop_backs_off_retries_on_a_fresh_snapshot_and_gives_up(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one OCC retry loop (database/retry.py): every conflict is followed by a full-jitter
+    sleep below the capped exponential bound and a retry that sees the conflicting commit;
+    after ``max_retries`` retries the conflict is raised; ``Discard`` commits nothing."""
+    from convection import knobs
+    from convection.database.retry import Discard
+
+    monkeypatch.setattr(knobs, "MUTATION_OCC_BACKOFF_INITIAL_MS", 10)
+    monkeypatch.setattr(knobs, "MUTATION_OCC_BACKOFF_MAX_MS", 25)
+    cid = insert(db, "counter", {"n": 0.0})
+    seen: list[float] = []
+    sleeps: list[float] = []
+    conflicts: list[int] = []
+
+    def always_loses(txn: Transaction) -> None:
+        d = txn.get(cid)
+        assert d is not None
+        seen.append(d["n"])
+        other = db.begin()  # a concurrent writer commits first, every time
+        other.patch(cid, {"n": d["n"] + 1})
+        db.commit(other)
+        txn.patch(cid, {"n": -1.0})
+
+    with pytest.raises(OccConflict):
+        run_in_transaction(
+            db, always_loses, max_retries=3, sleep=sleeps.append,
+            on_conflict=lambda n, exc: conflicts.append(n),
+        )
+    assert seen == [0.0, 1.0, 2.0, 3.0]  # each retry read the commit it lost to
+    assert conflicts == [0, 1, 2]
+    assert len(sleeps) == 3 and all(0 <= s < cap / 1000 for s, cap in zip(sleeps, [10, 20, 25], strict=True))
+
+    def discarded(txn: Transaction) -> str | Discard[str]:
+        txn.patch(cid, {"n": 100.0})
+        return Discard("kept out")
+
+    assert run_in_transaction(db, discarded) == ("kept out", None)
+    final = db.begin().get(cid)
+    assert final is not None and final["n"] == 4.0

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from convection import knobs
 from convection.database.database import Database
 from convection.database.readset import FrozenReadSet
-from convection.database.retry import backoff_ms
+from convection.database.retry import Discard, run_in_transaction
 from convection.database.transaction import SystemView, Transaction
 from convection.errors import (
     ConvectionError,
@@ -294,20 +294,21 @@ class Runner:
     ) -> FunctionOutcome:
         rid = request_id()
         retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
-        rng: random.Random | None = None  # seeded from os.urandom only when a conflict needs it
-        attempt = 0
-        spec: FunctionSpec | None = None
-        while True:
+        lines: list[str] = []  # the log lines of the latest attempt
+
+        def attempt(txn: Transaction) -> FunctionOutcome | Discard[FunctionOutcome]:
+            nonlocal lines
+            spec: FunctionSpec | None = None
             cap, token = begin_capture()
+            lines = cap.lines
             try:
                 spec = self.resolve(path, identity, "mutation")
-                txn = self.db.begin()
                 txn.source = spec.path
                 system = SystemView(txn)
                 if check_first is not None:
                     stored = check_first(system)
                     if stored is not None:
-                        return stored
+                        return Discard(stored)
                 checked = self._check_args(spec, args, txn)
                 ctx = self.make_ctx(MutationCtx, system, identity, self.db.clock.now_ms(), random.getrandbits(63), 0)
                 handler = spec.function.handler
@@ -315,39 +316,41 @@ class Runner:
                 outcome = self._success(value, spec, cap.finish())
                 if before_commit is not None:
                     before_commit(system, outcome)
-                outcome.ts = self.db.commit(txn)
                 return outcome
-            except OccConflict as conflict:
-                # (``finally`` below ends the capture of this attempt; a ContextVar token can
-                # be reset only once.)
-                if attempt >= retries:
-                    return FunctionOutcome(
-                        success=False,
-                        error_message=f"[Request ID: {rid}] Server Error\nThe mutation conflicted with "
-                        f"concurrent writes {attempt + 1} times in a row and was not applied. Retry it, "
-                        "or make it touch fewer hot documents.",
-                        log_lines=cap.finish(),
-                        error_code="OptimisticConcurrencyControlFailure",
-                    )
-                if rng is None:
-                    rng = random.Random()
-                self.stats.occ_retries.inc()
-                sleep(backoff_ms(attempt, rng) / 1000.0)
-                if conflict.conflict_ts is not None:
-                    # Retry on a snapshot that includes the conflicting commit.
-                    self.db.committer.wait_published(conflict.conflict_ts)
-                attempt += 1
-                continue
             except StorageFailure:
                 raise
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt | SystemExit):
                     raise
-                return self._error(exc, rid, cap.finish())
+                return Discard(self._error(exc, rid, cap.finish()))
             finally:
                 end_capture(token)
                 if spec is not None:
                     self._log(spec, cap.lines)
+
+        try:
+            outcome, ts = run_in_transaction(
+                self.db, attempt, max_retries=retries, sleep=sleep,
+                on_conflict=lambda _n, _exc: self.stats.occ_retries.inc(),
+            )
+        except OccConflict:
+            return FunctionOutcome(
+                success=False,
+                error_message=f"[Request ID: {rid}] Server Error\nThe mutation conflicted with "
+                f"concurrent writes {retries + 1} times in a row and was not applied. Retry it, "
+                "or make it touch fewer hot documents.",
+                log_lines=lines,
+                error_code="OptimisticConcurrencyControlFailure",
+            )
+        except StorageFailure:
+            raise
+        except BaseException as exc:  # the commit failed otherwise
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            return self._error(exc, rid, lines)
+        if ts is not None:
+            outcome.ts = ts
+        return outcome
 
     # --- actions ---------------------------------------------------------------------------------
     async def run_action(self, path: Any, args: Any, identity: Identity | None, host: ActionHost) -> FunctionOutcome:
