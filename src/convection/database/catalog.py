@@ -179,5 +179,3 @@ class Catalog:
     def index(self, table: str, name: str) -> IndexInfo | None:
         return self._by_table.get(table, {}).get(name)
 
-    def all_indexes(self) -> list[IndexInfo]:
-        return list(self._indexes.values())

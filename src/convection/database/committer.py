@@ -92,7 +92,6 @@ class Committer:
         self.latest_ts = start_ts
         self._failed: BaseException | None = None
         self._stopping = False
-        self._listeners: list[Callable[[int], None]] = []
         self.commits = 0  # bumped by the writer thread only
         self.occ_conflicts = 0  # bumped under self._lock
         self.commit_seconds = Histogram(LATENCY_BUCKETS_S)
@@ -101,18 +100,6 @@ class Committer:
         self._thread.start()
 
     # --- public ---------------------------------------------------------------------------
-    def add_listener(self, fn: Callable[[int], None]) -> None:
-        """``fn(latest_ts)`` runs in the writer thread after each published batch."""
-        self._listeners.append(fn)
-
-    def bump_ts(self, ts: int) -> None:
-        """Make every future commit and ``latest_ts`` at least ``ts`` (a client observed it)."""
-        with self._lock:
-            if ts > self._last_assigned:
-                self._last_assigned = ts
-            if not self._queue and ts > self.latest_ts:
-                self.latest_ts = ts
-
     def commit(
         self,
         begin_ts: int,
@@ -258,12 +245,6 @@ class Committer:
                     cb()
                 except Exception:  # a subscriber's bug must not stop the committer
                     log.exception("subscription callback failed")
-            latest = self.latest_ts
-            for fn in self._listeners:
-                try:
-                    fn(latest)
-                except Exception:
-                    log.exception("commit listener failed")
 
     def _trim(self) -> None:
         horizon = self._clock.now_ns() - knobs.WRITE_LOG_RETENTION_MS * 1_000_000

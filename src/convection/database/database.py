@@ -120,12 +120,6 @@ class Database:
     def latest_ts(self) -> int:
         return self.committer.latest_ts
 
-    def bump_ts(self, ts: int) -> None:
-        self.committer.bump_ts(ts)
-
-    def add_commit_listener(self, fn: Callable[[int], None]) -> None:
-        self.committer.add_listener(fn)
-
     def add_publish_hook(self, fn: Callable[[list[CommitRecord]], None]) -> None:
         self._publish_hooks.append(fn)
 
