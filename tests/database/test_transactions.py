@@ -10,8 +10,8 @@ from convection.database import Database, Transaction, run_in_transaction
 from convection.database.transaction import SystemView
 from convection.errors import DatabaseError, IdError, LimitError, OccConflict, ValidationError
 from convection.persistence.sqlite import SqlitePersistence
+from convection.schema.builders import v
 from convection.schema.schema import define_schema, define_table
-from convection.schema.validators import v
 from convection.values.model import UNSET, Int64
 
 

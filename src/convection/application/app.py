@@ -34,7 +34,8 @@ from convection.functions.context import ActionHost
 from convection.functions.identity import ANONYMOUS, Identity
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
-from convection.functions.paths import canonical_path, function_path
+from convection.functions.paths import canonical_path
+from convection.functions.references import function_path
 from convection.functions.runner import FunctionCallError, Runner
 from convection.search.service import TextSearchService
 from convection.values.json import dumps, loads

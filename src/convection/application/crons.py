@@ -19,11 +19,11 @@ import logging
 import time
 from typing import Any
 
-from convection.application.scheduler import (
+from convection.application.workers import (
     RETRY_FOREVER,
     SKIPPED,
     TRANSIENT_ACTION_ERROR,
-    SchedulerExecutor,
+    JobRuntime,
     error_text,
 )
 from convection.database.transaction import SystemView
@@ -46,7 +46,7 @@ log = logging.getLogger("convection.crons")
 class CronRunner:
     """The cron half of the executor: sync, run one cron, read logs."""
 
-    def __init__(self, executor: SchedulerExecutor) -> None:
+    def __init__(self, executor: JobRuntime) -> None:
         self.executor = executor
 
     @property
@@ -95,13 +95,13 @@ class CronRunner:
     async def run(self, cron: CronJob) -> None:
         ex = self.executor
         if cron.state == IN_PROGRESS:
-            await ex._in_thread(lambda: self._fail_orphan(cron))
+            await ex.in_thread(lambda: self._fail_orphan(cron))
             return
         spec = ex.app.loaded.get(cron.udf_path)
         if spec is not None and spec.kind == "action":
             await self._run_action(cron)
         else:
-            await ex._in_thread(lambda: self._run_mutation(cron))
+            await ex.in_thread(lambda: self._run_mutation(cron))
 
     @staticmethod
     def _unchanged(system: SystemView, cron: CronJob) -> bool:
@@ -164,7 +164,7 @@ class CronRunner:
                 return None
             return CronJobs(system).mark_in_progress(cron)
 
-        marked = await ex._in_thread(lambda: ex.transact(begin))
+        marked = await ex.in_thread(lambda: ex.transact(begin))
         if marked is None:
             return
         started = time.perf_counter()
@@ -181,7 +181,7 @@ class CronRunner:
                 model.log(marked, status, outcome.log_lines, elapsed)
                 model.finish_run(marked, now)
 
-        await ex._in_thread(lambda: ex.transact(finish))
+        await ex.in_thread(lambda: ex.transact(finish))
         self._report(cron, "success" if outcome.success else f"failed: {status['error']}")
 
     def _report(self, cron: CronJob, what: str) -> None:

@@ -33,13 +33,20 @@ import asyncio
 import concurrent.futures
 import logging
 import math
-import sys
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from convection import knobs
+from convection.application.crons import CronRunner
+from convection.application.workers import (
+    RETRY_FOREVER,
+    SKIPPED,
+    TRANSIENT_ACTION_ERROR,
+    WorkerHost,
+    error_text,
+)
 from convection.database.readset import FrozenReadSet
 from convection.database.retry import run_in_transaction
 from convection.database.subscriptions import Subscription
@@ -52,31 +59,9 @@ from convection.model import cron_jobs, scheduled_jobs
 from convection.model.cron_jobs import CronJob, CronJobs
 from convection.model.scheduled_jobs import JobState, ScheduledJob, ScheduledJobs
 
-if TYPE_CHECKING:
-    from convection.application.app import Application
-
 log = logging.getLogger("convection.scheduler")
 
 T = TypeVar("T")
-
-TRANSIENT_ACTION_ERROR = "Transient error while executing action"
-RETRY_FOREVER = sys.maxsize
-# Returned by a run's check_first when the job changed before it could run (canceled, ...).
-SKIPPED = FunctionOutcome(success=True)
-
-
-def error_text(outcome: FunctionOutcome) -> str:
-    """The message recorded for a failed run: the client-facing error without the request
-    id prefix."""
-    msg = outcome.error_message
-    if msg.startswith("[Request ID: "):
-        _head, sep, rest = msg.partition("] ")
-        if sep:
-            msg = rest
-            if msg.startswith("Server Error\n"):
-                msg = msg[len("Server Error\n") :]
-    return msg.strip() or "Server Error"
-
 
 @dataclass
 class _Pass:
@@ -99,15 +84,13 @@ class SchedulerExecutor:
     tests call :meth:`run_due_jobs` / :meth:`finish_scheduled_functions`.
     """
 
-    def __init__(self, app: Application, *, parallelism: int | None = None) -> None:
+    def __init__(self, app: WorkerHost, *, parallelism: int | None = None) -> None:
         self.app = app
         self.db = app.db
         self.clock = app.db.clock
         self.parallelism = parallelism or knobs.SCHEDULER_EXECUTION_PARALLELISM_COUNT
         scheduled_jobs.ensure_tables(self.db.catalog)
         cron_jobs.ensure_tables(self.db.catalog)
-        from convection.application.crons import CronRunner  # crons.py imports this module
-
         self.crons = CronRunner(self)
         self.services = SchedulerServices(
             resolve=self._resolve, now_ms=self.clock.now_ms, run_transaction=self._run_transaction
@@ -149,14 +132,14 @@ class SchedulerExecutor:
         return spec.path
 
     async def _run_transaction(self, fn: Callable[[SystemView], Any]) -> Any:
-        return await self._in_thread(lambda: self.transact(fn))
+        return await self.in_thread(lambda: self.transact(fn))
 
     def transact(self, fn: Callable[[SystemView], T]) -> T:
         """Run ``fn`` on the system view of a transaction and commit it, retrying conflicts
         without limit."""
         return run_in_transaction(self.db, lambda txn: fn(SystemView(txn)), max_retries=RETRY_FOREVER)[0]
 
-    async def _in_thread(self, fn: Callable[[], T]) -> T:
+    async def in_thread(self, fn: Callable[[], T]) -> T:
         """Run blocking work on the application's worker threads. Tracked so that ``stop()``
         can wait for it: a cancelled task does not stop its thread, and the database must
         not close under it."""
@@ -181,7 +164,7 @@ class SchedulerExecutor:
     async def start(self, *, background: bool = True) -> None:
         """Sync crons with the code in force, then (``background``) run the executor loop."""
         self._bind()
-        await self._in_thread(lambda: self.crons.sync(self.app.loaded))
+        await self.in_thread(lambda: self.crons.sync(self.app.loaded))
         if background and self._loop_task is None:
             self._loop_task = asyncio.create_task(self._run_loop(), name="convection-scheduler")
 
@@ -286,7 +269,7 @@ class SchedulerExecutor:
         blocked = {k for k, (_, at) in self._failures.items() if at > now}
         busy = frozenset(self._running) | blocked
         capacity = self.parallelism - len(self._running)
-        found = await self._in_thread(lambda: self._read_queues(now, busy, capacity))
+        found = await self.in_thread(lambda: self._read_queues(now, busy, capacity))
         for _, at in self._failures.values():
             if at > now and (found.next_due is None or at < found.next_due):
                 found.next_due = at
@@ -364,7 +347,7 @@ class SchedulerExecutor:
         ran = await self.run_due_jobs()
         if ran:
             return ran
-        nxt = await self._in_thread(self.next_scheduled_time)
+        nxt = await self.in_thread(self.next_scheduled_time)
         if nxt is None:
             return 0
         if nxt > self.clock.now_ms():
@@ -379,7 +362,7 @@ class SchedulerExecutor:
         total = 0
         for _ in range(max_rounds):
             total += await self.run_due_jobs()
-            nxt = await self._in_thread(self.next_scheduled_time)
+            nxt = await self.in_thread(self.next_scheduled_time)
             if nxt is None:
                 return total
             if nxt > self.clock.now_ms():
@@ -393,13 +376,13 @@ class SchedulerExecutor:
     # --- scheduled functions ----------------------------------------------------------------
     async def _run_job(self, job: ScheduledJob) -> None:
         if job.state is JobState.IN_PROGRESS:
-            await self._in_thread(lambda: self._fail_orphan(job))
+            await self.in_thread(lambda: self._fail_orphan(job))
             return
         spec = self.app.loaded.get(job.name)
         if spec is not None and spec.kind == "action":
             await self._run_action_job(job)
         else:
-            await self._in_thread(lambda: self._run_mutation_job(job))
+            await self.in_thread(lambda: self._run_mutation_job(job))
 
     def _fail_orphan(self, job: ScheduledJob) -> None:
         now = self.clock.now_ms()
@@ -448,7 +431,7 @@ class SchedulerExecutor:
                 return None
             return model.args_of(job)
 
-        args = await self._in_thread(lambda: self.transact(begin))
+        args = await self.in_thread(lambda: self.transact(begin))
         if args is None:
             return
         with running_job(job.id):
@@ -456,7 +439,7 @@ class SchedulerExecutor:
         state = JobState.SUCCESS if outcome.success else JobState.FAILED
         message = None if outcome.success else error_text(outcome)
         now = self.clock.now_ms()
-        await self._in_thread(
+        await self.in_thread(
             lambda: self.transact(
                 lambda system: ScheduledJobs(system).complete(
                     job.id, state, now, error=message, expect=JobState.IN_PROGRESS
@@ -470,7 +453,7 @@ class SchedulerExecutor:
         if now < self._next_prune_ms:
             return
         self._next_prune_ms = now + knobs.SCHEDULER_PRUNE_INTERVAL_MS
-        await self._in_thread(lambda: self.prune(now))
+        await self.in_thread(lambda: self.prune(now))
 
     def prune(self, now_ms: float) -> int:
         """Delete finished jobs and cron logs older than the retention (blocking)."""

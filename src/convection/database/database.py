@@ -20,8 +20,9 @@ from convection.clock import Clock, SystemClock
 from convection.database.catalog import BY_ID, Catalog, IndexInfo
 from convection.database.committer import CommitRecord, Committer
 from convection.database.pagination import CursorCodec
-from convection.database.query import Query, SearchProvider
+from convection.database.query import Query
 from convection.database.readset import FrozenReadSet
+from convection.database.search_provider import SearchProvider
 from convection.database.subscriptions import Subscription, SubscriptionManager
 from convection.database.transaction import Transaction, index_key
 from convection.errors import DatabaseError
@@ -60,7 +61,7 @@ class Database:
         self._durable_hooks: list[Callable[[list[CommitRecord]], None]] = []
         self._write_keys_hooks: list[Callable[[list[Any], dict[int, list[bytes]]], None]] = []
         # Full-text search for Query.with_search_index (installed by convection.search).
-        self.text_search: SearchProvider | None = None
+        self.text_search: SearchProvider[Transaction] | None = None
         self._maintenance_hooks: list[Callable[[], object]] = []
         self._creation_lock = threading.Lock()
         self._last_creation_time = 0.0

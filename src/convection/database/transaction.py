@@ -5,7 +5,8 @@ an interval of encoded keys in the :class:`ReadSet` (a ``get`` records the id's 
 hit or miss; a range scan records the part it consumed). Writes are buffered per document
 (coalesced: insert then patch is one insert) and overlaid on every read, so the transaction
 reads its own writes through every index. Nothing reaches the database until
-:meth:`Database.commit`.
+:meth:`Database.commit`. A transaction sees the database only through the
+:class:`TransactionHost` protocol.
 
 System tables (names starting with ``_``) are behind a capability: the write operations of a
 :class:`Transaction` (``insert``/``patch``/``replace``/``delete``) always refuse them, and
@@ -21,22 +22,23 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from convection import knobs
-from convection.database.catalog import BY_ID, IndexInfo
+from convection.clock import Clock
+from convection.database.catalog import BY_ID, Catalog, IndexInfo
+from convection.database.pagination import CursorCodec
 from convection.database.readset import ReadSet
+from convection.database.search_provider import SearchProvider
 from convection.errors import DatabaseError, IdError, LimitError, ValidationError
 from convection.indexing.keys import encode_key, encode_value
+from convection.persistence.base import Persistence
 from convection.values.ids import decode_id, encode_id, new_internal_id
 from convection.values.json import loads_stored
 from convection.values.model import UNSET, normalize, value_size
 from convection.values.order import MISSING
-
-if TYPE_CHECKING:
-    from convection.database.database import Database
 
 SYSTEM_FIELDS = ("_id", "_creationTime")
 
@@ -74,12 +76,43 @@ def index_key(index: IndexInfo, doc: dict[str, Any]) -> bytes:
     return encode_key([field_value(doc, f) for f in index.key_fields])
 
 
+class TransactionHost(Protocol):
+    """What a transaction (and the queries over it) use of the database that began it: the
+    snapshot store, the catalog, the schema check and a few allocators. ``Database``
+    implements it; the transaction module does not import the database module."""
+
+    @property
+    def persistence(self) -> Persistence: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def cursors(self) -> CursorCodec: ...
+
+    @property
+    def text_search(self) -> SearchProvider[Transaction] | None: ...
+
+    def validate_document(self, table: str, fields: dict[str, Any], id_str: str) -> dict[str, Any] | None: ...
+
+    def ensure_table(self, name: str) -> int: ...
+
+    def allocate_creation_time(self, at_least: float) -> float: ...
+
+    def declared_index(self, table: str, name: str) -> bool: ...
+
+    def ensure_indexes(self, progress: Callable[[str, int], None] | None = None) -> None: ...
+
+
 class Transaction:
     """One unit of reads and writes at snapshot ``begin_ts``. Not thread-safe."""
 
     def __init__(
         self,
-        db: Database,
+        db: TransactionHost,
         begin_ts: int,
         *,
         read_only: bool = False,

@@ -19,13 +19,30 @@ transaction, committed at once. A method not available in a function kind raises
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from convection.database.transaction import SystemView
-from convection.model.file_storage import FileStorageError, FileStorageTable
+from convection.model.file_storage import FileEntry, FileStorageError, FileStorageTable
 
-if TYPE_CHECKING:
-    from convection.files.service import FileStorage
+
+class FileStorage(Protocol):
+    """What ``ctx.storage`` needs from the file storage service (``files/service.py``
+    implements it; this module does not import it)."""
+
+    run_blocking: Callable[[Callable[[], Any]], Awaitable[Any]]
+
+    def url_for(self, storage_id: str) -> str: ...
+
+    def upload_url(self) -> str: ...
+
+    def entry(self, storage_id: Any, where: str = ...) -> FileEntry | None: ...
+
+    def read(self, storage_id: Any, where: str = ...) -> bytes | None: ...
+
+    def delete(self, storage_id: Any, where: str = ...) -> None: ...
+
+    def store_data(self, data: Any, content_type: str | None = ...) -> str: ...
 
 
 def _unavailable(method: str, kind: str, where: str) -> FileStorageError:

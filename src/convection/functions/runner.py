@@ -37,7 +37,8 @@ from convection.functions.limits import WATCHDOG, FunctionTimeout
 from convection.functions.loader import FunctionSpec, LoadedApp
 from convection.functions.logs import begin_capture, end_capture
 from convection.functions.outcome import FunctionOutcome
-from convection.functions.paths import display_path, function_path
+from convection.functions.paths import display_path
+from convection.functions.references import function_path
 from convection.stats import CallStats
 from convection.values.json import dumps
 from convection.values.model import normalize

@@ -65,7 +65,7 @@ from convection.functions.decorators import ConvexFunction
 from convection.functions.identity import Identity
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
-from convection.functions.paths import function_path
+from convection.functions.references import function_path
 from convection.functions.runner import FunctionCallError
 from convection.server.app import Deployment, open_deployment
 from convection.values.model import normalize
