@@ -465,8 +465,7 @@ class Admin:
                         kept += 1
                     else:
                         storage_id = system.insert(STORAGE_TABLE, doc.fields)
-                    with files._lock:
-                        files._pending.add(storage_id)
+                    files.hold(storage_id)
                     written.append(storage_id)
                     files.blobs.put(storage_id, s.read(f))
                 try:
@@ -483,8 +482,7 @@ class Admin:
                     code=exc.code,
                 ) from None
             finally:
-                with files._lock:
-                    files._pending.difference_update(written)
+                files.release(written)
             s.imported += len(batch)
             s.kept_ids += kept
             if progress is not None:

@@ -157,7 +157,9 @@ class Transaction:
                 code="TooManyBytesRead",
             )
 
-    def _count_interval(self) -> None:
+    def count_interval(self) -> None:
+        """Charge one read call (a get, an index scan, a search) to the limit on reads per
+        transaction; raises LimitError past it."""
         if self.reads.count >= knobs.TRANSACTION_MAX_READ_INTERVALS_COUNT:
             raise LimitError(
                 f"Too many reads in a single function execution (limit: "
@@ -219,7 +221,7 @@ class Transaction:
         w = self.writes.get(internal)
         by_id = self.db.catalog.index(table, BY_ID)
         assert by_id is not None
-        self._count_interval()
+        self.count_interval()
         self.reads.record_point(by_id.index_id, encode_value(id_str))
         if w is not None:
             return None if w.new is None else _copy(w.new)
@@ -388,7 +390,7 @@ class Transaction:
     ) -> Iterator[tuple[bytes, dict[str, Any]]]:
         """Documents of ``index`` with keys in ``[start, end)`` in key order, at the snapshot
         with this transaction's writes overlaid. Records the consumed part of the range."""
-        self._count_interval()
+        self.count_interval()
         rr = self.reads.record_range(index.index_id, start, end, reverse)
         overlay: list[tuple[bytes, dict[str, Any]]] = []
         hidden: set[bytes] = set()

@@ -120,6 +120,16 @@ class FileStorage:
         self.tokens.verify(token, self.db.clock.now_ms())
 
     # --- storing -------------------------------------------------------------------------------
+    def hold(self, storage_id: str) -> None:
+        """Protect ``storage_id`` 's blob from the sweeper while its row is not committed yet
+        (a store or an import in flight); :meth:`release` once the commit is published."""
+        with self._lock:
+            self._pending.add(storage_id)
+
+    def release(self, storage_ids: list[str]) -> None:
+        with self._lock:
+            self._pending.difference_update(storage_ids)
+
     def store(self, writer: BlobWriter, content_type: str | None) -> str:
         """Turn a fully written ``writer`` into a stored file; returns its storage id.
         Blocking (file I/O and a commit)."""

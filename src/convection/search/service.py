@@ -291,7 +291,7 @@ class TextSearch:
     def rows(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
         txn = self._txn
         ix = self._ix
-        txn._count_interval()
+        txn.count_interval()
         if self._query.filters:
             pos, enc = self._query.filters[0]
             txn.reads.record_point(ix.pseudo_id, bytes([pos]) + enc)
