@@ -5,7 +5,8 @@ replace / delete on a document of each of ``_mutation_results``, ``_scheduled_fu
 ``_storage`` and ``_cron_jobs``, sent as raw sync frames over the WebSocket (every socket
 mutation carries an idempotency key, so it takes the stored-result lookup path) and over
 HTTP. Each attempt must meet error code ``SystemTable``, and afterwards every document reads
-back unchanged through ``ctx.db.system`` (reading stays allowed).
+back unchanged (through the admin API; ``_storage`` and ``_scheduled_functions`` also through
+``ctx.db.system``, which stays readable).
 
 Regression: the idempotency lookup of socket mutations once left the transaction able to
 write system tables for the rest of the call.
@@ -60,6 +61,18 @@ class SyncSocket:
                 return dict(message)
 
 
+def admin_documents(server: ServerProcess, table: str) -> dict[str, Any]:
+    """Every document of ``table`` by id, through the admin API."""
+    req = urllib.request.Request(
+        f"{server.url}/api/admin/tables/{table}/documents?limit=100",
+        headers={"Authorization": f"Convex {server.admin_key}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        page = json.loads(resp.read())
+    assert page["isDone"], page
+    return {doc["_id"]: doc for doc in page["page"]}
+
+
 def http_mutation(server: ServerProcess, path: str, args: dict[str, Any]) -> dict[str, Any]:
     body = json.dumps({"path": path, "args": [args], "format": "convex_encoded_json"}).encode()
     req = urllib.request.Request(
@@ -71,7 +84,7 @@ def http_mutation(server: ServerProcess, path: str, args: dict[str, Any]) -> dic
 
 @pytest.fixture(scope="module")
 def sys_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("e2e-systables") / "data", app_dir=APP)
+    proc = ServerProcess(tmp_path_factory.mktemp("e2e-systables") / "data", functions=APP)
     proc.start()
     try:
         yield proc
@@ -90,17 +103,22 @@ def targets(sys_server: ServerProcess) -> dict[str, str]:
         assert response["success"] is True, response
     finally:
         sock.close()
+    found = dict(sys_server.call("query", "systables:ids"))  # read through ctx.db.system
     deadline = time.monotonic() + DEADLINE_S
     while True:  # the cron row is written when the server syncs crons.py at start
-        ids = sys_server.call("query", "systables:ids")
-        if all(ids[t] is not None for t in SYSTEM_TABLES):
-            return {t: str(ids[t]) for t in SYSTEM_TABLES}
-        assert time.monotonic() < deadline, f"system rows missing: {ids}"
+        for table in ("_mutation_results", "_cron_jobs"):
+            found[table] = next(iter(admin_documents(sys_server, table)), None)
+        if all(found.get(t) is not None for t in SYSTEM_TABLES):
+            return {t: str(found[t]) for t in SYSTEM_TABLES}
+        assert time.monotonic() < deadline, f"system rows missing: {found}"
         time.sleep(0.05)
 
 
 def _snapshot(server: ServerProcess, targets: dict[str, str]) -> dict[str, Any]:
-    return {t: server.call("query", "systables:read", {"id": i}) for t, i in targets.items()}
+    docs = {t: admin_documents(server, t).get(i) for t, i in targets.items()}
+    for table in ("_scheduled_functions", "_storage"):  # ctx.db.system keeps reading them
+        assert server.call("query", "systables:read", {"id": targets[table]})["_id"] == targets[table]
+    return docs
 
 
 def test_socket_mutations_cannot_write_system_tables(sys_server: ServerProcess, targets: dict[str, str]) -> None:

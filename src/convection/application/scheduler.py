@@ -89,8 +89,8 @@ class SchedulerExecutor:
         self.db = app.db
         self.clock = app.db.clock
         self.parallelism = parallelism or knobs.SCHEDULER_EXECUTION_PARALLELISM_COUNT
-        scheduled_jobs.ensure_tables(self.db.catalog)
-        cron_jobs.ensure_tables(self.db.catalog)
+        scheduled_jobs.ensure_tables(self.db)
+        cron_jobs.ensure_tables(self.db)
         self.crons = CronRunner(self)
         self.services = SchedulerServices(
             resolve=self._resolve, now_ms=self.clock.now_ms, run_transaction=self._run_transaction

@@ -20,16 +20,31 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from convection import knobs
+from convection.database.transaction import Transaction
 from convection.errors import OccConflict
 
-if TYPE_CHECKING:
-    from convection.database.database import Database
-    from convection.database.transaction import Transaction
-
 T = TypeVar("T")
+
+
+class CommitLog(Protocol):
+    """Waiting for a commit to be published (the database's committer)."""
+
+    def wait_published(self, ts: int, timeout: float = ...) -> None: ...
+
+
+class TransactionSource(Protocol):
+    """What the loop needs of a database (``Database`` implements it; this module does not
+    import the database module, which calls the loop)."""
+
+    @property
+    def committer(self) -> CommitLog: ...
+
+    def begin(self) -> Transaction: ...
+
+    def commit(self, txn: Transaction) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +61,7 @@ def backoff_ms(attempt: int, rng: random.Random) -> float:
 
 
 def run_in_transaction(
-    db: Database,
+    db: TransactionSource,
     fn: Callable[[Transaction], T | Discard[T]],
     *,
     max_retries: int | None = None,

@@ -8,7 +8,7 @@ code it met (``"written"`` if the write went through).
 
 from convection import action, internal, internal_mutation, mutation, query, v
 
-SYSTEM_TABLES = ["_mutation_results", "_scheduled_functions", "_storage", "_cron_jobs"]
+READABLE_SYSTEM_TABLES = ["_scheduled_functions", "_storage"]  # what ctx.db.system reads
 
 
 @internal_mutation
@@ -28,9 +28,9 @@ async def store_file(ctx):
 
 @query
 def ids(ctx):
-    """The first document of each system table (read through ctx.db.system)."""
+    """The first document of each system table that ctx.db.system reads."""
     out = {}
-    for table in SYSTEM_TABLES:
+    for table in READABLE_SYSTEM_TABLES:
         doc = ctx.db.system.query(table).first()
         out[table] = None if doc is None else doc["_id"]
     return out
