@@ -51,6 +51,7 @@ from convection.database.readset import FrozenReadSet
 from convection.database.retry import run_in_transaction
 from convection.database.subscriptions import Subscription
 from convection.database.transaction import SystemView
+from convection.functions.calllog import call_origin
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.runner import FunctionCallError
@@ -409,7 +410,7 @@ class SchedulerExecutor:
         def before_commit(system: SystemView, outcome: FunctionOutcome) -> None:
             ScheduledJobs(system).complete(job.id, JobState.SUCCESS, self.clock.now_ms())
 
-        with running_job(job.id):
+        with running_job(job.id), call_origin("scheduled", job.name):
             outcome = self.app.runner.run_mutation(
                 job.name, args, None, check_first=check_first, before_commit=before_commit,
                 max_retries=RETRY_FOREVER,
@@ -434,7 +435,7 @@ class SchedulerExecutor:
         args = await self.in_thread(lambda: self.transact(begin))
         if args is None:
             return
-        with running_job(job.id):
+        with running_job(job.id), call_origin("scheduled", job.name):
             outcome = await self.app.runner.run_action(job.name, args, None, self.app.host)
         state = JobState.SUCCESS if outcome.success else JobState.FAILED
         message = None if outcome.success else error_text(outcome)

@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 from convection.clock import Clock
 from convection.database.database import Database
 from convection.database.transaction import SystemView
+from convection.functions.calllog import NOT_RUN
 from convection.functions.context import ActionHost
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
@@ -25,7 +26,8 @@ T = TypeVar("T")
 TRANSIENT_ACTION_ERROR = "Transient error while executing action"
 RETRY_FOREVER = sys.maxsize
 # Returned by a run's check_first when the job changed before it could run (canceled, ...).
-SKIPPED = FunctionOutcome(success=True)
+# The call log leaves out outcomes with this code: the function did not run.
+SKIPPED = FunctionOutcome(success=True, error_code=NOT_RUN)
 
 
 def error_text(outcome: FunctionOutcome) -> str:
