@@ -26,7 +26,7 @@ from convection.auth.errors import AuthError
 from convection.auth.jwks import JwksCache
 from convection.auth.verifier import TokenVerifier
 from convection.database.database import Database
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
 from convection.errors import ConvexError
 from convection.files.blobs import BlobStore, MemoryBlobStore
 from convection.files.service import FileStorage
@@ -35,7 +35,8 @@ from convection.functions.context import ActionHost
 from convection.functions.identity import ANONYMOUS, Identity
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
-from convection.functions.paths import canonical_path, function_path
+from convection.functions.paths import canonical_path
+from convection.functions.references import function_path
 from convection.functions.runner import FunctionCallError, Runner
 from convection.search.service import TextSearchService
 from convection.values.json import dumps, loads
@@ -87,7 +88,7 @@ class Application:
         # Scheduled functions and crons (application/scheduler.py); ctx members are added by
         # the decorators in _ctx_decorators, run on every ctx the runner builds.
         self.scheduler = SchedulerExecutor(self)
-        self._ctx_decorators: list[Callable[[Any, Transaction | None], None]] = [self.scheduler.decorate_ctx]
+        self._ctx_decorators: list[Callable[[Any, SystemView | None], None]] = [self.scheduler.decorate_ctx]
         # File storage (convection/files): ctx.storage, the _storage table, blobs (in memory
         # unless the wiring passes a store), URLs under ``origin``.
         self.files = FileStorage(
@@ -102,9 +103,9 @@ class Application:
         self._ctx_decorators.append(self.vector_search.decorate_ctx)
         self.runner.decorate_ctx = self._decorate_ctx
 
-    def _decorate_ctx(self, ctx: Any, txn: Transaction | None) -> None:
+    def _decorate_ctx(self, ctx: Any, system: SystemView | None) -> None:
         for decorate in self._ctx_decorators:
-            decorate(ctx, txn)
+            decorate(ctx, system)
 
     async def start(self) -> None:
         """Start the background services (scheduler and crons). The server calls it once its
@@ -129,12 +130,12 @@ class Application:
         removed = 0
         while True:
             txn = self.db.begin()
-            txn._system_access = True
+            system = SystemView(txn)
             old = Query(txn, MUTATION_RESULTS_TABLE).with_index(
                 "by_creation_time", lambda q: q.lt("_creationTime", cutoff)
             ).take(500)
             for doc in old:
-                txn.delete(doc["_id"])
+                system.delete(doc["_id"])
             if not old:
                 return removed
             self.db.commit(txn)
@@ -263,10 +264,10 @@ class Application:
             return self.runner.run_mutation(path, args, identity)
         session, request = key
 
-        def lookup(txn: Transaction) -> FunctionOutcome | None:
-            txn._system_access = True
+        def lookup(system: SystemView) -> FunctionOutcome | None:
             from convection.database.query import Query
 
+            txn = system.txn
             q = Query(txn, MUTATION_RESULTS_TABLE).with_index(
                 "by_request", lambda r: r.eq("sessionId", session).eq("requestId", float(request))
             )
@@ -280,9 +281,8 @@ class Application:
                 ts=rev.ts if rev is not None else txn.begin_ts,
             )
 
-        def store(txn: Transaction, outcome: FunctionOutcome) -> None:
-            txn._system_access = True
-            txn.insert(
+        def store(system: SystemView, outcome: FunctionOutcome) -> None:
+            system.insert(
                 MUTATION_RESULTS_TABLE,
                 {
                     "sessionId": session,
@@ -291,7 +291,6 @@ class Application:
                     "logLines": outcome.log_lines,
                 },
             )
-            txn._system_access = False
 
         return self.runner.run_mutation(path, args, identity, check_first=lookup, before_commit=store)
 

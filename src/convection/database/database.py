@@ -30,8 +30,9 @@ from convection.database.catalog import (
 )
 from convection.database.committer import CommitRecord, Committer
 from convection.database.pagination import CursorCodec
-from convection.database.query import Query, SearchProvider
+from convection.database.query import Query
 from convection.database.readset import FrozenReadSet
+from convection.database.search_provider import SearchProvider
 from convection.database.subscriptions import Subscription, SubscriptionManager
 from convection.database.transaction import Transaction, Write, index_key
 from convection.errors import DatabaseError
@@ -78,7 +79,7 @@ class Database:
         self._durable_hooks: list[Callable[[list[CommitRecord]], None]] = []
         self._write_keys_hooks: list[Callable[[list[Any], dict[int, list[bytes]]], None]] = []
         # Full-text search for Query.with_search_index (installed by convection.search).
-        self.text_search: SearchProvider | None = None
+        self.text_search: SearchProvider[Transaction] | None = None
         self._maintenance_hooks: list[Callable[[], object]] = []
         self._creation_lock = threading.Lock()
         self._last_creation_time = 0.0
@@ -197,7 +198,9 @@ class Database:
         conflicts); returns (fn's result, commit ts)."""
         from convection.database.retry import run_in_transaction
 
-        return run_in_transaction(self, fn, max_retries=SYSTEM_TXN_MAX_RETRIES)
+        value, ts = run_in_transaction(self, fn, max_retries=SYSTEM_TXN_MAX_RETRIES)
+        assert ts is not None  # fn never returns Discard
+        return value, ts
 
     @property
     def schema(self) -> SchemaDefinition | None:

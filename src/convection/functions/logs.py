@@ -170,6 +170,3 @@ def begin_capture() -> tuple[LogCapture, contextvars.Token[LogCapture | None]]:
 def end_capture(token: contextvars.Token[LogCapture | None]) -> None:
     _current.reset(token)
 
-
-def current_capture() -> LogCapture | None:
-    return _current.get()

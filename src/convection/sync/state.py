@@ -263,10 +263,6 @@ class SyncState:
         """The identity the next mutation/action runs as (latest accepted Authenticate)."""
         return self.pending_identity if self.pending_identity is not None else self.identity
 
-    @property
-    def transition_in_progress(self) -> bool:
-        return self._transition is not None
-
     # ----------------------------------------------------------------------------------
     # Inbound frames
 
