@@ -211,6 +211,23 @@ SYNC_CLOSE_TIMEOUT_MS = _knob(
     5_000,
     "How long a closing socket may take to send its last messages (FatalError, AuthError).",
 )
+SYNC_MAX_QUERIES_PER_MODIFY_COUNT = _knob(
+    "SYNC_MAX_QUERIES_PER_MODIFY_COUNT",
+    1000,
+    "Most Add/Remove entries in one ModifyQuerySet; more is a FatalError (TooManyQueries).",
+)
+SYNC_MAX_QUERIES_PER_SOCKET_COUNT = _knob(
+    "SYNC_MAX_QUERIES_PER_SOCKET_COUNT",
+    5000,
+    "Most live queries in one socket's query set; more is a FatalError (TooManyQueries).",
+)
+SYNC_MAX_OBSERVED_TS_AHEAD_MS = _knob(
+    "SYNC_MAX_OBSERVED_TS_AHEAD_MS",
+    60_000,
+    "A Connect whose maxObservedTimestamp is above the latest commit but at most this far "
+    "ahead of the wall clock moves the commit clock past it; further ahead closes the socket "
+    "(1011 InternalServerError, as the reference server does).",
+)
 
 # --- persistence (SQLite) ---------------------------------------------------------------
 SQLITE_BUSY_TIMEOUT_MS = _knob(

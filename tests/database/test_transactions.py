@@ -137,6 +137,18 @@ def test_limits_and_misuse(db: Database) -> None:
     assert e.value.code == "SystemTable"
 
 
+def test_insert_refuses_system_fields(db: Database) -> None:
+    existing = insert(db, "t", {"n": 1})
+    txn = db.begin()
+    for field, value in (("_id", existing), ("_creationTime", 1.0)):
+        with pytest.raises(ValidationError) as e:
+            txn.insert("t", {field: value, "n": 2})
+        assert e.value.code == "ValidationError"
+        assert f"system field {field!r}" in e.value.message
+        assert "_id, _creationTime" in e.value.message
+    assert txn.writes == {}
+
+
 def test_conflicting_commit_raises_occ(db: Database) -> None:
     id_ = insert(db, "c", {"n": 0})
     t1, t2 = db.begin(), db.begin()

@@ -27,7 +27,7 @@ from convection.auth.jwks import JwksCache
 from convection.auth.verifier import TokenVerifier
 from convection.database.database import Database
 from convection.database.transaction import SystemView
-from convection.errors import ConvexError
+from convection.errors import ConvexError, DatabaseError
 from convection.files.blobs import BlobStore, MemoryBlobStore
 from convection.files.service import FileStorage
 from convection.functions.calllog import CallSink
@@ -166,6 +166,9 @@ class Application:
     def latest_ts(self) -> int:
         return self.db.latest_ts()
 
+    def bump_ts(self, ts: int) -> None:
+        self.db.bump_ts(ts)
+
     _loop: asyncio.AbstractEventLoop | None = None
 
     def _deliver(self, fn: Callable[[], None]) -> None:
@@ -203,6 +206,14 @@ class Application:
     async def _cached_query(
         self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
     ) -> CacheEntry:
+        latest = self.latest_ts()
+        if ts > latest:
+            # Neither a cached entry nor a run may answer for a ts nobody committed yet: a
+            # commit in flight below it could still change the result.
+            raise DatabaseError(
+                f"Timestamp {ts} is in the future (the latest commit is at {latest})",
+                code="TooEarly",
+            )
         shared_key, own_key = self._keys(path, args, identity, journal)
         while True:
             entry = self.cache.lookup(shared_key, ts) or self.cache.lookup(own_key, ts)

@@ -146,6 +146,11 @@ class Database:
     def latest_ts(self) -> int:
         return self.committer.latest_ts
 
+    def bump_ts(self, ts: int) -> None:
+        """A client observed ``ts`` (on another process, or before a restart): make
+        ``latest_ts`` reach it (``Committer.bump_ts``)."""
+        self.committer.bump_ts(ts)
+
     def _remote_commit(self, ts: int, revisions: list[DocumentRevision]) -> list[Any]:
         """A commit another process made (called by the committer's writer thread, in ts
         order, before anything after it is built): its catalog changes take effect here, and

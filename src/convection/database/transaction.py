@@ -517,6 +517,16 @@ class Transaction:
         if not isinstance(table, str) or not table:
             raise DatabaseError(f"Table name must be a non-empty string, got {table!r}", code="InvalidTableName")
         _check_scope(table, system, f"Cannot insert into system table {table!r}")
+        if isinstance(fields, dict):
+            given = [name for name in SYSTEM_FIELDS if name in fields]
+            if given:
+                raise ValidationError(
+                    f"insert() into table {table!r} was given the system field "
+                    f"{given[0]!r}; system fields (_id, _creationTime) are assigned by the "
+                    "database. Remove it from the document, or store your own identifier "
+                    "under another name.",
+                    path=given[0],
+                )
         number = self.create_table(table)
         if self._rng is None:
             self._rng = random.Random()
