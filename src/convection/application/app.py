@@ -347,7 +347,7 @@ class Application:
             return PlainTextResponse("No matching routes found", status_code=404)
         result, _lines, exc = await run_http_action(self.runner, route.handler, request, identity, self.host)
         if exc is not None:
-            if self.redact_errors:
+            if self.redact_errors and not identity.is_admin:
                 return PlainTextResponse("Server Error", status_code=500)
             return PlainTextResponse(f"Server Error\nUncaught {type(exc).__name__}: {exc}", status_code=500)
         if not isinstance(result, Response):

@@ -276,7 +276,7 @@ def serve(
     data: DataOpt = None,
     db: DbOpt = None,
     storage: StorageOpt = None,
-    redact_errors: Annotated[bool, typer.Option("--redact-errors", help="Send 'Server Error' without details to clients.")] = False,
+    redact_errors: Annotated[bool, typer.Option("--redact-errors/--no-redact-errors", help="Callers that are not admins get 'Server Error' and a request id instead of a function's error message and traceback (the full text goes to the server log). On by default; --no-redact-errors shows everything (as `convection dev` does).")] = True,
     workers: Annotated[int, typer.Option("--workers", envvar="CONVECTION_WORKERS", help="Server processes sharing the port and the store (docs/deploy.md).")] = 1,
 ) -> None:
     """Run the backend on a functions folder (production: no watching)."""

@@ -4,14 +4,16 @@ error mapping, producing a :class:`FunctionOutcome`.
 Queries run in a read-only transaction at a given snapshot; mutations run in a transaction
 that is committed (with OCC retries, SEMANTICS.md §2.5); actions are coroutines (or plain
 functions run by the caller in a worker thread). User errors never escape: every failure is
-an outcome with a client-facing message (full text and traceback in dev, redacted with
-``redact_errors``) and, for :class:`ConvexError`, its data.
+an outcome with a client-facing message (full text and traceback; with ``redact_errors``, as
+``convection serve`` sets by default, only ``Server Error`` and the request id for callers
+that are not admins) and, for :class:`ConvexError`, its data.
 
 Synchronous entry points block: the application calls them from worker threads.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import traceback
@@ -36,7 +38,7 @@ from convection.functions.context import ActionCtx, ActionHost, MutationCtx, Que
 from convection.functions.identity import Identity
 from convection.functions.limits import WATCHDOG, FunctionTimeout
 from convection.functions.loader import FunctionSpec, LoadedApp
-from convection.functions.logs import begin_capture, end_capture
+from convection.functions.logs import begin_capture, end_capture, server_log
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import display_path
 from convection.functions.references import function_path
@@ -47,6 +49,7 @@ from convection.values.json import dumps
 from convection.values.model import normalize
 
 CtxT = TypeVar("CtxT", bound=QueryCtx)
+log = logging.getLogger("convection.functions")
 
 _KIND_NAMES = {"query": "Query", "mutation": "Mutation", "action": "Action", "httpAction": "HttpAction"}
 
@@ -122,7 +125,12 @@ class Runner:
         return spec
 
     # --- outcomes --------------------------------------------------------------------------------
-    def _error(self, exc: BaseException, rid: str, logs: list[str]) -> FunctionOutcome:
+    def _error(
+        self, exc: BaseException, rid: str, logs: list[str], identity: Identity | None = None
+    ) -> FunctionOutcome:
+        """The outcome of a failed call. With ``redact_errors`` a non-admin caller gets only
+        ``Server Error`` and the request id (the full text goes to the server log, under the
+        same request id); admins and system callers (``identity`` None) get everything."""
         if isinstance(exc, ConvexError):
             data = normalize_safe(exc.data)
             return FunctionOutcome(
@@ -139,8 +147,14 @@ class Runner:
         if isinstance(exc, StorageFailure):
             raise exc
         code = exc.code if isinstance(exc, ConvectionError) else type(exc).__name__
-        if self.redact_errors:
+        full = self._full_message(exc, rid)
+        if self.redact_errors and identity is not None and not identity.is_admin:
+            server_log(log, logging.WARNING, "function error, redacted for the caller: %s", full.rstrip())
             return FunctionOutcome(success=False, error_message=f"[Request ID: {rid}] Server Error", log_lines=logs, error_code=code)
+        return FunctionOutcome(success=False, error_message=full, log_lines=logs, error_code=code)
+
+    @staticmethod
+    def _full_message(exc: BaseException, rid: str) -> str:
         name = type(exc).__name__
         if isinstance(exc, ValidationError) and getattr(exc, "_arguments", False):
             name = "ArgumentValidationError"
@@ -149,12 +163,7 @@ class Runner:
         text = "".join(
             f"    at {f.name} ({f.filename}:{f.lineno})\n" for f in reversed(user_frames)
         )
-        return FunctionOutcome(
-            success=False,
-            error_message=f"[Request ID: {rid}] Server Error\nUncaught {name}: {exc}\n{text}",
-            log_lines=logs,
-            error_code=code,
-        )
+        return f"[Request ID: {rid}] Server Error\nUncaught {name}: {exc}\n{text}"
 
     def _success(self, value: Any, spec: FunctionSpec, logs: list[str]) -> FunctionOutcome:
         rv = spec.function.returns_validator
@@ -260,7 +269,7 @@ class Runner:
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            outcome = self._error(exc, rid, cap.finish())
+            outcome = self._error(exc, rid, cap.finish(), identity)
             outcome.ts = txn.begin_ts if txn is not None else self.db.latest_ts()
             rs = txn.reads.freeze() if txn is not None else FrozenReadSet({})
             return QueryExecution(outcome, rs, True, False)
@@ -330,7 +339,7 @@ class Runner:
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt | SystemExit):
                     raise
-                return Discard(self._error(exc, rid, cap.finish()))
+                return Discard(self._error(exc, rid, cap.finish(), identity))
             finally:
                 end_capture(token)
                 if spec is not None:
@@ -392,13 +401,13 @@ class Runner:
                 value = await loop.run_in_executor(None, lambda: context.run(handler, ctx, **checked))
             return self._success(value, spec, cap.finish())
         except TimeoutError:
-            return self._error(FunctionTimeout(f"Action timed out after {knobs.ACTION_TIMEOUT_MS / 1000:g} s"), rid, cap.finish())
+            return self._error(FunctionTimeout(f"Action timed out after {knobs.ACTION_TIMEOUT_MS / 1000:g} s"), rid, cap.finish(), identity)
         except StorageFailure:
             raise
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
                 raise
-            return self._error(exc, rid, cap.finish())
+            return self._error(exc, rid, cap.finish(), identity)
         finally:
             end_capture(token)
             if spec is not None:
