@@ -177,6 +177,20 @@ GC_GEN0_THRESHOLD_COUNT = _knob(
     "(Python's default is 700; see bench/RESULTS.md).",
 )
 
+# --- HTTP ---------------------------------------------------------------------------------
+HTTP_REQUEST_IDLE_TIMEOUT_MS = _knob(
+    "HTTP_REQUEST_IDLE_TIMEOUT_MS",
+    30_000,
+    "An HTTP connection that receives nothing for this long while the server waits for the "
+    "client (no request yet, or a request head or body not complete) is closed.",
+)
+HTTP_MAX_BODY_OVERHEAD_BYTES = _knob(
+    "HTTP_MAX_BODY_OVERHEAD_BYTES",
+    64 << 10,
+    "A function call's HTTP body may exceed MAX_FUNCTION_ARGS_SIZE_BYTES by this much (path, "
+    "format, JSON encoding); larger bodies are refused with 413 ArgumentsTooLarge unread.",
+)
+
 # --- sync (WebSocket protocol) ----------------------------------------------------------
 SYNC_HEARTBEAT_INTERVAL_MS = _knob(
     "SYNC_HEARTBEAT_INTERVAL_MS",
@@ -210,6 +224,11 @@ SYNC_CLOSE_TIMEOUT_MS = _knob(
     "SYNC_CLOSE_TIMEOUT_MS",
     5_000,
     "How long a closing socket may take to send its last messages (FatalError, AuthError).",
+)
+SYNC_CONNECT_TIMEOUT_MS = _knob(
+    "SYNC_CONNECT_TIMEOUT_MS",
+    30_000,
+    "A WebSocket that has not sent Connect this long after opening is closed (1000 ConnectTimeout).",
 )
 SYNC_MAX_QUERIES_PER_MODIFY_COUNT = _knob(
     "SYNC_MAX_QUERIES_PER_MODIFY_COUNT",

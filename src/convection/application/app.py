@@ -316,6 +316,10 @@ class Application:
             entry = await self._cached_query(path, args, identity, None, at)
         except Exception as exc:
             return FunctionOutcome(success=False, error_message=str(exc))
+        # A one-shot caller holds the entry only for this answer: take and drop a reference,
+        # so an entry the cache did not keep (an error, an evicted result) releases its
+        # database subscription now instead of never.
+        CacheHandle(self.cache, entry).close()
         return entry.outcome
 
     async def run_function(
