@@ -170,6 +170,14 @@ FUNCTION_WORKER_THREADS_COUNT = _knob(
     "FUNCTION_WORKER_THREADS_COUNT", 16, "Threads that run queries and mutations."
 )
 
+FUNCTION_MAX_THREADS_PER_PATH_COUNT = _knob(
+    "FUNCTION_MAX_THREADS_PER_PATH_COUNT",
+    8,
+    "Worker threads the calls of one function path may hold at once (at most half the pool); "
+    "more calls of it wait, holding no thread, so a stuck or CPU-bound function leaves the "
+    "rest of the pool to other functions.",
+)
+
 GC_GEN0_THRESHOLD_COUNT = _knob(
     "GC_GEN0_THRESHOLD_COUNT",
     50_000,

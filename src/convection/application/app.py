@@ -21,6 +21,7 @@ from typing import Any, cast
 from convection import knobs
 from convection.application.cache import CacheEntry, CacheHandle, CacheKey, QueryCache
 from convection.application.interface import AuthFailure, FunctionKind, QueryRun
+from convection.application.lanes import Lanes
 from convection.application.scheduler import SchedulerExecutor
 from convection.auth.errors import AuthError
 from convection.auth.jwks import JwksCache
@@ -73,10 +74,11 @@ class Application:
         self.on_log = on_log
         self.on_call = on_call
         self.cache = QueryCache()
-        self.executor = ThreadPoolExecutor(
-            max_workers=workers or knobs.FUNCTION_WORKER_THREADS_COUNT, thread_name_prefix="convection-fn"
-        )
+        pool = workers or knobs.FUNCTION_WORKER_THREADS_COUNT
+        self.executor = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="convection-fn")
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
+        # One function path may hold only part of the pool (application/lanes.py).
+        self.lanes = Lanes(min(knobs.FUNCTION_MAX_THREADS_PER_PATH_COUNT, max(1, pool // 2)))
         self.jwks = JwksCache()
         self.verifier = self._make_verifier(app)
         self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log, on_call=on_call)
@@ -186,6 +188,14 @@ class Application:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, fn)
 
+    async def _in_lane(self, path: Any, fn: Callable[[], Any]) -> Any:
+        """``fn`` in the worker pool, admitted through the lane of function ``path``."""
+        try:
+            key = canonical_path(path)
+        except Exception:
+            key = str(path)
+        return await self.lanes.run(key, lambda: self._in_thread(fn))
+
     # --- queries ----------------------------------------------------------------------------
     async def subscribe_query(
         self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
@@ -232,7 +242,7 @@ class Application:
             try:
                 entry = cast(
                     CacheEntry,
-                    await self._in_thread(lambda: self._execute_query(path, args, identity, journal, ts)),
+                    await self._in_lane(path, lambda: self._execute_query(path, args, identity, journal, ts)),
                 )
                 if entry.outcome.success:
                     self.cache.store(own_key if entry.identity_read else shared_key, entry)
@@ -266,7 +276,7 @@ class Application:
         idempotency_key: tuple[str, int] | None = None,
     ) -> FunctionOutcome:
         self.check_identity(identity)
-        return await self._in_thread(lambda: self._mutation_sync(path, args, identity, idempotency_key))  # type: ignore[no-any-return]
+        return await self._in_lane(path, lambda: self._mutation_sync(path, args, identity, idempotency_key))  # type: ignore[no-any-return]
 
     def _mutation_sync(
         self, path: Any, args: Any, identity: Identity | None, key: tuple[str, int] | None
@@ -436,13 +446,13 @@ class _ActionHost(ActionHost):
     async def run_query(self, ref: Any, args: Any, identity: Identity | None) -> Any:
         app = self._app
         path = function_path(ref)
-        ex = await app._in_thread(lambda: app.runner.run_query(path, args or {}, _system_view(identity)))
+        ex = await app._in_lane(path, lambda: app.runner.run_query(path, args or {}, _system_view(identity)))
         return self._value(ex.outcome)
 
     async def run_mutation(self, ref: Any, args: Any, identity: Identity | None) -> Any:
         app = self._app
         path = function_path(ref)
-        outcome = await app._in_thread(lambda: app.runner.run_mutation(path, args or {}, _system_view(identity)))
+        outcome = await app._in_lane(path, lambda: app.runner.run_mutation(path, args or {}, _system_view(identity)))
         return self._value(outcome)
 
     async def run_action(self, ref: Any, args: Any, identity: Identity | None) -> Any:
