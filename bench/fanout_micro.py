@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from harness import PROCS, Convection, cpu_seconds, log, rss_mb
+from harness import PROCS, VENV_BIN, Convection, cpu_seconds, log, rss_mb, summarize_profile
 
 
 async def _client(url: str, channel: str, ready: asyncio.Event, counts: list[int], seen: dict[int, float],
@@ -75,6 +77,12 @@ async def main_async(a: argparse.Namespace) -> None:
             await asyncio.sleep(0.05)
         log(f"{sum(counts)} of {a.n} sockets subscribed; server RSS {rss_mb(cvx.pid):.0f} MB")
         walls, cpus = [], []
+        spy = None
+        if a.profile:
+            spy = PROCS.start([str(VENV_BIN / "py-spy"), "record", "--pid", str(cvx.pid), "--rate", "500",
+                               "--nonblocking", "--format", "raw", "--output", str(a.profile)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1)
         for r in range(a.rounds):
             seen.clear()
             target[0] = r + 1
@@ -87,6 +95,10 @@ async def main_async(a: argparse.Namespace) -> None:
             walls.append((max(seen.values()) - t0) * 1000 if seen else float("nan"))
             await asyncio.sleep(0.2)  # let the server go idle before reading its CPU
             cpus.append((cpu_seconds(cvx.pid) - c0) * 1000)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT only
+            spy.wait(60)
+            log(summarize_profile(Path(a.profile), top=25))
         log(f"N={a.n}: last delivery median {statistics.median(walls):.1f} ms (rounds {[round(w) for w in walls]}); "
             f"server CPU per round median {statistics.median(cpus):.1f} ms = "
             f"{statistics.median(cpus) * 1000 / a.n:.1f} us per subscriber")
@@ -102,6 +114,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--profile", type=Path, default=None, help="py-spy the server into this raw file")
     asyncio.run(main_async(ap.parse_args()))
     return 0
 

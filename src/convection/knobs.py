@@ -168,6 +168,13 @@ GC_GEN0_THRESHOLD_COUNT = _knob(
     "(Python's default is 700; see bench/RESULTS.md).",
 )
 
+QUERY_CACHE_MAX_BYTES = _knob(
+    "QUERY_CACHE_MAX_BYTES",
+    64 << 20,
+    "Estimated memory of the shared query cache (arguments, results, encoded results and a "
+    "fixed cost per entry); least recently used entries go first.",
+)
+
 # --- sync (WebSocket protocol) ----------------------------------------------------------
 SYNC_HEARTBEAT_INTERVAL_MS = _knob(
     "SYNC_HEARTBEAT_INTERVAL_MS",
@@ -196,6 +203,12 @@ SYNC_MAX_MESSAGE_SIZE_BYTES = _knob(
     "SYNC_MAX_MESSAGE_SIZE_BYTES",
     64 << 20,
     "Largest inbound WebSocket message; larger closes the socket (1009 MessageTooBig).",
+)
+SYNC_OUTBOX_MAX_BYTES = _knob(
+    "SYNC_OUTBOX_MAX_BYTES",
+    32 << 20,
+    "Bytes one socket may have queued unsent (responses, Transitions, pings); a client that "
+    "stops reading past it is closed (1013 OutboxFull) and its queue is dropped.",
 )
 SYNC_CLOSE_TIMEOUT_MS = _knob(
     "SYNC_CLOSE_TIMEOUT_MS",
