@@ -17,10 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ServerProcess
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
-
-from conftest import ServerProcess
 
 MIB = 1 << 20
 OUTBOX_BUDGET = 4 * MIB
