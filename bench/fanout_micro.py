@@ -58,53 +58,72 @@ async def _client(url: str, channel: str, ready: asyncio.Event, counts: list[int
     return ws, asyncio.get_running_loop().create_task(reader())
 
 
+async def fanout(base_url: str, pid: int, n: int, rounds: int, profile: Path | None = None) -> tuple[list[float], list[float]]:
+    """N raw sockets on ``messages:top``; per round one insert over HTTP. Returns the wall
+    times to the last delivery (ms) and the server's CPU per round (ms)."""
+    import httpx
+
+    http = httpx.Client(base_url=base_url, timeout=60)
+
+    def insert(k: int) -> None:
+        http.post("/api/mutation", json={"path": "messages:send", "args": {"channel": channel, "n": k, "body": "x"},
+                                         "format": "json"}).raise_for_status()
+
+    url = base_url.replace("http://", "ws://") + "/api/1.48.0/sync"
+    channel = f"fan-{uuid.uuid4().hex[:8]}"
+    counts = [0] * n
+    seen: dict[int, float] = {}
+    target = [-1]
+    ready = asyncio.Event()
+    clients = []
+    for i in range(n):
+        clients.append(await _client(url, channel, ready, counts, seen, i, target))
+    deadline = time.time() + 120
+    while sum(counts) < n and time.time() < deadline:
+        await asyncio.sleep(0.05)
+    log(f"{sum(counts)} of {n} sockets subscribed; server RSS {rss_mb(pid):.0f} MB")
+    walls, cpus = [], []
+    spy = None
+    if profile:
+        spy = PROCS.start([str(VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--rate", "500",
+                           "--nonblocking", "--format", "raw", "--output", str(profile)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await asyncio.sleep(1)
+    for r in range(rounds):
+        seen.clear()
+        target[0] = r + 1
+        c0 = cpu_seconds(pid)
+        t0 = time.perf_counter()
+        await asyncio.to_thread(insert, r + 1)
+        deadline = time.time() + 60
+        while len(seen) < n and time.time() < deadline:
+            await asyncio.sleep(0.002)
+        walls.append((max(seen.values()) - t0) * 1000 if seen else float("nan"))
+        await asyncio.sleep(0.2)  # let the server go idle before reading its CPU
+        cpus.append((cpu_seconds(pid) - c0) * 1000)
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT only
+        spy.wait(60)
+        log(summarize_profile(profile, top=25))  # type: ignore[arg-type]
+    for ws, task in clients:
+        task.cancel()
+        await ws.close()
+    return walls, cpus
+
+
+def report(n: int, walls: list[float], cpus: list[float]) -> str:
+    return (f"N={n}: last delivery median {statistics.median(walls):.1f} ms (rounds {[round(w) for w in walls]}); "
+            f"server CPU per round median {statistics.median(cpus):.1f} ms = "
+            f"{statistics.median(cpus) * 1000 / n:.1f} us per subscriber")
+
+
 async def main_async(a: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="convection-fanout-"))
     cvx = Convection(tmp, "fanout")
     cvx.start()
     try:
-        url = cvx.url.replace("http://", "ws://") + "/api/1.48.0/sync"
-        channel = "fan"
-        counts = [0] * a.n
-        seen: dict[int, float] = {}
-        target = [-1]
-        ready = asyncio.Event()
-        clients = []
-        for i in range(a.n):
-            clients.append(await _client(url, channel, ready, counts, seen, i, target))
-        deadline = time.time() + 120
-        while sum(counts) < a.n and time.time() < deadline:
-            await asyncio.sleep(0.05)
-        log(f"{sum(counts)} of {a.n} sockets subscribed; server RSS {rss_mb(cvx.pid):.0f} MB")
-        walls, cpus = [], []
-        spy = None
-        if a.profile:
-            spy = PROCS.start([str(VENV_BIN / "py-spy"), "record", "--pid", str(cvx.pid), "--rate", "500",
-                               "--nonblocking", "--format", "raw", "--output", str(a.profile)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            await asyncio.sleep(1)
-        for r in range(a.rounds):
-            seen.clear()
-            target[0] = r + 1
-            c0 = cpu_seconds(cvx.pid)
-            t0 = time.perf_counter()
-            await asyncio.to_thread(cvx.call, "mutation", "messages:send", {"channel": channel, "n": r + 1, "body": "x"})
-            deadline = time.time() + 60
-            while len(seen) < a.n and time.time() < deadline:
-                await asyncio.sleep(0.002)
-            walls.append((max(seen.values()) - t0) * 1000 if seen else float("nan"))
-            await asyncio.sleep(0.2)  # let the server go idle before reading its CPU
-            cpus.append((cpu_seconds(cvx.pid) - c0) * 1000)
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT only
-            spy.wait(60)
-            log(summarize_profile(Path(a.profile), top=25))
-        log(f"N={a.n}: last delivery median {statistics.median(walls):.1f} ms (rounds {[round(w) for w in walls]}); "
-            f"server CPU per round median {statistics.median(cpus):.1f} ms = "
-            f"{statistics.median(cpus) * 1000 / a.n:.1f} us per subscriber")
-        for ws, task in clients:
-            task.cancel()
-            await ws.close()
+        walls, cpus = await fanout(cvx.url, cvx.pid, a.n, a.rounds, a.profile)
+        log(report(a.n, walls, cpus))
     finally:
         cvx.stop()
         PROCS.stop_all()

@@ -6,7 +6,9 @@ Builds the real deployment on bench/app/convex (temporary SQLite store), inserts
 messages into one channel, then runs ``messages:latest({channel, cb})`` N times through the
 application facade with a new cache-breaker ``cb`` each time (a real run every time, as R1
 uncached), sequentially. Reports CPU per query (``time.process_time``: this process only,
-so other processes' load does not count). ``--profile`` writes a cProfile of the runs.
+so other processes' load does not count). ``--direct`` runs each query on this thread
+(``Application._execute_query``: the query's own work, profiled fully by ``--profile``, which
+otherwise sees only the event loop's side).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from convection.server.app import open_deployment
 APP = Path(__file__).resolve().parent / "app" / "convex"
 
 
-async def run(n: int, profile: Path | None) -> None:
+async def run(n: int, profile: Path | None, direct: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="convection-query-inproc-"))
     dep = open_deployment(APP, tmp / "data")
     app = dep.app
@@ -34,10 +36,15 @@ async def run(n: int, profile: Path | None) -> None:
     for i in range(200):  # warm up
         await app.run_query("messages:latest", {"channel": "r1", "cb": -i - 1}, ANONYMOUS)
     prof = cProfile.Profile() if profile else None
+    ts = app.latest_ts()
     c0, w0 = time.process_time(), time.perf_counter()
     if prof:
         prof.enable()
     for i in range(n):
+        if direct:  # the query's own work, on this thread (no event-loop/worker hop)
+            entry = app._execute_query("messages:latest", {"channel": "r1", "cb": i}, ANONYMOUS, None, ts)
+            entry.subscription.close()
+            continue
         out = await app.run_query("messages:latest", {"channel": "r1", "cb": i}, ANONYMOUS)
         assert out.success, out.error_message
     if prof:
@@ -52,8 +59,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--profile", type=Path, default=None)
+    ap.add_argument("--direct", action="store_true", help="run each query on this thread (Application._execute_query)")
     a = ap.parse_args()
-    asyncio.run(run(a.n, a.profile))
+    asyncio.run(run(a.n, a.profile, a.direct))
     return 0
 
 

@@ -40,9 +40,9 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -130,6 +130,8 @@ class Outbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._sending = False
+        self._started = False
+        self._resume: tuple[Coroutine[Any, Any, None], Any, int, bool] | None = None
         self.pending_transitions = 0
         self.transitions_sent = 0  # for /metrics
         self.queued_bytes = 0
@@ -159,11 +161,34 @@ class Outbox:
         return True
 
     def push(self, text: str, *, size: int | None = None, transition: bool = False) -> None:
-        """Queue ``text`` (``size``: its encoded bytes, default its length)."""
+        """Queue ``text`` (``size``: its encoded bytes, default its length).
+
+        When nothing is queued or being sent, the send starts right here, in the caller's
+        task: a WebSocket send completes without waiting while the socket is writable, so
+        the frame leaves without a hand-off to the sender task (one task switch per frame
+        and per socket less in a fan-out). If the send has to wait, the sender task
+        finishes it; later frames queue behind it, so the FIFO order holds."""
         size = len(text) if size is None else size
         if not self._admit(size, transition):
             return
-        self._queue.append((text, size, transition))
+        if self._queue or self._sending or not self._started:
+            self._queue.append((text, size, transition))
+            self._wakeup.set()
+            return
+        self._sending = True
+        sending = self._send(text)
+        coro = sending if isinstance(sending, Coroutine) else _awaiting(sending)
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            self._sending = False
+            self._sent(size, transition)
+            return
+        except Exception as exc:
+            self._sending = False
+            self._break(exc)
+            return
+        self._resume = (coro, waiting_on, size, transition)
         self._wakeup.set()
 
     def _sent(self, size: int, transition: bool) -> None:
@@ -189,7 +214,23 @@ class Outbox:
 
     async def run(self) -> None:
         """Send queued frames in order until cancelled or ``send`` fails."""
+        self._started = True
         while True:
+            resume = self._resume
+            if resume is not None:
+                # A send started in push() has to wait for the socket: finish it here.
+                self._resume = None
+                coro, waiting_on, size, is_transition = resume
+                try:
+                    await _finish_started(coro, waiting_on)
+                except Exception as exc:
+                    self._sending = False
+                    self._break(exc)
+                    return
+                finally:
+                    self._sending = False
+                self._sent(size, is_transition)
+                continue
             if not self._queue or self._sending:
                 if not self._sending:
                     self._idle.set()
@@ -211,6 +252,35 @@ class Outbox:
     async def flush(self) -> None:
         """Wait until everything queued so far has been sent (or the outbox broke)."""
         await self._idle.wait()
+
+
+async def _awaiting(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+async def _finish_started(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Run to completion a coroutine that was started by hand (``coro.send(None)``) and is
+    suspended on ``waiting_on`` (what it yielded: an asyncio future, or None for a bare
+    yield), the way a Task would: wait for that, resume it, repeat."""
+    while True:
+        try:
+            if waiting_on is None:
+                await asyncio.sleep(0)
+            else:
+                # As a Task does with what a coroutine yields: the future is marked as being
+                # awaited ("blocking"); clear the mark so it can be awaited here.
+                waiting_on._asyncio_future_blocking = False
+                await waiting_on
+        except BaseException as exc:  # cancelled (or the future failed): pass it in
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
 
 
 class SyncWorker:
