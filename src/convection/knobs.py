@@ -170,9 +170,9 @@ GC_GEN0_THRESHOLD_COUNT = _knob(
 
 QUERY_CACHE_MAX_BYTES = _knob(
     "QUERY_CACHE_MAX_BYTES",
-    64 << 20,
-    "Estimated memory of the shared query cache (arguments, results, encoded results and a "
-    "fixed cost per entry); least recently used entries go first.",
+    128 << 20,
+    "Estimated memory of the shared query cache (arguments, results as bytes and values, "
+    "encoded results, ~12 KiB per entry); least recently used entries go first.",
 )
 
 # --- sync (WebSocket protocol) ----------------------------------------------------------
