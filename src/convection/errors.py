@@ -107,6 +107,21 @@ class StorageFailure(ConvectionError):
     code = "StorageFailure"
 
 
+class MissingExtra(ConvectionError):
+    """A feature needs an optional dependency that is not installed; the message names the
+    extra that installs it (``pip install 'convection[vector]'``)."""
+
+    code = "MissingExtra"
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs the Python package {module!r}, which is not installed. Install "
+            f"it with: pip install 'convection[{extra}]' (or pip install {module})"
+        )
+        self.module = module
+        self.extra = extra
+
+
 class ConvexError(Exception):
     """Raised by application code to send structured ``data`` to the caller.
 
