@@ -22,7 +22,7 @@ from convection import knobs
 from convection.database.catalog import BY_CREATION_TIME, BY_ID, IndexInfo
 from convection.database.filters import FilterBuilder, build_filter
 from convection.database.pagination import Cursor, InvalidCursor
-from convection.errors import ConvectionError, DatabaseError
+from convection.errors import ConvectionError, DatabaseError, at_user_location
 from convection.indexing.keys import encode_key, encode_value, prefix_end
 from convection.values.model import normalize
 
@@ -65,6 +65,19 @@ def as_count(value: Any, what: str) -> int:
     if value < 0:
         raise DatabaseError(f"{what} must not be negative, got {value}", code="InvalidArgument")
     return int(value)
+
+
+def vector_index_in_query(table: str, index: str, method: str) -> DatabaseError:
+    """``with_index``/``with_search_index`` named a vector index: vector search runs only in
+    actions (as in Convex)."""
+    return DatabaseError(
+        f"{table}.{index} is declared as a vector index, and vector search runs only in "
+        f"actions (as in Convex), not through {method}() in a query or mutation"
+        f"{at_user_location(3)}. Search from an @action with await ctx.vector_search("
+        f"{table!r}, {index!r}, vector=[...], limit=10), then load the documents it returns "
+        "with await ctx.run_query(...).",
+        code="VectorSearchOutsideAction",
+    )
 
 
 class IndexRangeBuilder:
@@ -241,6 +254,9 @@ class Query:
                     db.ensure_indexes()
                     index = db.catalog.index(self._table, name)
         if index is None:
+            tdef = db.schema.tables.get(self._table) if db.schema is not None else None
+            if tdef is not None and tdef.vector_index_named(name) is not None:
+                raise vector_index_in_query(self._table, name, "with_index")
             known = sorted(db.catalog.indexes_of(self._table))
             raise DatabaseError(
                 f"Index {self._table}.{name} not found. Indexes of table {self._table!r}: "

@@ -30,12 +30,14 @@ from convection.errors import (
     OccConflict,
     StorageFailure,
     ValidationError,
+    is_user_file,
 )
 from convection.functions.context import ActionCtx, ActionHost, MutationCtx, QueryCtx
 from convection.functions.identity import Identity
 from convection.functions.limits import WATCHDOG, FunctionTimeout
 from convection.functions.loader import FunctionSpec, LoadedApp
 from convection.functions.logs import begin_capture, end_capture
+from convection.functions.mistakes import explain, function_location
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import display_path, function_path
 from convection.stats import CallStats
@@ -129,14 +131,16 @@ class Runner:
             return FunctionOutcome(success=False, error_message=exc.message, log_lines=logs, error_code=exc.code)
         if isinstance(exc, StorageFailure):
             raise exc
+        tb = exc.__traceback__
+        exc = explain(exc) or exc  # a known mistake (missing await) says so
         code = exc.code if isinstance(exc, ConvectionError) else type(exc).__name__
         if self.redact_errors:
             return FunctionOutcome(success=False, error_message=f"[Request ID: {rid}] Server Error", log_lines=logs, error_code=code)
-        name = type(exc).__name__
+        name = exc.code if isinstance(exc, ConvectionError) else type(exc).__name__
         if isinstance(exc, ValidationError) and getattr(exc, "_arguments", False):
             name = "ArgumentValidationError"
-        frames = traceback.extract_tb(exc.__traceback__)
-        user_frames = [f for f in frames if "/convection/" not in f.filename.replace("\\", "/")]
+        frames = traceback.extract_tb(tb)
+        user_frames = [f for f in frames if is_user_file(f.filename)]
         text = "".join(
             f"    at {f.name} ({f.filename}:{f.lineno})\n" for f in reversed(user_frames)
         )
@@ -159,7 +163,15 @@ class Runner:
                     code="ReturnsValidationError",
                 ) from None
         else:
-            value = normalize(value)
+            try:
+                value = normalize(value)
+            except ConvectionError as exc:
+                raise FunctionCallError(
+                    f"The value returned by {display_path(spec.path)} "
+                    f"({function_location(spec.function.handler)}) cannot be sent to the "
+                    f"client: {exc.message}",
+                    code=exc.code,
+                ) from None
         value_json = dumps(value)
         # The encoded size bounds the value's size (JSON is never smaller than the value's
         # accounting by more than a few bytes per field), and it is computed anyway.

@@ -46,6 +46,7 @@ from typing import Any
 from convection import knobs
 from convection.database.committer import CommitRecord
 from convection.database.database import Database
+from convection.database.query import vector_index_in_query
 from convection.database.transaction import Transaction, field_value
 from convection.errors import DatabaseError, LimitError
 from convection.indexing.keys import encode_value
@@ -227,6 +228,8 @@ class TextSearchService:
         schema = self.db.schema
         tdef = schema.tables.get(table) if schema is not None else None
         definition = tdef.search_index_named(index) if tdef is not None else None
+        if definition is None and tdef is not None and tdef.vector_index_named(index) is not None:
+            raise vector_index_in_query(table, index, "with_search_index")
         if definition is None:
             known = [d.name for d in tdef.search_indexes] if tdef is not None else []
             raise DatabaseError(
