@@ -55,11 +55,13 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
     from convection import knobs
     from convection.errors import ConvectionError
     from convection.server.app import build_app, open_deployment
+    from convection.server.ports import ensure_port_free
 
     if not functions.is_dir():
         console.print(f"[red]No functions folder at {functions}[/red]: create it or pass --functions DIR")
         raise typer.Exit(2)
     try:
+        ensure_port_free(host, port, "--port")  # a clean error before the banner (issue 17.3)
         deployment = open_deployment(
             functions, data, db_url=db, redact_errors=redact, dev=dev, on_log=_print_logs if dev else None,
             origin=_origin(origin, host, port), storage_url=storage,
