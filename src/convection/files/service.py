@@ -116,7 +116,7 @@ class FileStorage:
         return f"{self.origin}{UPLOAD_PATH}?token={self.tokens.issue(self.db.clock.now_ms())}"
 
     def check_upload_token(self, token: str | None) -> None:
-        """Raise ``InvalidUploadToken`` / ``UploadTokenExpired`` unless ``token`` may upload."""
+        """Raise ``StorageTokenInvalid`` / ``StorageTokenExpired`` unless ``token`` may upload."""
         self.tokens.verify(token, self.db.clock.now_ms())
 
     # --- storing -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from convection.database.query import Query
 from convection.database.transaction import Transaction
-from convection.errors import DatabaseError
+from convection.errors import ConvectionError, DatabaseError
 from convection.functions.identity import Identity
 from convection.functions.mistakes import (
     awaitable_in_sync_action,
@@ -103,8 +103,14 @@ class Auth:
         self._observer = observer
 
     def get_user_identity(self) -> UserIdentity | None:
+        """The caller's identity (from a verified JWT), or None when anonymous. In an HTTP
+        action whose Authorization header is not a valid token, raises that header's error
+        (``InvalidAuthHeader``, ``TokenExpired``, ``NoAuthProvider``)."""
         self._observer.identity_read = True
         ident = self._identity
+        if ident is not None and ident.auth_error is not None:
+            code, message = ident.auth_error
+            raise ConvectionError(message, code=code)
         if ident is None or ident.attributes is None:
             return None
         return UserIdentity(ident.attributes)
