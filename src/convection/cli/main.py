@@ -1,4 +1,4 @@
-"""The ``convection`` command line (API.md §6). Thin: parse flags, call server/, print."""
+"""The ``convection`` command line (docs/cli.md). Thin: parse flags, call server/, print."""
 
 from __future__ import annotations
 

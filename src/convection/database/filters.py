@@ -1,7 +1,7 @@
 """Filter expressions for ``.filter(lambda q: ...)``: built once, evaluated per document.
 
 The builder ``q`` offers ``field, eq, neq, lt, lte, gt, gte, add, sub, mul, div, mod, neg,
-and_, or_, not_`` (API.md §3). Comparisons use the Convex total order across types
+and_, or_, not_`` (docs/database.md). Comparisons use the Convex total order across types
 (``convection.values.order``); a missing field is "undefined", which sorts first and is not
 equal to null. Filters are post-filters: rows they reject still count as read.
 """

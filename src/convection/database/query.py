@@ -1,4 +1,4 @@
-"""The query API of ``ctx.db.query(table)`` (API.md §3).
+"""The query API of ``ctx.db.query(table)`` (docs/database.md).
 
 A query is an index range (``with_index``: equality on a prefix of the index fields, then at
 most one lower and one upper bound on the next field; no ``with_index`` = a table scan of
@@ -355,7 +355,7 @@ class Query:
         return found[0] if found else None
 
     def paginate(self, opts: Any) -> dict[str, Any]:
-        """One page of results (PROTOCOL.md §6)."""
+        """One page of results (docs/pagination.md)."""
         txn = self._txn
         if txn.paginated:
             raise PaginationError(

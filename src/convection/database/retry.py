@@ -1,4 +1,4 @@
-"""Run a function in a transaction, retrying on write conflicts (SEMANTICS.md §2.5).
+"""Run a function in a transaction, retrying on write conflicts (docs/internals/transactions.md).
 
 Each attempt gets a fresh transaction at the latest snapshot. On an OCC conflict the attempt
 is retried after a full-jitter exponential backoff (``rand[0,1) * min(initial * 2^n, max)``),

@@ -1,5 +1,5 @@
 """File storage for one deployment: blobs (``files/blobs.py``) + the ``_storage`` table
-(``model/file_storage.py``) + upload tokens (``files/tokens.py``) + URLs (SEMANTICS.md §7).
+(``model/file_storage.py``) + upload tokens (``files/tokens.py``) + URLs (docs/files.md).
 
 Invariants:
 

@@ -1,4 +1,4 @@
-"""The ``ctx`` objects handed to user functions (API.md §2).
+"""The ``ctx`` objects handed to user functions (docs/functions.md).
 
 ``QueryCtx``: ``db`` (reader), ``auth``, ``now``, ``random``, ``storage`` (read parts).
 ``MutationCtx``: ``db`` (reader + writer), ``run_query``/``run_mutation`` (nested, in the same

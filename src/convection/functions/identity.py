@@ -15,7 +15,7 @@ class Identity:
     """Who is calling.
 
     ``kind``: "anonymous", "user" (a verified JWT; ``attributes`` are the camelCase
-    UserIdentity fields of PROTOCOL.md §7), "admin" (an admin key; may call internal
+    UserIdentity fields of docs/auth.md), "admin" (an admin key; may call internal
     functions), or "admin" with ``attributes`` set (an admin acting as a user).
     ``auth_error`` (code, message): an HTTP action's Authorization header that is not a
     valid token. The action still runs (webhooks use their own schemes); only

@@ -2,7 +2,7 @@
 error mapping, producing a :class:`FunctionOutcome`.
 
 Queries run in a read-only transaction at a given snapshot; mutations run in a transaction
-that is committed (with OCC retries, SEMANTICS.md §2.5); actions are coroutines (or plain
+that is committed (with OCC retries, docs/internals/transactions.md); actions are coroutines (or plain
 functions run by the caller in a worker thread). User errors never escape: every failure is
 an outcome with a client-facing message (full text and traceback in dev, redacted with
 ``redact_errors``) and, for :class:`ConvexError`, its data.

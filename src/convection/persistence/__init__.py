@@ -1,4 +1,4 @@
-"""Persistence: the durable, ordered store under the database (SEMANTICS.md §1.1).
+"""Persistence: the durable, ordered store under the database (docs/internals/transactions.md).
 
 The :class:`Persistence` protocol (``base.py``) and its implementations: SQLite (the default,
 ``sqlite.py``), PostgreSQL (``postgres.py``, imported only when used) and in-memory

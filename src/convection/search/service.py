@@ -1,4 +1,4 @@
-"""Full-text search for a :class:`Database`: ``Query.with_search_index`` (SEMANTICS.md §4).
+"""Full-text search for a :class:`Database`: ``Query.with_search_index`` (docs/search.md).
 
 :meth:`TextSearchService.attach` installs one service per database as
 ``db.text_search`` (the :class:`SearchProvider` the query layer calls) and registers two

@@ -1,4 +1,4 @@
-"""Wiring: the ONE place where concretes are constructed (STYLE.md §3).
+"""Wiring: the ONE place where concretes are constructed (docs/internals/overview.md).
 
 :func:`open_deployment` turns options (functions folder, data directory, database URL) into a
 running :class:`Deployment` (persistence, database, loaded code, application);

@@ -3,7 +3,7 @@ needs beyond ``server/admin_routes.py``.
 
 The page (``static/dashboard.html``, plain JS, no build step) asks for the admin key and then
 talks only to the admin HTTP API (``/api/admin/...``) and the public API (``/api/function`` to
-run a function as admin), like any other client: there is no private path (STYLE.md §12).
+run a function as admin), like any other client: there is no private path (docs/internals/overview.md).
 It is served with a Content-Security-Policy that allows exactly its own inline script and
 style (by hash) and requests to this origin, so injected markup could neither run nor send
 the admin key elsewhere.

@@ -1,4 +1,4 @@
-"""File storage over HTTP (API.md §7, SEMANTICS.md §7): the upload target of
+"""File storage over HTTP (docs/http-api.md, docs/files.md): the upload target of
 ``ctx.storage.generate_upload_url()`` and the download URL of ``ctx.storage.get_url()``.
 
 | route | answers |

@@ -8,7 +8,7 @@ back in order. Transitions are computed in two steps around the asynchronous que
 :meth:`SyncState.begin_transition` says what to run and at which ts;
 :meth:`SyncState.finish_transition` turns the results into the Transition message.
 
-Invariants (PROTOCOL.md §4.5, §4.6, §4.8):
+Invariants (docs/internals/protocol.md):
 
 * Every Transition starts exactly at the end version of the previous one (``sent_version``;
   ``{0, 0, 0}`` first) and ends at ``{received querySet, received identity, ts}``.
@@ -225,7 +225,7 @@ class TransitionResult:
 
 
 class SyncState:
-    """Everything one connection remembers about its client (PROTOCOL.md §4.5).
+    """Everything one connection remembers about its client (docs/internals/protocol.md).
 
     Created when the socket opens; discarded when it closes. Not thread-safe: the shell calls
     it from one event loop.

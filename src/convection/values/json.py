@@ -1,4 +1,4 @@
-"""Convex JSON: the wire and storage text form of values (PROTOCOL.md §2), and "clean" JSON.
+"""Convex JSON: the wire and storage text form of values (docs/internals/values.md), and "clean" JSON.
 
 Convex JSON (``convex_encoded_json``):
 

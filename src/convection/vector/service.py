@@ -1,5 +1,5 @@
 """Vector search for actions: ``await ctx.vector_search(table, index, vector=[...], limit=10,
-filter=lambda q: q.or_(q.eq("userId", a), q.eq("userId", b)))`` (SEMANTICS.md §5).
+filter=lambda q: q.or_(q.eq("userId", a), q.eq("userId", b)))`` (docs/search.md).
 
 :meth:`VectorSearchService.attach` creates one service per database and registers a durable
 hook: each commit's writes to a table with vector indexes are queued on those indexes before
