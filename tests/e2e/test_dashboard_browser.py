@@ -24,7 +24,7 @@ from conftest import ServerProcess
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES_DIR = ROOT / "examples" / "chat" / "web"  # its devDependencies include playwright-core
+MODULES_DIR = ROOT / "examples" / "chat"  # its devDependencies include playwright-core
 HARNESS = Path(__file__).resolve().parent / "browser" / "dashboard.mjs"
 
 BROWSER_TIMEOUT_S = 90.0
