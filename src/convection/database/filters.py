@@ -9,7 +9,7 @@ equal to null. Filters are post-filters: rows they reject still count as read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convection.errors import DatabaseError, at_user_location
 from convection.values.model import Int64, normalize
@@ -176,16 +176,18 @@ class FilterBuilder:
             code="InvalidFilter",
         )
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        raise DatabaseError(
-            f"{_RULE}: q.{name} is not a field of a document{at_user_location(2)}. Read a field "
-            f"with q.field({name!r}) and compare with q's methods: .filter(lambda q: "
-            f"q.eq(q.field({name!r}), value)). q has field, eq, neq, lt, lte, gt, gte, add, sub, "
-            "mul, div, mod, neg, and_, or_, not_.",
-            code="InvalidFilter",
-        )
+    if not TYPE_CHECKING:  # (type checkers see only q's real methods)
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            raise DatabaseError(
+                f"{_RULE}: q.{name} is not a field of a document{at_user_location(2)}. Read a field "
+                f"with q.field({name!r}) and compare with q's methods: .filter(lambda q: "
+                f"q.eq(q.field({name!r}), value)). q has field, eq, neq, lt, lte, gt, gte, add, sub, "
+                "mul, div, mod, neg, and_, or_, not_.",
+                code="InvalidFilter",
+            )
 
     def field(self, path: str) -> Expr:
         if not isinstance(path, str) or not path:
