@@ -68,8 +68,17 @@ class ServerProcess:
     """One ``convection serve`` subprocess; can be killed and restarted on the same port and
     data directory (what a crash and a restart look like to connected clients)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        functions: Path = APP_DIR,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.functions = functions
+        self.extra_args = list(extra_args or [])
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # HTTP actions' own port (never the default 3211, which a dev server may hold).
@@ -88,8 +97,9 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "convection", "serve",
-                "--functions", str(APP_DIR),
+                "--functions", str(self.functions),
                 "--data", str(self.data_dir),
+                *self.extra_args,
                 "--host", "127.0.0.1",
                 "--port", str(self.port),
                 "--site-port", str(self.site_port),

@@ -64,6 +64,7 @@ import io
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import zipfile
@@ -91,6 +92,7 @@ from convection.application.snapshots import (
     snapshot_number,
 )
 from convection.database.catalog import BY_CREATION_TIME
+from convection.database.database import Database
 from convection.database.query import Query
 from convection.database.retry import run_in_transaction
 from convection.database.transaction import SYSTEM_FIELDS, Transaction
@@ -104,6 +106,7 @@ from convection.errors import (
 )
 from convection.functions.identity import Identity
 from convection.functions.loader import LoadedApp, load_app
+from convection.model import modules
 from convection.model.file_storage import STORAGE_TABLE
 from convection.model.scheduled_jobs import system_access
 from convection.values.ids import decode_id, encode_id
@@ -122,7 +125,7 @@ __all__ = [  # re-exported for server/ and cli/
     "ImportMode",
     "LogBuffer",
     "LogEntry",
-    "active_deployed_folder",
+    "deployed_folder",
     "detect_format",
 ]
 
@@ -213,9 +216,7 @@ class Admin:
         self.logs = logs if logs is not None else LogBuffer(now_ms=app.db.clock.now_ms)
         self._deploy_lock = threading.Lock()
         db = app.db
-        db.ensure_table(ENV_TABLE)
-        if db.catalog.index(ENV_TABLE, ENV_INDEX) is None:
-            db.backfill_index(ENV_TABLE, ENV_INDEX, ("name",))
+        db.ensure_system_table(ENV_TABLE, {ENV_INDEX: ("name",)})
         for name, value in self._env_rows().items():
             _apply_env(name, value)
 
@@ -629,47 +630,49 @@ class Admin:
     # --- deploy --------------------------------------------------------------------------------
     def deploy(self, identity: Identity, bundle: bytes) -> dict[str, Any]:
         """``_system:deploy``: unpack, load and push a ZIP of a functions folder (module
-        docstring). Raises ModuleLoadError (file and line), SchemaError or AdminError; then
+        docstring). The files become the ``_modules`` documents in the same commit as the
+        schema. Raises ModuleLoadError (file and line), SchemaError or AdminError; then
         nothing changed."""
         self._require_admin(identity)
         with self._deploy_lock:
-            root = self.data_dir / DEPLOYED_DIR
-            root.mkdir(parents=True, exist_ok=True)
-            version = max(_versions(root), default=0) + 1
-            holder = root / str(version)
-            folder = holder / "convex"
+            staging = self.data_dir / DEPLOYED_DIR
+            staging.mkdir(parents=True, exist_ok=True)
+            unpacked = Path(tempfile.mkdtemp(prefix="bundle-", dir=staging)) / "convex"
             try:
-                _unpack(bundle, folder)
+                _unpack(bundle, unpacked)
+                files = modules.read_folder(unpacked)
+            finally:
+                shutil.rmtree(unpacked.parent, ignore_errors=True)
+            folder = modules.materialize(files, self.data_dir)
+            previous = self.app.loaded
+            in_use = previous.folder.resolve() == folder.resolve()
+            try:
                 loaded = load_app(folder)
             except BaseException:
-                shutil.rmtree(holder, ignore_errors=True)
+                if not in_use:
+                    shutil.rmtree(folder.parent, ignore_errors=True)
                 raise
-            previous = self.app.loaded
             try:
                 from convection.application.push import push
 
-                push(self.app, loaded)
+                push(self.app, loaded, in_commit=lambda txn: modules.write_modules(txn, files))
             except BaseException:
                 loaded.unload()
-                shutil.rmtree(holder, ignore_errors=True)
+                if not in_use:
+                    shutil.rmtree(folder.parent, ignore_errors=True)
                 raise
-            _write_active(root, version)
-            if previous.folder.resolve() != folder.resolve():
+            if not in_use:
                 previous.unload()
-            _prune(root, version)
-        return _summary(loaded, version)
+            modules.prune_materialized(self.data_dir, keep=folder)
+        return _summary(loaded, modules.modules_version(files))
 
 
-# --- deployed code on disk ----------------------------------------------------------------------
+# --- deployed code ------------------------------------------------------------------------------
 
 
-def _versions(root: Path) -> list[int]:
-    return [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()] if root.is_dir() else []
-
-
-def active_deployed_folder(data_dir: Path) -> Path | None:
-    """The functions folder last deployed into ``data_dir`` (``<data>/deployed/<n>/convex``),
-    or None when nothing was deployed (or the folder is gone)."""
+def legacy_deployed_folder(data_dir: Path) -> Path | None:
+    """The functions folder a 0.1.0 ``convection deploy`` left in ``<data>/deployed/<n>/convex``
+    (named by ``<data>/deployed/ACTIVE``), or None. Read once, to move it into ``_modules``."""
     marker = Path(data_dir) / DEPLOYED_DIR / ACTIVE_FILE
     try:
         version = marker.read_text().strip()
@@ -679,17 +682,18 @@ def active_deployed_folder(data_dir: Path) -> Path | None:
     return folder if version.isdigit() and folder.is_dir() else None
 
 
-def _write_active(root: Path, version: int) -> None:
-    tmp = root / (ACTIVE_FILE + ".tmp")
-    tmp.write_text(f"{version}\n")
-    os.replace(tmp, root / ACTIVE_FILE)
-
-
-def _prune(root: Path, active: int) -> None:
-    keep = max(1, knobs.DEPLOY_KEEP_VERSIONS_COUNT)
-    for v in sorted(_versions(root), reverse=True)[keep:]:
-        if v != active:
-            shutil.rmtree(root / str(v), ignore_errors=True)
+def deployed_folder(db: Database, data_dir: Path) -> Path | None:
+    """The deployed functions folder (materialized from ``_modules``), or None when nothing
+    was deployed. A 0.1.0 deployment is moved into ``_modules`` first."""
+    modules.ensure_tables(db)
+    files = modules.read_modules(db)
+    if not files:
+        legacy = legacy_deployed_folder(data_dir)
+        if legacy is None:
+            return None
+        files = modules.read_folder(legacy)
+        db.run_system(lambda txn: modules.write_modules(txn, files))
+    return modules.materialize(files, data_dir)
 
 
 def _unpack(bundle: bytes, folder: Path) -> None:
@@ -719,7 +723,7 @@ def _unpack(bundle: bytes, folder: Path) -> None:
             dest.write_bytes(zf.read(info))
 
 
-def _summary(loaded: LoadedApp, version: int) -> dict[str, Any]:
+def _summary(loaded: LoadedApp, version: str) -> dict[str, Any]:
     schema = loaded.schema
     return {
         "version": version,

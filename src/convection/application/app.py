@@ -138,10 +138,7 @@ class Application:
             removed += len(old)
 
     def _ensure_system_tables(self) -> None:
-        cat = self.db.catalog
-        cat.ensure_table(MUTATION_RESULTS_TABLE)
-        if cat.index(MUTATION_RESULTS_TABLE, "by_request") is None:
-            cat.add_index(MUTATION_RESULTS_TABLE, "by_request", ("sessionId", "requestId"), "enabled")
+        self.db.ensure_system_table(MUTATION_RESULTS_TABLE, {"by_request": ("sessionId", "requestId")})
 
     # --- code -------------------------------------------------------------------------------
     def set_app(self, app: LoadedApp) -> None:

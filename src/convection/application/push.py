@@ -5,9 +5,12 @@ live safely:
 
 1. **Schema check.** Every table whose validator is new or changed is checked against all its
    existing documents at a snapshot (progress reported); the first offending document fails
-   the push with its table, id and field path. The new schema then takes effect for writes, and
-   documents written meanwhile (after the snapshot) are checked too; a failure there restores
-   the previous schema.
+   the push with its table, id and field path. The new schema then takes effect in one commit
+   (``_schemas``) whose transaction checks the documents written since the snapshot and reads
+   the changed tables whole: a write that lands first conflicts with it (the push retries and
+   checks that write too), and a write validated under the old schema read the schema
+   document, so it conflicts with the push and retries under the new schema. A failure writes
+   nothing: the previous schema stays in force.
 2. **Indexes.** New indexes are backfilled from a snapshot while writes continue; removed ones
    are dropped. Code using a new index goes live only after this.
 3. **Code.** The runner is swapped and every live query subscription is invalidated, so
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from convection.database.transaction import Transaction
 from convection.errors import SchemaError, ValidationError
 from convection.functions.loader import LoadedApp
 from convection.schema.schema import SchemaDefinition
@@ -70,10 +74,11 @@ def check_documents(app: Application, schema: SchemaDefinition, tables: list[str
             progress(f"checked {table}", count)
 
 
-def check_written_since(app: Application, schema: SchemaDefinition, tables: list[str], after_ts: int) -> None:
+def check_written_since(app: Application, schema: SchemaDefinition, tables: list[str], after_ts: int,
+                        up_to_ts: int) -> None:
     db = app.db
     numbers = {db.catalog.table_number(t): t for t in tables}
-    for rev in db.persistence.document_log(after_ts, db.latest_ts()):
+    for rev in db.persistence.document_log(after_ts, up_to_ts):
         table = numbers.get(rev.table)
         if table is None or rev.value is None:
             continue
@@ -83,21 +88,39 @@ def check_written_since(app: Application, schema: SchemaDefinition, tables: list
             raise SchemaError(f"Schema validation failed: {exc.message}") from None
 
 
-def push(app: Application, loaded: LoadedApp, progress: Progress | None = None) -> None:
-    """Make ``loaded`` live (see the module docstring). Blocking: call from a thread."""
+def push(
+    app: Application,
+    loaded: LoadedApp,
+    progress: Progress | None = None,
+    *,
+    in_commit: Callable[[Transaction], None] | None = None,
+) -> None:
+    """Make ``loaded`` live (see the module docstring). Blocking: call from a thread.
+    ``in_commit(txn)`` adds writes to the commit that makes the schema take effect (a deploy
+    stores the code there, so code and schema change together)."""
     db = app.db
     old_schema = db.schema
     new_schema = loaded.schema
     tables = _changed_tables(old_schema, new_schema)
+    check: Callable[[Transaction], None] | None = in_commit
     if new_schema is not None and tables:
         snapshot = db.latest_ts()
         check_documents(app, new_schema, tables, snapshot, progress)
-        db.schema = new_schema  # writes are validated against the new schema from here on
-        try:
-            check_written_since(app, new_schema, tables, snapshot)
-        except SchemaError:
-            db.schema = old_schema
-            raise
-    db.schema = new_schema
-    db.ensure_indexes(progress=progress)
+        checked = [snapshot]
+
+        def check(txn: Transaction) -> None:
+            # Runs in the schema commit's transaction (retried on conflicts): documents
+            # written since the last check are checked, and the transaction reads the whole
+            # tables, so a write landing before the schema commit conflicts and is checked
+            # on the retry. Writes validated under the old schema read the schema document,
+            # so they conflict with the schema commit and retry under the new schema.
+            assert new_schema is not None
+            check_written_since(app, new_schema, tables, checked[0], txn.begin_ts)
+            checked[0] = max(checked[0], txn.begin_ts)
+            for table in tables:
+                txn.record_table_read(table)
+            if in_commit is not None:
+                in_commit(txn)
+
+    db.set_schema(new_schema, check=check, progress=progress)
     app.set_app(loaded)

@@ -104,8 +104,8 @@ class SchedulerExecutor:
         self.db = app.db
         self.clock = app.db.clock
         self.parallelism = parallelism or knobs.SCHEDULER_EXECUTION_PARALLELISM_COUNT
-        scheduled_jobs.ensure_tables(self.db.catalog)
-        cron_jobs.ensure_tables(self.db.catalog)
+        scheduled_jobs.ensure_tables(self.db)
+        cron_jobs.ensure_tables(self.db)
         from convection.application.crons import CronRunner  # crons.py imports this module
 
         self.crons = CronRunner(self)

@@ -38,7 +38,9 @@ from convection.stats import BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S, Histogram
 
 log = logging.getLogger("convection.committer")
 
-RowsBuilder = Callable[[int], tuple[list[DocumentRevision], list[IndexEntry]]]
+# Called under the commit lock with the assigned ts: the commit's revisions, index entries and
+# written keys (index id -> keys), computed with the catalog at that ts.
+RowsBuilder = Callable[[int], tuple[list[DocumentRevision], list[IndexEntry], dict[int, list[bytes]]]]
 
 
 @dataclass(eq=False)
@@ -117,7 +119,6 @@ class Committer:
         self,
         begin_ts: int,
         read_set: FrozenReadSet,
-        index_keys: dict[int, list[bytes]],
         build_rows: RowsBuilder,
         *,
         source: str = "",
@@ -134,7 +135,7 @@ class Committer:
             self._validate(begin_ts, read_set)
             ts = max(self._last_assigned + 1, self._clock.now_ns())
             self._last_assigned = ts
-            docs, entries = build_rows(ts)
+            docs, entries, index_keys = build_rows(ts)
             rec = CommitRecord(ts, index_keys, docs, entries, source=source, writes=writes or [])
             self._log.append(rec)
             self._log_ts.append(ts)

@@ -13,11 +13,20 @@ import os
 import random
 import threading
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from convection import knobs
 from convection.clock import Clock, SystemClock
-from convection.database.catalog import BY_ID, Catalog, IndexInfo
+from convection.database.catalog import (
+    BACKFILLING,
+    BY_CREATION_TIME,
+    BY_ID,
+    ENABLED,
+    Catalog,
+    IndexInfo,
+    legacy_catalog,
+)
 from convection.database.committer import CommitRecord, Committer
 from convection.database.pagination import CursorCodec
 from convection.database.query import Query, SearchProvider
@@ -28,6 +37,11 @@ from convection.errors import DatabaseError
 from convection.persistence.base import DocumentRevision, IndexEntry, Persistence
 from convection.schema.schema import SchemaDefinition
 from convection.values.json import dumps
+
+T = TypeVar("T")
+# A transaction of the database's own (catalog, schema) retries on conflicts far longer than a
+# mutation: it must not fail because users write concurrently.
+SYSTEM_TXN_MAX_RETRIES = 1000
 
 
 class Database:
@@ -42,12 +56,11 @@ class Database:
     ) -> None:
         self.persistence = persistence
         self.clock = clock or SystemClock()
-        self.catalog = Catalog(persistence)
+        start = max(persistence.max_ts(), self.clock.now_ns())
+        self.catalog = Catalog()
+        self.catalog.load(persistence, start)
         self.subscriptions = SubscriptionManager()
         self.cursors = CursorCodec(secret or os.urandom(32))
-        self.schema: SchemaDefinition | None = None
-        self._schema_lock = threading.Lock()
-        start = max(persistence.max_ts(), self.clock.now_ns())
         self.committer = Committer(
             persistence,
             self.subscriptions,
@@ -71,6 +84,13 @@ class Database:
                 target=self._maintenance_loop, name="convection-maintenance", daemon=True
             )
             self._maintenance.start()
+        if self.catalog.empty:
+            self._migrate_legacy_catalog()
+
+    def set_cursor_secret(self, secret: bytes) -> None:
+        """Sign pagination cursors with the deployment's secret (read from the log after the
+        database opened)."""
+        self.cursors = CursorCodec(secret)
 
     def allocate_creation_time(self, at_least: float) -> float:
         """A ``_creationTime`` (ms) >= ``at_least`` and greater than every one handed out
@@ -149,18 +169,67 @@ class Database:
         self._write_keys_hooks.append(fn)
 
     # --- schema and catalog ----------------------------------------------------------------
+    # The catalog and the schema are documents of system tables (catalog.py); every change
+    # below is an ordinary commit, retried on conflicts like any mutation.
+    def run_system(self, fn: Callable[[Transaction], T]) -> tuple[T, int]:
+        """Run ``fn`` in a transaction of the database's own and commit it (retried on
+        conflicts); returns (fn's result, commit ts)."""
+        from convection.database.retry import run_in_transaction
+
+        return run_in_transaction(self, fn, max_retries=SYSTEM_TXN_MAX_RETRIES)
+
+    @property
+    def schema(self) -> SchemaDefinition | None:
+        """The schema in force: the ``_schemas`` document as of the latest commit."""
+        return self.catalog.schema
+
     def ensure_table(self, name: str) -> int:
-        return self.catalog.ensure_table(name)
+        """The table's number, creating the table in a commit of its own when it is missing."""
+        number = self.catalog.table_number(name)
+        if number is not None:
+            return number
+        created, _ = self.run_system(lambda txn: txn.create_table(name))
+        return created
 
-    def set_schema(self, schema: SchemaDefinition | None) -> None:
-        """Make ``schema`` the schema in force (validation of writes, declared indexes).
+    def ensure_system_table(self, name: str, indexes: dict[str, tuple[str, ...]]) -> None:
+        """Create a system table and its indexes when missing (at start). An index added to a
+        table that has documents is backfilled."""
+        self.ensure_table(name)
+        for index, fields in indexes.items():
+            if self.catalog.index(name, index) is None:
+                self.backfill_index(name, index, fields)
 
-        Index creation and backfill for a *changed* schema is the push flow's job
-        (application layer); here declared indexes missing from the catalog of tables that
-        have no documents yet are created directly."""
-        with self._schema_lock:
-            self.schema = schema
-        self.ensure_indexes()
+    def set_schema(
+        self,
+        schema: SchemaDefinition | None,
+        *,
+        check: Callable[[Transaction], None] | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """Make ``schema`` the schema in force (a commit writing ``_schemas``), then bring the
+        indexes in line with it (:meth:`ensure_indexes`).
+
+        Writes validated under the previous schema conflict with this commit (they read the
+        schema document), so they retry under the new one. ``check(txn)`` runs inside the
+        schema transaction before it writes (the push flow checks the documents written
+        since its snapshot there and records reads of those tables, so a write landing
+        before the schema commit makes the push retry and check it)."""
+        raw = None if schema is None else schema.to_json()
+
+        def write(txn: Transaction) -> None:
+            if check is not None:
+                check(txn)
+            doc_id = self.catalog.schema_document_id
+            if doc_id is None:
+                if raw is not None:
+                    txn.insert_schema_doc(raw)
+            elif self.catalog.schema_json != raw:
+                txn.set_catalog_doc(doc_id, {"schema": raw})
+            txn.record_schema_read()
+
+        if check is not None or self.catalog.schema_json != raw:
+            self.run_system(write)
+        self.ensure_indexes(progress)
 
     def declared_index(self, table: str, name: str) -> bool:
         schema = self.schema
@@ -172,7 +241,8 @@ class Database:
     def ensure_indexes(self, progress: Callable[[str, int], None] | None = None) -> None:
         """Bring the catalog in line with the schema: create declared indexes (backfilling
         them from a snapshot while writes continue, then enabling them) and drop user indexes
-        no longer declared. Staged indexes are left alone."""
+        no longer declared. Staged indexes are left alone. An index left ``backfilling`` by a
+        crash is dropped and built again."""
         schema = self.schema
         if schema is None:
             return
@@ -180,17 +250,23 @@ class Database:
             existing = self.catalog.indexes_of(table)
             declared = {ix.name: ix for ix in tdef.indexes}
             for name, info in list(existing.items()):
-                if name in (BY_ID, "by_creation_time"):
+                if name in (BY_ID, BY_CREATION_TIME):
                     continue
                 want = declared.get(name)
-                if want is None or tuple(want.fields) != info.fields:
-                    self.catalog.drop_index(info.index_id)
-                    self.persistence.delete_index(info.index_id)
+                if want is None or tuple(want.fields) != info.fields or not info.readable:
+                    self.drop_index(info)
             existing = self.catalog.indexes_of(table)
             for ix in tdef.indexes:
                 if ix.name in existing or getattr(ix, "staged", False):
                     continue
                 self.backfill_index(table, ix.name, tuple(ix.fields), progress=progress)
+
+    def drop_index(self, info: IndexInfo) -> None:
+        """Remove an index: a commit deletes its ``_index`` document, then its entries go."""
+        doc_id = self.catalog.index_document_id(info.index_id)
+        if doc_id is not None:
+            self.run_system(lambda txn: txn.set_catalog_doc(doc_id, None))
+        self.persistence.delete_index(info.index_id)
 
     def backfill_index(
         self,
@@ -203,17 +279,12 @@ class Database:
     ) -> IndexInfo:
         """Create an index and fill it from the table's documents.
 
-        The index is added in state ``backfilling`` under the commit lock, so every commit
-        after that point maintains it; the snapshot ``s`` is the last ts assigned before, and
-        documents live at ``s`` are written into the index with their own revision ts. Then
-        the index is enabled."""
-        self.catalog.ensure_table(table)
-        committer = self.committer
-        with committer._lock:
-            info = self.catalog.add_index(table, name, fields, "backfilling")
-            s = committer._last_assigned
-        while self.latest_ts() < s and committer.failed is None:
-            committer.wait_published(s)
+        A commit at ts ``s`` adds the index in state ``backfilling`` (creating the table if
+        needed); every commit after ``s`` maintains it (commits are built with the catalog
+        at their own ts). Documents live at ``s`` are then written into the index with their
+        own revision ts, and a second commit enables it. A crash in between leaves it
+        ``backfilling``; :meth:`ensure_indexes` drops and rebuilds such an index."""
+        info, s = self.run_system(lambda txn: txn.create_index(table, name, fields, BACKFILLING))
         number = info.table_number
         batch: list[IndexEntry] = []
         done = 0
@@ -235,7 +306,51 @@ class Database:
             done += len(batch)
         if progress is not None:
             progress(f"{table}.{name}", done)
-        return self.catalog.set_index_state(info.index_id, "enabled")
+        enabled = replace(info, state=ENABLED)
+        doc_id = self.catalog.index_document_id(info.index_id)
+        assert doc_id is not None
+        self.run_system(lambda txn: txn.set_catalog_doc(doc_id, enabled.document()))
+        return enabled
+
+    def _migrate_legacy_catalog(self) -> None:
+        """A store written by convection 0.1.0 kept its catalog in globals and never wrote
+        ``by_id`` entries: write the ``by_id`` entries (idempotently: the index is cleared
+        first), then one commit writes the ``_tables``/``_index`` documents with the old
+        table numbers and index ids. Indexes that were still backfilling are dropped (the
+        schema's :meth:`ensure_indexes` builds them again). A crash before the commit
+        repeats the whole migration at the next start."""
+        legacy = legacy_catalog(self.persistence)
+        if legacy is None:
+            return
+        tables, indexes = legacy
+        ts = self.latest_ts()
+        keep = []
+        for info in indexes:
+            if info.state != ENABLED:
+                self.persistence.delete_index(info.index_id)
+                continue
+            keep.append(info)
+            if info.name != BY_ID:
+                continue
+            self.persistence.delete_index(info.index_id)
+            batch: list[IndexEntry] = []
+            from convection.values.json import loads_stored
+
+            for rev in self.persistence.table_documents(info.table_number, ts):
+                if rev.value is None:
+                    continue
+                key = index_key(info, loads_stored(rev.value))
+                batch.append(IndexEntry(info.index_id, key, rev.ts, info.table_number, rev.id))
+                if len(batch) >= 1000:
+                    self.persistence.write([], batch)
+                    batch = []
+            if batch:
+                self.persistence.write([], batch)
+
+        def write(txn: Transaction) -> None:
+            txn.import_catalog(tables, keep)
+
+        self.run_system(write)
 
     def validate_document(self, table: str, fields: dict[str, Any], id_str: str) -> dict[str, Any] | None:
         """Check user fields against the schema. Returns the normalized fields, or None when
@@ -288,28 +403,18 @@ class Database:
         writes = list(txn.writes.values())
         if not writes:
             return txn.begin_ts
-        index_keys: dict[int, list[bytes]] = {}
-        for w in writes:
-            for index in self.catalog.indexes_of(w.table).values():
-                if not index.readable:
-                    continue
-                keys = index_keys.setdefault(index.index_id, [])
-                old_k = index_key(index, w.old) if w.old is not None else None
-                new_k = index_key(index, w.new) if w.new is not None else None
-                if old_k is not None:
-                    keys.append(old_k)
-                if new_k is not None and new_k != old_k:
-                    keys.append(new_k)
-        for hook in self._write_keys_hooks:
-            hook(writes, index_keys)
         read_set = txn.reads.freeze()
         catalog = self.catalog
+        key_hooks = self._write_keys_hooks
 
-        def build(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry]]:
-            # Runs under the commit lock: the set of indexes maintained here is exactly the
-            # catalog's at this commit's ts (see backfill_index).
+        def build(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry], dict[int, list[bytes]]]:
+            # Runs under the commit lock once the read set is validated: this commit's
+            # catalog changes take effect first, then rows AND written keys are computed with
+            # the catalog at exactly this ts (a concurrently enabled index gets both).
+            catalog.apply(writes)
             docs: list[DocumentRevision] = []
             entries: list[IndexEntry] = []
+            index_keys: dict[int, list[bytes]] = {}
             for w in writes:
                 docs.append(
                     DocumentRevision(
@@ -317,19 +422,24 @@ class Database:
                         None if w.new is None else dumps(w.new), w.old_ts,
                     )
                 )
-                for index in catalog.indexes_of(w.table).values():
-                    if index.name == BY_ID:
-                        continue
+                for index in catalog.indexes_of_number(w.table_number).values():
                     old_k = index_key(index, w.old) if w.old is not None else None
                     new_k = index_key(index, w.new) if w.new is not None else None
-                    if old_k is not None and old_k != new_k:
-                        entries.append(IndexEntry(index.index_id, old_k, ts, w.table_number, None))
+                    keys = index_keys.setdefault(index.index_id, [])
+                    if old_k is not None:
+                        keys.append(old_k)
+                        if old_k != new_k:
+                            entries.append(IndexEntry(index.index_id, old_k, ts, w.table_number, None))
                     if new_k is not None:
+                        if new_k != old_k:
+                            keys.append(new_k)
                         entries.append(IndexEntry(index.index_id, new_k, ts, w.table_number, w.internal_id))
-            return docs, entries
+            for hook in key_hooks:
+                hook(writes, index_keys)
+            return docs, entries, index_keys
 
         return self.committer.commit(
-            txn.begin_ts, read_set, index_keys, build, source=txn.source, writes=writes
+            txn.begin_ts, read_set, build, source=txn.source, writes=writes
         )
 
     # --- subscriptions ---------------------------------------------------------------------

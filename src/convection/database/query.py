@@ -19,7 +19,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from convection import knobs
-from convection.database.catalog import BY_CREATION_TIME, BY_ID, IndexInfo
+from convection.database.catalog import (
+    BY_CREATION_TIME,
+    BY_ID,
+    IndexInfo,
+    make_index,
+    system_index_fields,
+)
 from convection.database.filters import FilterBuilder, build_filter
 from convection.database.pagination import Cursor, InvalidCursor
 from convection.errors import ConvectionError, DatabaseError, at_user_location
@@ -67,6 +73,10 @@ def as_count(value: Any, what: str) -> int:
     return int(value)
 
 
+# The index id a query of a missing table scans: no entry ever has it, so the scan is empty.
+MISSING_TABLE_INDEX_ID = 0
+
+
 def vector_index_in_query(table: str, index: str, method: str) -> DatabaseError:
     """``with_index``/``with_search_index`` named a vector index: vector search runs only in
     actions (as in Convex)."""
@@ -85,7 +95,12 @@ class IndexRangeBuilder:
 
     def __init__(self, index: IndexInfo) -> None:
         self._index = index
-        self._fields = [*index.fields, "_creationTime"] if index.name != BY_CREATION_TIME else ["_creationTime"]
+        if index.name == BY_ID:
+            self._fields = ["_id"]
+        elif index.name == BY_CREATION_TIME:
+            self._fields = ["_creationTime"]
+        else:
+            self._fields = [*index.fields, "_creationTime"]
         self._eq: list[Any] = []
         self._lower: tuple[str, Any] | None = None  # (op, value)
         self._upper: tuple[str, Any] | None = None
@@ -242,22 +257,23 @@ class Query:
 
     # --- execution ---------------------------------------------------------------------------
     def _resolve_index(self, name: str) -> IndexInfo:
-        db = self._txn.db
-        index = db.catalog.index(self._table, name)
+        txn = self._txn
+        index = txn.index_info(self._table, name)
+        # A table that does not exist (yet) reads as empty: reading never creates it. The miss
+        # is in the read set (table_number), so creating the table invalidates this read.
+        if (
+            index is None
+            and txn.table_number(self._table) is None
+            and (name in (BY_ID, BY_CREATION_TIME) or txn.db.declared_index(self._table, name))
+        ):
+            return make_index(MISSING_TABLE_INDEX_ID, self._table, 0, name,
+                                  system_index_fields(name))
         if index is None:
-            if db.catalog.table_number(self._table) is None and name in (BY_ID, BY_CREATION_TIME):
-                db.ensure_table(self._table)
-                index = db.catalog.index(self._table, name)
-            else:
-                defined = db.declared_index(self._table, name)
-                if defined:
-                    db.ensure_indexes()
-                    index = db.catalog.index(self._table, name)
-        if index is None:
-            tdef = db.schema.tables.get(self._table) if db.schema is not None else None
+            schema = txn.db.schema
+            tdef = schema.tables.get(self._table) if schema is not None else None
             if tdef is not None and tdef.vector_index_named(name) is not None:
                 raise vector_index_in_query(self._table, name, "with_index")
-            known = sorted(db.catalog.indexes_of(self._table))
+            known = sorted(txn.indexes_of(self._table))
             raise DatabaseError(
                 f"Index {self._table}.{name} not found. Indexes of table {self._table!r}: "
                 f"{', '.join(known) or '(none)'}. Declare it in schema.py with .index(...).",

@@ -19,10 +19,27 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from convection import knobs
-from convection.database.catalog import BY_ID, IndexInfo
+from convection.database.catalog import (
+    BY_CREATION_TIME,
+    BY_ID,
+    BY_INDEX_ID,
+    BY_NAME,
+    BY_NUMBER,
+    FIRST_SYSTEM_TABLE_NUMBER,
+    FIRST_USER_TABLE_NUMBER,
+    INDEX_NUMBER,
+    INDEX_TABLE,
+    SCHEMAS_TABLE,
+    TABLES_NUMBER,
+    TABLES_TABLE,
+    IndexInfo,
+    bootstrap_index,
+    make_index,
+    system_index_fields,
+)
 from convection.database.readset import ReadSet
 from convection.errors import DatabaseError, IdError, LimitError, ValidationError
-from convection.indexing.keys import encode_key, encode_value
+from convection.indexing.keys import encode_key, encode_value, prefix_end
 from convection.values.ids import decode_id, encode_id, new_internal_id
 from convection.values.json import loads_stored
 from convection.values.model import UNSET, normalize, value_size
@@ -95,6 +112,12 @@ class Transaction:
         self.paginated = False
         self.closed = False
         self.source = ""
+        # Tables and indexes created by this transaction (its own writes to _tables/_index):
+        # visible to it at once, to everyone else when it commits.
+        self._new_tables: dict[str, int] = {}
+        self._new_table_names: dict[int, str] = {}
+        self._new_indexes: dict[str, dict[str, IndexInfo]] = {}
+        self._schema_read = False
 
     # --- limits ----------------------------------------------------------------------------
     def _count_read(self, nbytes: int) -> None:
@@ -135,6 +158,163 @@ class Transaction:
                 code="TooManyWrites",
             )
 
+    # --- the catalog as this transaction sees it ------------------------------------------
+    # The catalog (``db.catalog``) holds every table and index committed so far; tables this
+    # transaction creates are overlaid. A lookup that misses records a read of the
+    # ``_tables`` key it looked for, so creating that table later conflicts with (and
+    # invalidates) this transaction.
+    def table_number(self, table: str) -> int | None:
+        """The table's number, or None (recorded as a miss) when it does not exist."""
+        number = self._new_tables.get(table)
+        if number is None:
+            number = self.db.catalog.table_number(table)
+            if number is None:
+                self._record_table_miss(table)
+        return number
+
+    def table_name(self, number: int) -> str | None:
+        return self._new_table_names.get(number) or self.db.catalog.table_name(number)
+
+    def index_info(self, table: str, name: str) -> IndexInfo | None:
+        created = self._new_indexes.get(table)
+        if created is not None and name in created:
+            return created[name]
+        return self.db.catalog.index(table, name)
+
+    def indexes_of(self, table: str) -> dict[str, IndexInfo]:
+        created = self._new_indexes.get(table)
+        known = self.db.catalog.indexes_of(table)
+        return {**known, **created} if created else known
+
+    def _record_table_miss(self, table: str) -> None:
+        key = encode_key([table])
+        self.reads.record_interval(bootstrap_index(TABLES_TABLE, BY_NAME).index_id, key, prefix_end(key))
+
+    def record_schema_read(self) -> None:
+        """This transaction depends on the schema in force (it validated a write): a schema
+        push that commits meanwhile makes it conflict and retry under the new schema."""
+        if not self._schema_read:
+            self._schema_read = True
+            ix = bootstrap_index(SCHEMAS_TABLE, BY_CREATION_TIME)
+            self.reads.record_interval(ix.index_id, b"", None)
+
+    def record_table_read(self, table: str) -> None:
+        """Depend on every document of ``table`` (its whole ``by_creation_time`` range, or its
+        absence): any write to the table after this transaction began conflicts with it."""
+        ix = self.index_info(table, BY_CREATION_TIME)
+        if ix is None:
+            self.table_number(table)
+            return
+        self.reads.record_interval(ix.index_id, b"", None)
+
+    def _last_in(self, table: str, index: str, lo: float, hi: float) -> dict[str, Any] | None:
+        """The document with the largest key in ``[lo, hi)`` of a bootstrap index (first field
+        numeric); records the range read, so a concurrent allocation conflicts."""
+        ix = bootstrap_index(table, index)
+        for _, doc in self.scan(ix, encode_key([float(lo)]), encode_key([float(hi)]), True):
+            return doc
+        return None
+
+    def _allocate_index_ids(self, count: int) -> list[int]:
+        top = max([0, *(i.index_id for t in self._new_indexes.values() for i in t.values())])
+        last = self._last_in(INDEX_TABLE, BY_INDEX_ID, 1, 2.0**53)
+        if last is not None:
+            top = max(top, int(last["indexId"]))
+        return list(range(top + 1, top + 1 + count))
+
+    def create_table(self, table: str) -> int:
+        """Create ``table`` (with its ``by_id`` and ``by_creation_time`` indexes) in this
+        transaction; returns its number. Other transactions see it once this one commits;
+        two transactions creating tables concurrently conflict (both read the highest table
+        number), so one of them retries."""
+        number = self.table_number(table)
+        if number is not None:
+            return number
+        system = table.startswith("_")
+        lo, hi = ((FIRST_SYSTEM_TABLE_NUMBER, FIRST_USER_TABLE_NUMBER - 1) if system
+                  else (FIRST_USER_TABLE_NUMBER, 2.0**53))
+        last = self._last_in(TABLES_TABLE, BY_NUMBER, lo, hi)
+        mine = [n for n in self._new_tables.values() if lo <= n < hi]
+        number = max([lo - 1, *mine, *([int(last["number"])] if last is not None else [])]) + 1
+        if number >= hi:
+            raise DatabaseError("too many system tables" if system else "too many tables")
+        self._put_catalog_doc(TABLES_TABLE, TABLES_NUMBER, {"name": table, "number": float(number)})
+        self._new_tables[table] = number
+        self._new_table_names[number] = table
+        for name, index_id in zip((BY_ID, BY_CREATION_TIME), self._allocate_index_ids(2), strict=True):
+            self._add_index(make_index(index_id, table, number, name, system_index_fields(name)))
+        return number
+
+    def create_index(self, table: str, name: str, fields: tuple[str, ...], state: str) -> IndexInfo:
+        """Add an index to ``table`` (created if needed) in this transaction."""
+        number = self.create_table(table)
+        if self.index_info(table, name) is not None:
+            raise DatabaseError(f"index {table}.{name} already exists")
+        (index_id,) = self._allocate_index_ids(1)
+        info = make_index(index_id, table, number, name, fields, state)
+        self._add_index(info)
+        return info
+
+    def _add_index(self, info: IndexInfo) -> None:
+        self._put_catalog_doc(INDEX_TABLE, INDEX_NUMBER, info.document())
+        self._new_indexes.setdefault(info.table, {})[info.name] = info
+
+    def _put_catalog_doc(self, table: str, number: int, fields: dict[str, Any]) -> str:
+        if self._rng is None:
+            self._rng = random.Random()
+        internal = new_internal_id(self._rng, self.now_ms)
+        id_str = encode_id(number, internal)
+        ct = self.db.allocate_creation_time(self._next_creation_time)
+        self._next_creation_time = math.nextafter(ct, math.inf)
+        doc: dict[str, Any] = {"_creationTime": ct, "_id": id_str}
+        doc.update(normalize(fields))
+        self.writes[internal] = Write(table, number, id_str, internal, None, None, doc)
+        return id_str
+
+    def set_catalog_doc(self, id_str: str, fields: dict[str, Any] | None) -> None:
+        """Replace (``fields``) or delete (None) a catalog document (``_index``, ``_schemas``)."""
+        w = self._load_catalog_doc(id_str)
+        if fields is None:
+            if w.old is None:
+                del self.writes[w.internal_id]
+            else:
+                w.new = None
+            return
+        assert w.new is not None
+        doc = {"_creationTime": w.new["_creationTime"], "_id": w.id}
+        doc.update(normalize(fields))
+        w.new = doc
+
+    def _load_catalog_doc(self, id_str: str) -> Write:
+        number, internal = decode_id(id_str)
+        w = self.writes.get(internal)
+        if w is not None:
+            return w
+        table = self.table_name(number)
+        assert table is not None
+        ix = bootstrap_index(table, BY_ID)
+        self.reads.record_point(ix.index_id, encode_value(id_str))
+        rev = self.db.persistence.get_document(number, internal, self.begin_ts)
+        if rev is None or rev.value is None:
+            raise DatabaseError(f"catalog document {id_str} does not exist", code="NotFound")
+        old = loads_stored(rev.value)
+        w = Write(table, number, id_str, internal, old, rev.ts, old)
+        self.writes[internal] = w
+        return w
+
+    def import_catalog(self, tables: dict[str, int], indexes: list[IndexInfo]) -> None:
+        """Write catalog documents for tables and indexes that already have numbers and ids
+        (migrating a store whose catalog was kept outside the log)."""
+        for name, number in tables.items():
+            self._put_catalog_doc(TABLES_TABLE, TABLES_NUMBER, {"name": name, "number": float(number)})
+            self._new_tables[name] = number
+            self._new_table_names[number] = name
+        for info in indexes:
+            self._add_index(info)
+
+    def insert_schema_doc(self, schema_json: Any) -> None:
+        self._put_catalog_doc(SCHEMAS_TABLE, 3, {"schema": schema_json})
+
     # --- ids -------------------------------------------------------------------------------
     def _parse_id(self, id_str: Any, *, expected_table: str | None = None) -> tuple[str, int, bytes]:
         if not isinstance(id_str, str):
@@ -143,7 +323,7 @@ class Transaction:
             number, internal = decode_id(id_str)
         except IdError:
             raise IdError(f"Invalid ID {id_str!r}: not a document id of this deployment") from None
-        table = self.db.catalog.table_name(number)
+        table = self.table_name(number)
         if table is None:
             raise IdError(f"Invalid ID {id_str!r}: its table does not exist")
         if expected_table is not None and table != expected_table:
@@ -157,7 +337,10 @@ class Transaction:
             number, _ = decode_id(id_str)
         except IdError:
             return None
-        return id_str if self.db.catalog.table_number(table) == number else None
+        return id_str if self._known_number(table) == number else None
+
+    def _known_number(self, table: str) -> int | None:
+        return self._new_tables.get(table) or self.db.catalog.table_number(table)
 
     def id_belongs_to(self, table: str, id_str: str) -> bool:
         return self.normalize_id(table, id_str) is not None
@@ -167,14 +350,14 @@ class Transaction:
             number, _ = decode_id(id_str)
         except IdError:
             return None
-        return self.db.catalog.table_name(number)
+        return self.table_name(number)
 
     # --- reads -----------------------------------------------------------------------------
     def get(self, id_str: Any) -> dict[str, Any] | None:
         """The document with this id at the snapshot (with this transaction's writes)."""
         table, number, internal = self._parse_id(id_str)
         w = self.writes.get(internal)
-        by_id = self.db.catalog.index(table, BY_ID)
+        by_id = self.index_info(table, BY_ID)
         assert by_id is not None
         self._count_interval()
         self.reads.record_point(by_id.index_id, encode_value(id_str))
@@ -196,7 +379,7 @@ class Transaction:
             if w.new is None:
                 raise DatabaseError(f"Cannot {op} document {id_str}: it was deleted in this transaction", code="NotFound")
             return w
-        by_id = self.db.catalog.index(table, BY_ID)
+        by_id = self.index_info(table, BY_ID)
         assert by_id is not None
         self.reads.record_point(by_id.index_id, encode_value(id_str))
         rev = self.db.persistence.get_document(number, internal, self.begin_ts)
@@ -224,6 +407,8 @@ class Transaction:
                     path=name,
                 )
         user = {k: v for k, v in fields.items() if k not in SYSTEM_FIELDS and v is not UNSET}
+        if not table.startswith("_"):
+            self.record_schema_read()
         checked = self.db.validate_document(table, user, id_str)
         if checked is None:
             checked = normalize(user, max_depth=knobs.MAX_DOCUMENT_NESTING_COUNT)
@@ -253,7 +438,7 @@ class Transaction:
             raise DatabaseError(f"Table name must be a non-empty string, got {table!r}", code="InvalidTableName")
         if table.startswith("_") and not self._system_access:
             raise DatabaseError(f"Cannot insert into system table {table!r}", code="SystemTable")
-        number = self.db.ensure_table(table)
+        number = self.create_table(table)
         if self._rng is None:
             self._rng = random.Random()
         internal = new_internal_id(self._rng, self.now_ms)

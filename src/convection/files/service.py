@@ -97,7 +97,7 @@ class FileStorage:
         self.tokens = UploadTokens(secret)
         self.origin = check_origin(origin or DEFAULT_ORIGIN)
         self.run_blocking: Callable[[Callable[[], Any]], Awaitable[Any]] = run_blocking or _to_thread
-        self.table_number = ensure_tables(db.catalog)
+        self.table_number = ensure_tables(db)
         by_id = db.catalog.index(STORAGE_TABLE, BY_ID)
         assert by_id is not None
         self._by_id_index = by_id.index_id

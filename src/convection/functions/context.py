@@ -126,8 +126,14 @@ class CallObserver:
         self.time_read = False
 
 
+# The system tables user code may read (as in Convex); the others hold the catalog, deployed
+# code, the instance secret and internal bookkeeping.
+USER_READABLE_SYSTEM_TABLES = ("_storage", "_scheduled_functions")
+
+
 class SystemReader:
-    """``ctx.db.system``: read access to system tables (``_storage``, ``_scheduled_functions``)."""
+    """``ctx.db.system``: read access to the system tables ``_storage`` and
+    ``_scheduled_functions``."""
 
     def __init__(self, txn: Transaction) -> None:
         self._txn = txn
@@ -136,13 +142,23 @@ class SystemReader:
         table = self._txn.table_of_id(id) if isinstance(id, str) else None
         if table is not None and not table.startswith("_"):
             raise DatabaseError("ctx.db.system.get() reads system tables; use ctx.db.get() for " + repr(table), code="InvalidTable")
+        if table is not None and table not in USER_READABLE_SYSTEM_TABLES:
+            raise DatabaseError(_not_readable(table), code="InvalidTable")
         return self._txn.get(id)
 
     def query(self, table: str) -> Query:
         if not isinstance(table, str) or not table.startswith("_"):
             raise DatabaseError(f"ctx.db.system.query() reads system tables, got {table!r}", code="InvalidTable")
-        self._txn.db.ensure_table(table)
+        if table not in USER_READABLE_SYSTEM_TABLES:
+            raise DatabaseError(_not_readable(table), code="InvalidTable")
         return Query(self._txn, table)
+
+
+def _not_readable(table: str) -> str:
+    return (
+        f"System table {table!r} cannot be read by functions; ctx.db.system reads "
+        f"{' and '.join(repr(t) for t in USER_READABLE_SYSTEM_TABLES)}"
+    )
 
 
 class DatabaseReader:

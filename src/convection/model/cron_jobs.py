@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from convection import knobs
-from convection.database.catalog import BY_CREATION_TIME, Catalog
+from convection.database.catalog import BY_CREATION_TIME
+from convection.database.database import Database
 from convection.database.query import Query
 from convection.database.transaction import Transaction
 from convection.errors import ConvectionError
@@ -50,16 +51,10 @@ class CronScheduleError(ConvectionError):
     code = "InvalidCronSchedule"
 
 
-def ensure_tables(catalog: Catalog) -> None:
-    """Create the tables and their indexes (idempotent)."""
-    catalog.ensure_table(CRON_JOBS_TABLE)
-    if catalog.index(CRON_JOBS_TABLE, BY_NAME) is None:
-        catalog.add_index(CRON_JOBS_TABLE, BY_NAME, ("name",), "enabled")
-    if catalog.index(CRON_JOBS_TABLE, BY_NEXT_TS) is None:
-        catalog.add_index(CRON_JOBS_TABLE, BY_NEXT_TS, ("nextTs",), "enabled")
-    catalog.ensure_table(CRON_LOGS_TABLE)
-    if catalog.index(CRON_LOGS_TABLE, BY_NAME_AND_TS) is None:
-        catalog.add_index(CRON_LOGS_TABLE, BY_NAME_AND_TS, ("name", "ts"), "enabled")
+def ensure_tables(db: Database) -> None:
+    """Create the tables and their indexes (idempotent; commits of their own)."""
+    db.ensure_system_table(CRON_JOBS_TABLE, {BY_NAME: ("name",), BY_NEXT_TS: ("nextTs",)})
+    db.ensure_system_table(CRON_LOGS_TABLE, {BY_NAME_AND_TS: ("name", "ts")})
 
 
 # --- schedules ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convection.database.catalog import Catalog
+from convection.database.database import Database
 from convection.database.query import Query
 from convection.database.transaction import Transaction
 from convection.errors import ConvectionError
@@ -75,9 +76,9 @@ class FileEntry:
         }
 
 
-def ensure_tables(catalog: Catalog) -> int:
+def ensure_tables(db: Database) -> int:
     """Create ``_storage`` (idempotent; called at application start). Returns its number."""
-    return catalog.ensure_table(STORAGE_TABLE)
+    return db.ensure_table(STORAGE_TABLE)
 
 
 def check_storage_id(catalog: Catalog, storage_id: Any, where: str) -> tuple[int, bytes]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convection import knobs
-from convection.database.catalog import Catalog
+from convection.database.database import Database
 from convection.database.query import Query
 from convection.database.transaction import Transaction
 from convection.errors import ConvectionError
@@ -100,14 +100,13 @@ class ScheduledJob:
         )
 
 
-def ensure_tables(catalog: Catalog) -> None:
+def ensure_tables(db: Database) -> None:
     """Create the tables and their indexes (idempotent; called at application start)."""
-    catalog.ensure_table(SCHEDULED_FUNCTIONS_TABLE)
-    if catalog.index(SCHEDULED_FUNCTIONS_TABLE, BY_NEXT_TS) is None:
-        catalog.add_index(SCHEDULED_FUNCTIONS_TABLE, BY_NEXT_TS, ("nextTs",), "enabled")
-    if catalog.index(SCHEDULED_FUNCTIONS_TABLE, BY_COMPLETED_TIME) is None:
-        catalog.add_index(SCHEDULED_FUNCTIONS_TABLE, BY_COMPLETED_TIME, ("completedTime",), "enabled")
-    catalog.ensure_table(SCHEDULED_ARGS_TABLE)
+    db.ensure_system_table(
+        SCHEDULED_FUNCTIONS_TABLE,
+        {BY_NEXT_TS: ("nextTs",), BY_COMPLETED_TIME: ("completedTime",)},
+    )
+    db.ensure_system_table(SCHEDULED_ARGS_TABLE, {})
 
 
 @contextmanager

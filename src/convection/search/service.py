@@ -58,6 +58,7 @@ from convection.values.json import loads_stored
 log = logging.getLogger("convection.search")
 
 _MAX_TS = (1 << 63) - 1
+_FIRST_PSEUDO_ID = -(1 << 20)
 _APPLY_INLINE_AT = 256  # queued changes after which the committer thread applies them itself
 
 _DefKey = tuple[str, str, str, tuple[str, ...]]  # table, name, search field, filter fields
@@ -97,12 +98,13 @@ class TextSearchService:
 
     # --- index registry ------------------------------------------------------------------
     def pseudo_id(self, table: str, d: SearchIndexDefinition) -> int:
-        """The (negative) pseudo index id of a search index definition, stable in-process."""
+        """The (negative) pseudo index id of a search index definition, stable in-process.
+        Below ``_FIRST_PSEUDO_ID``: the catalog's bootstrap indexes use small negative ids."""
         key = _def_key(table, d)
         with self._registry_lock:
             pid = self._pseudo_ids.get(key)
             if pid is None:
-                pid = self._pseudo_ids[key] = -(len(self._pseudo_ids) + 1)
+                pid = self._pseudo_ids[key] = _FIRST_PSEUDO_ID - len(self._pseudo_ids)
             return pid
 
     def sync(self) -> None:

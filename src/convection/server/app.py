@@ -5,10 +5,11 @@ running :class:`Deployment` (persistence, database, loaded code, application);
 :func:`build_app` turns a deployment into the Starlette app serving HTTP and WebSocket on one
 port.
 
-Deployed code: ``convection deploy`` unpacks code into ``<data dir>/deployed/<n>/convex`` and
-records it as active (``application/admin.py``); ``open_deployment`` serves that folder instead
-of ``functions_dir`` when one is active (except in ``dev``, which always serves the local
-folder it watches), so a restarted ``convection serve`` keeps serving what was deployed.
+Deployed code: ``convection deploy`` stores the functions folder in the ``_modules`` system
+table (``model/modules.py``), in the commit that makes its schema take effect;
+``open_deployment`` serves that code (materialized under ``<data dir>/modules/``) instead of
+``functions_dir`` when something was deployed (except in ``dev``, which always serves the
+local folder it watches), so a restarted ``convection serve`` keeps serving what was deployed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from convection.application.admin import Admin, LogBuffer, active_deployed_folder
+from convection.application.admin import Admin, LogBuffer, deployed_folder
 from convection.application.app import Application
 from convection.application.interface import AuthFailure
 from convection.clock import Clock, SystemClock
@@ -37,6 +38,7 @@ from convection.database.database import Database
 from convection.files.blobs import LocalBlobStore
 from convection.functions.identity import Identity
 from convection.functions.loader import load_app
+from convection.model import deployment
 from convection.persistence import open_persistence
 from convection.server.admin_routes import AdminRoutes
 from convection.server.dashboard import DashboardRoutes
@@ -69,16 +71,42 @@ class Deployment:
 
 
 def instance_secret(data_dir: Path) -> bytes:
-    """The deployment's secret (admin keys, cursors), created on first start."""
+    """The deployment's secret as mirrored in ``<data dir>/instance_secret`` (for the CLI's
+    ``admin-key`` without opening the database), created when missing. The secret in force is
+    the one in the log (:func:`deployment_secret`)."""
     path = data_dir / "instance_secret"
     if path.exists():
         return bytes.fromhex(path.read_text().strip())
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    _write_secret_file(path, secret)
+    return secret
+
+
+def _write_secret_file(path: Path, secret: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secret.hex())
-    return secret
+    os.replace(tmp, path)
+
+
+def deployment_secret(db: Database, data_dir: Path) -> bytes:
+    """The secret in the log (``_deployment``); a store without one adopts the data
+    directory's (so admin keys of a 0.1.0 deployment stay valid) or a new one. The data
+    directory's mirror is brought in line, so ``convection admin-key --data`` prints a key
+    every process of the deployment accepts."""
+    path = data_dir / "instance_secret"
+    stored = deployment.read_secret(db)
+    if stored is None:
+        stored = deployment.init_secret(db, instance_secret(data_dir))
+    try:
+        current = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        current = None
+    if current != stored:
+        _write_secret_file(path, stored)
+    return stored
 
 
 def _blob_store(url: str | None, data_dir: Path) -> LocalBlobStore:
@@ -117,14 +145,19 @@ def open_deployment(
     fdir = Path(functions_dir).resolve()
     ddir = Path(data_dir).resolve() if data_dir is not None else fdir.parent / ".convection"
     ddir.mkdir(parents=True, exist_ok=True)
-    secret = instance_secret(ddir)
-    deployed = None if dev else active_deployed_folder(ddir)
-    if deployed is not None:
-        fdir = deployed
-    loaded = load_app(fdir)
     persistence = open_persistence(db_url or str(ddir / "db.sqlite3"))
     clock = clock or SystemClock()
-    db = Database(persistence, clock=clock, secret=secret)
+    db = Database(persistence, clock=clock)
+    try:
+        secret = deployment_secret(db, ddir)
+        db.set_cursor_secret(secret)
+        deployed = None if dev else deployed_folder(db, ddir)
+        if deployed is not None:
+            fdir = deployed
+        loaded = load_app(fdir)
+    except BaseException:
+        db.close()
+        raise
     logs = LogBuffer(now_ms=clock.now_ms)
 
     def log_sink(path: str, kind: str, lines: list[str]) -> None:
