@@ -70,6 +70,14 @@ def test_a_pythonic_filter(backend: TestBackend) -> None:
     assert "q.eq(q.field('done'), value)" in error.message
 
 
+def test_a_pythonic_filter_by_attribute(backend: TestBackend) -> None:
+    error = fails(backend, "query", "tasks:attribute_filter")
+    assert error.code == "InvalidFilter"
+    assert "q.done is not a field of a document" in error.message
+    assert where("attribute") in error.message
+    assert "q.eq(q.field('done'), value)" in error.message
+
+
 def test_a_python_comparison_in_a_filter(backend: TestBackend) -> None:
     # q.field("done") == False would otherwise be Python's identity test: always False, so
     # the query would silently return nothing.

@@ -26,6 +26,11 @@ def pythonic_filter(ctx):
 
 
 @query
+def attribute_filter(ctx):
+    return ctx.db.query("tasks").filter(lambda d: d.done == False).collect()  # MISTAKE: attribute  # noqa: E712
+
+
+@query
 def operator_filter(ctx):
     return ctx.db.query("tasks").filter(lambda q: q.field("done") == False).collect()  # MISTAKE: operator  # noqa: E712
 
