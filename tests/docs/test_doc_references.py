@@ -14,7 +14,7 @@ CITED_PAGE = re.compile(r"\bdocs/[A-Za-z0-9_/\-]+\.md\b")
 
 
 def _sources() -> list[Path]:
-    files = sorted(SRC.rglob("*.py"))
+    files = sorted([*SRC.rglob("*.py"), *SRC.rglob("*.html"), *SRC.rglob("*.js")])
     assert files
     return files
 

@@ -108,6 +108,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            start_new_session=True,  # its own process group: kill() takes --workers too
         )
         log.close()
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -128,7 +129,8 @@ class ServerProcess:
     def kill(self) -> None:
         """SIGKILL: no goodbye to the clients (what a crash looks like)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:

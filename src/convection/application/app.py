@@ -30,6 +30,7 @@ from convection.database.transaction import Transaction
 from convection.errors import ConvexError
 from convection.files.blobs import BlobStore, MemoryBlobStore
 from convection.files.service import FileStorage
+from convection.functions.calllog import CallSink
 from convection.functions.context import ActionHost
 from convection.functions.identity import ANONYMOUS, Identity
 from convection.functions.loader import LoadedApp
@@ -59,6 +60,7 @@ class Application:
         secret: bytes | None = None,
         redact_errors: bool = False,
         on_log: Callable[[str, str, list[str]], None] | None = None,
+        on_call: CallSink | None = None,
         workers: int | None = None,
         blobs: BlobStore | None = None,
         origin: str | None = None,
@@ -68,6 +70,7 @@ class Application:
         self.admin_key = derive_admin_key(self.secret)
         self.redact_errors = redact_errors
         self.on_log = on_log
+        self.on_call = on_call
         self.cache = QueryCache()
         self.executor = ThreadPoolExecutor(
             max_workers=workers or knobs.FUNCTION_WORKER_THREADS_COUNT, thread_name_prefix="convection-fn"
@@ -75,7 +78,7 @@ class Application:
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
         self.jwks = JwksCache()
         self.verifier = self._make_verifier(app)
-        self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log)
+        self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log, on_call=on_call)
         self.loaded = app
         self.host = _ActionHost(self)
         db.set_schema(app.schema)
@@ -146,7 +149,9 @@ class Application:
 
         Raises AuthConfigError (nothing changes) when its ``auth_config.py`` is invalid."""
         verifier = self._make_verifier(app)
-        runner = Runner(self.db, app, redact_errors=self.redact_errors, on_log=self.on_log, stats=self.runner.stats)
+        runner = Runner(
+            self.db, app, redact_errors=self.redact_errors, on_log=self.on_log, stats=self.runner.stats, on_call=self.on_call
+        )
         runner.decorate_ctx = self.runner.decorate_ctx
         self.db.set_schema(app.schema)
         self.text_search.sync()

@@ -27,6 +27,7 @@ from convection.application.scheduler import (
     error_text,
 )
 from convection.database.transaction import Transaction
+from convection.functions.calllog import call_origin
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.model.cron_jobs import (
@@ -135,10 +136,11 @@ class CronRunner:
             model.log(cron, {"kind": "success"}, outcome.log_lines, time.perf_counter() - started)
             model.finish_run(cron, self._now)
 
-        outcome = ex.app.runner.run_mutation(
-            cron.udf_path, cron.args, None, check_first=check_first, before_commit=before_commit,
-            max_retries=RETRY_FOREVER,
-        )
+        with call_origin("cron", cron.udf_path):
+            outcome = ex.app.runner.run_mutation(
+                cron.udf_path, cron.args, None, check_first=check_first, before_commit=before_commit,
+                max_retries=RETRY_FOREVER,
+            )
         if outcome is SKIPPED:
             return
         if not outcome.success:
@@ -169,7 +171,8 @@ class CronRunner:
         if marked is None:
             return
         started = time.perf_counter()
-        outcome = await ex.app.runner.run_action(cron.udf_path, cron.args, None, ex.app.host)
+        with call_origin("cron", cron.udf_path):
+            outcome = await ex.app.runner.run_action(cron.udf_path, cron.args, None, ex.app.host)
         elapsed = time.perf_counter() - started
         status: dict[str, Any] = (
             {"kind": "success"} if outcome.success else {"kind": "failed", "error": error_text(outcome)}

@@ -44,6 +44,7 @@ from convection.database.readset import FrozenReadSet
 from convection.database.retry import run_in_transaction
 from convection.database.subscriptions import Subscription
 from convection.database.transaction import Transaction
+from convection.functions.calllog import NOT_RUN, call_origin
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.runner import FunctionCallError
@@ -62,7 +63,8 @@ T = TypeVar("T")
 TRANSIENT_ACTION_ERROR = "Transient error while executing action"
 RETRY_FOREVER = sys.maxsize
 # Returned by a run's check_first when the job changed before it could run (canceled, ...).
-SKIPPED = FunctionOutcome(success=True)
+# The call log leaves out outcomes with this code: the function did not run.
+SKIPPED = FunctionOutcome(success=True, error_code=NOT_RUN)
 
 
 def error_text(outcome: FunctionOutcome) -> str:
@@ -422,7 +424,7 @@ class SchedulerExecutor:
         def before_commit(txn: Transaction, outcome: FunctionOutcome) -> None:
             ScheduledJobs(txn).complete(job.id, JobState.SUCCESS, self.clock.now_ms())
 
-        with running_job(job.id):
+        with running_job(job.id), call_origin("scheduled", job.name):
             outcome = self.app.runner.run_mutation(
                 job.name, args, None, check_first=check_first, before_commit=before_commit,
                 max_retries=RETRY_FOREVER,
@@ -447,7 +449,7 @@ class SchedulerExecutor:
         args = await self._in_thread(lambda: self.transact(begin))
         if args is None:
             return
-        with running_job(job.id):
+        with running_job(job.id), call_origin("scheduled", job.name):
             outcome = await self.app.runner.run_action(job.name, args, None, self.app.host)
         state = JobState.SUCCESS if outcome.success else JobState.FAILED
         message = None if outcome.success else error_text(outcome)

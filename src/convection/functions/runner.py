@@ -32,6 +32,7 @@ from convection.errors import (
     ValidationError,
     is_user_file,
 )
+from convection.functions.calllog import CallSink, record_call, record_http_call
 from convection.functions.context import ActionCtx, ActionHost, MutationCtx, QueryCtx
 from convection.functions.identity import Identity
 from convection.functions.limits import WATCHDOG, FunctionTimeout
@@ -40,6 +41,8 @@ from convection.functions.logs import begin_capture, end_capture
 from convection.functions.mistakes import explain, function_location
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import display_path, function_path
+from convection.functions.system import PREFIX as SYSTEM_PREFIX
+from convection.functions.system import system_function
 from convection.stats import CallStats
 from convection.values.json import dumps
 from convection.values.model import normalize
@@ -83,12 +86,14 @@ class Runner:
         redact_errors: bool = False,
         on_log: Callable[[str, str, list[str]], None] | None = None,
         stats: CallStats | None = None,
+        on_call: CallSink | None = None,
     ) -> None:
         self.db = db
         self.app = app
         self.stats = stats if stats is not None else CallStats()
         self.redact_errors = redact_errors
         self.on_log = on_log
+        self.on_call = on_call  # one CallRecord per call: the call log (functions/calllog.py)
         # Hooks the application installs (scheduler, storage) on every ctx.
         self.decorate_ctx: Callable[[Any, Transaction | None], None] | None = None
 
@@ -100,7 +105,7 @@ class Runner:
             path = function_path(path_or_ref)
         except ConvectionError:
             path = str(path_or_ref)
-        spec = self.app.get(path)
+        spec = system_function(path) if path.startswith(SYSTEM_PREFIX) else self.app.get(path)
         # identity None = a system caller (scheduler, crons, other functions): sees everything.
         privileged = identity is None or identity.is_admin
         if spec is None or spec.kind == "httpAction" or (spec.visibility == "internal" and not privileged):
@@ -247,6 +252,7 @@ class Runner:
         started = time.perf_counter()
         ex = self._run_query(path, args, identity, ts=ts, journal=journal)
         self.stats.record("query", ex.outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "query", path, identity, ex.outcome, started)
         return ex
 
     def _run_query(
@@ -307,6 +313,7 @@ class Runner:
         started = time.perf_counter()
         outcome = self._run_mutation(path, args, identity, before_commit, check_first, sleep, max_retries)
         self.stats.record("mutation", outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "mutation", path, identity, outcome, started)
         return outcome
 
     def _run_mutation(
@@ -382,6 +389,7 @@ class Runner:
         started = time.perf_counter()
         outcome = await self._run_action(path, args, identity, host)
         self.stats.record("action", outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "action", path, identity, outcome, started)
         return outcome
 
     async def _run_action(self, path: Any, args: Any, identity: Identity | None, host: ActionHost) -> FunctionOutcome:
@@ -430,6 +438,7 @@ async def run_http_action(
 
     started = time.perf_counter()
     failed = True
+    failure: BaseException | None = None
     cap, token = begin_capture()
     try:
         ctx = ActionCtx(host, identity, runner.db.clock.now_ms(), random.getrandbits(63))
@@ -441,6 +450,7 @@ async def run_http_action(
     except StorageFailure:
         raise
     except Exception as exc:
+        failure = exc
         return None, cap.finish(), exc
     finally:
         end_capture(token)
@@ -448,6 +458,7 @@ async def run_http_action(
         lines = cap.lines
         if runner.on_log is not None and lines:
             runner.on_log(getattr(function, "path", None) or "http", "httpAction", lines)
+        record_http_call(runner.on_call, getattr(function, "path", None) or "http", identity, started, lines, failure)
 
 
 def normalize_safe(value: Any) -> Any:
