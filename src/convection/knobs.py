@@ -170,11 +170,33 @@ FUNCTION_WORKER_THREADS_COUNT = _knob(
     "FUNCTION_WORKER_THREADS_COUNT", 16, "Threads that run queries and mutations."
 )
 
+FUNCTION_MAX_THREADS_PER_PATH_COUNT = _knob(
+    "FUNCTION_MAX_THREADS_PER_PATH_COUNT",
+    8,
+    "Worker threads the calls of one function path may hold at once (at most half the pool); "
+    "more calls of it wait, holding no thread, so a stuck or CPU-bound function leaves the "
+    "rest of the pool to other functions.",
+)
+
 GC_GEN0_THRESHOLD_COUNT = _knob(
     "GC_GEN0_THRESHOLD_COUNT",
     50_000,
     "Allocations between young-generation garbage collections in the server process "
     "(Python's default is 700; see bench/RESULTS.md).",
+)
+
+# --- HTTP ---------------------------------------------------------------------------------
+HTTP_REQUEST_IDLE_TIMEOUT_MS = _knob(
+    "HTTP_REQUEST_IDLE_TIMEOUT_MS",
+    30_000,
+    "An HTTP connection that receives nothing for this long while the server waits for the "
+    "client (no request yet, or a request head or body not complete) is closed.",
+)
+HTTP_MAX_BODY_OVERHEAD_BYTES = _knob(
+    "HTTP_MAX_BODY_OVERHEAD_BYTES",
+    64 << 10,
+    "A function call's HTTP body may exceed MAX_FUNCTION_ARGS_SIZE_BYTES by this much (path, "
+    "format, JSON encoding); larger bodies are refused with 413 ArgumentsTooLarge unread.",
 )
 
 # --- sync (WebSocket protocol) ----------------------------------------------------------
@@ -210,6 +232,28 @@ SYNC_CLOSE_TIMEOUT_MS = _knob(
     "SYNC_CLOSE_TIMEOUT_MS",
     5_000,
     "How long a closing socket may take to send its last messages (FatalError, AuthError).",
+)
+SYNC_CONNECT_TIMEOUT_MS = _knob(
+    "SYNC_CONNECT_TIMEOUT_MS",
+    30_000,
+    "A WebSocket that has not sent Connect this long after opening is closed (1000 ConnectTimeout).",
+)
+SYNC_MAX_QUERIES_PER_MODIFY_COUNT = _knob(
+    "SYNC_MAX_QUERIES_PER_MODIFY_COUNT",
+    1000,
+    "Most Add/Remove entries in one ModifyQuerySet; more is a FatalError (TooManyQueries).",
+)
+SYNC_MAX_QUERIES_PER_SOCKET_COUNT = _knob(
+    "SYNC_MAX_QUERIES_PER_SOCKET_COUNT",
+    5000,
+    "Most live queries in one socket's query set; more is a FatalError (TooManyQueries).",
+)
+SYNC_MAX_OBSERVED_TS_AHEAD_MS = _knob(
+    "SYNC_MAX_OBSERVED_TS_AHEAD_MS",
+    60_000,
+    "A Connect whose maxObservedTimestamp is above the latest commit but at most this far "
+    "ahead of the wall clock moves the commit clock past it; further ahead closes the socket "
+    "(1011 InternalServerError, as the reference server does).",
 )
 
 # --- persistence (SQLite) ---------------------------------------------------------------

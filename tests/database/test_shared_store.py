@@ -16,8 +16,8 @@ from convection.database.retry import run_in_transaction
 from convection.errors import OccConflict
 from convection.persistence.base import Persistence
 from convection.persistence.sqlite import SqlitePersistence
+from convection.schema.builders import v
 from convection.schema.schema import define_schema, define_table
-from convection.schema.validators import v
 
 
 def second_handle(request: pytest.FixtureRequest) -> Persistence:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ServerProcess
+from conftest import NodeScript, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -166,8 +166,6 @@ def test_the_dashboard_in_a_browser(fresh_server: ServerProcess, chromium: str, 
 def test_the_dashboard_reconnects_after_a_server_restart(fresh_server: ServerProcess, chromium: str) -> None:
     """The page's sync client reconnects by itself (the server was killed and started again on
     the same port and data) and the grid is live again, without a reload."""
-    from conftest import NodeScript
-
     node = _node_with_playwright()
     fresh_server.call("mutation", "messages:send", {"body": "before the restart"})
     script = NodeScript(node, "../browser/dashboard_reconnect.mjs", fresh_server.url,

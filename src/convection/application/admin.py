@@ -97,7 +97,7 @@ from convection.database.catalog import BY_CREATION_TIME
 from convection.database.database import Database
 from convection.database.query import Query
 from convection.database.retry import run_in_transaction
-from convection.database.transaction import SYSTEM_FIELDS, Transaction
+from convection.database.transaction import SYSTEM_FIELDS, SystemView, Transaction
 from convection.errors import (
     ConvectionError,
     ConvexError,
@@ -110,7 +110,6 @@ from convection.functions.identity import Identity
 from convection.functions.loader import LoadedApp, load_app
 from convection.model import modules
 from convection.model.file_storage import STORAGE_TABLE
-from convection.model.scheduled_jobs import system_access
 from convection.values.ids import decode_id, encode_id
 from convection.values.json import to_convex_json
 from convection.values.model import normalize, value_size
@@ -210,7 +209,6 @@ def stored_env(db: Database) -> dict[str, str]:
     if db.catalog.table_number(ENV_TABLE) is None:
         return {}
     txn = db.begin(read_only=True)
-    txn._system_access = True
     rows = Query(txn, ENV_TABLE).collect()
     return {r["name"]: r["value"] for r in sorted(rows, key=lambda r: str(r["name"]))}
 
@@ -233,16 +231,16 @@ def write_env(db: Database, name: str, value: str | None) -> bool:
     ensure_env_table(db)
 
     def fn(txn: Transaction) -> bool:
-        txn._system_access = True
+        system = SystemView(txn)
         row = Query(txn, ENV_TABLE).with_index(ENV_INDEX, lambda q: q.eq("name", name)).first()
         if row is None:
             if value is not None:
-                txn.insert(ENV_TABLE, {"name": name, "value": value})
+                system.insert(ENV_TABLE, {"name": name, "value": value})
             return False
         if value is None:
-            txn.delete(row["_id"])
+            system.delete(row["_id"])
         else:
-            txn.patch(row["_id"], {"value": value})
+            system.patch(row["_id"], {"value": value})
         return True
 
     existed, _ = run_in_transaction(db, fn)
@@ -361,7 +359,6 @@ class Admin:
                 code="InvalidPaginationLimit",
             )
         txn = db.begin(read_only=True)
-        txn._system_access = True
         try:
             result = Query(txn, table).order("desc").paginate({"numItems": limit, "cursor": cursor or None})
         except ConvexError:
@@ -559,18 +556,17 @@ class Admin:
             written: list[str] = []
             kept = 0
             try:
-                with system_access(txn):
-                    for f in batch:
-                        doc = ImportDoc(f.where, f.fields(), f.id, f.creation_time)
-                        if keep_ids and _id_number(f.id) == number and insert_keeping_id(txn, STORAGE_TABLE, number, doc):
-                            storage_id = f.id
-                            kept += 1
-                        else:
-                            storage_id = txn.insert(STORAGE_TABLE, doc.fields)
-                        with files._lock:
-                            files._pending.add(storage_id)
-                        written.append(storage_id)
-                        files.blobs.put(storage_id, s.read(f))
+                system = SystemView(txn)
+                for f in batch:
+                    doc = ImportDoc(f.where, f.fields(), f.id, f.creation_time)
+                    if keep_ids and _id_number(f.id) == number and insert_keeping_id(system, STORAGE_TABLE, number, doc):
+                        storage_id = f.id
+                        kept += 1
+                    else:
+                        storage_id = system.insert(STORAGE_TABLE, doc.fields)
+                    files.hold(storage_id)
+                    written.append(storage_id)
+                    files.blobs.put(storage_id, s.read(f))
                 try:
                     db.commit(txn)
                 except StorageFailure:
@@ -585,8 +581,7 @@ class Admin:
                     code=exc.code,
                 ) from None
             finally:
-                with files._lock:
-                    files._pending.difference_update(written)
+                files.release(written)
             s.imported += len(batch)
             s.kept_ids += kept
             if progress is not None:
@@ -751,7 +746,7 @@ class Admin:
             try:
                 from convection.application.push import push
 
-                push(self.app, loaded, in_commit=lambda txn: modules.write_modules(txn, files))
+                push(self.app, loaded, in_commit=lambda system: modules.write_modules(system, files))
             except BaseException:
                 loaded.unload()
                 if not in_use:
@@ -788,7 +783,7 @@ def deployed_folder(db: Database, data_dir: Path) -> Path | None:
         if legacy is None:
             return None
         files = modules.read_folder(legacy)
-        db.run_system(lambda txn: modules.write_modules(txn, files))
+        db.run_system(lambda txn: modules.write_modules(SystemView(txn), files))
     return modules.materialize(files, data_dir)
 
 

@@ -187,6 +187,7 @@ async def _serve_deployment(deployment: Any, host: str, port: int, site_port: in
 
     from convection import knobs
     from convection.server.app import build_app, build_site_app
+    from convection.server.http_timeouts import protocol_class
 
     url = f"http://{host}:{port}"
     config = uvicorn.Config(
@@ -196,12 +197,14 @@ async def _serve_deployment(deployment: Any, host: str, port: int, site_port: in
         # CPU than loopback/LAN bandwidth saves; F1 at N=10,000 went 1,236 -> 822 ms and idle
         # memory per connection 88 -> 45 KB without it (bench/PROFILES.md).
         ws_per_message_deflate=False,
+        http=protocol_class(knobs.HTTP_REQUEST_IDLE_TIMEOUT_MS / 1000),
     )
     server = uvicorn.Server(config)
     site_server = None
     if site_port:
         site_server = uvicorn.Server(uvicorn.Config(
             build_site_app(deployment), host=host, port=site_port, log_level="warning", lifespan="off",
+            http=protocol_class(knobs.HTTP_REQUEST_IDLE_TIMEOUT_MS / 1000),
         ))
     await deployment.app.start()  # scheduler and crons
     tasks = [asyncio.create_task(server.serve(sockets=sockets[:1] if sockets else None))]
@@ -285,7 +288,7 @@ def serve(
     data: DataOpt = None,
     db: DbOpt = None,
     storage: StorageOpt = None,
-    redact_errors: Annotated[bool, typer.Option("--redact-errors", help="Send 'Server Error' without details to clients.")] = False,
+    redact_errors: Annotated[bool, typer.Option("--redact-errors/--no-redact-errors", help="Callers that are not admins get 'Server Error' and a request id instead of a function's error message and traceback (the full text goes to the server log). On by default; --no-redact-errors shows everything (as `convection dev` does).")] = True,
     workers: Annotated[int, typer.Option("--workers", envvar="CONVECTION_WORKERS", help="Server processes sharing the port and the store (docs/cli.md).")] = 1,
 ) -> None:
     """Run the backend on a functions folder (production: no watching)."""

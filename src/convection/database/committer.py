@@ -88,6 +88,11 @@ class CommitRecord:
     read_set: FrozenReadSet = EMPTY_READ_SET
     build: RowsBuilder | None = None
     remote: bool = False  # committed by another process
+    min_ts: int = 0  # the ts must be at least this (bump_ts)
+
+
+def _empty_rows(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry], dict[int, list[bytes]]]:
+    return [], [], {}
 
 
 class Committer:
@@ -139,6 +144,23 @@ class Committer:
         self._thread.start()
 
     # --- public ---------------------------------------------------------------------------
+    def bump_ts(self, ts: int) -> None:
+        """Make ``latest_ts`` at least ``ts`` (a client observed it: on another process, or
+        before a restart). An empty commit with a ts at or above it goes through the commit
+        path like any other, so every process sharing the store learns of it, and timestamps
+        stay strictly increasing across them (a local jump of ``latest_ts`` could let another
+        process commit below it, under a snapshot already served)."""
+        if self.latest_ts >= ts:
+            return
+        with self._lock:
+            if self._failed is not None or self._stopping:
+                return
+            rec = CommitRecord(0, {}, source="observed ts", begin_ts=self.latest_ts,
+                               build=_empty_rows, min_ts=ts)
+            self._queue.append(rec)
+            self._cond.notify_all()
+        rec.done.wait()
+
     def commit(
         self,
         begin_ts: int,
@@ -269,7 +291,7 @@ class Committer:
                         rec.error = exc
                         refused.append(rec)
                         continue
-                    ts = max(self._last_assigned + 1, self._clock.now_ns())
+                    ts = max(self._last_assigned + 1, self._clock.now_ns(), rec.min_ts)
                     assert rec.build is not None
                     rec.documents, rec.entries, rec.index_keys = rec.build(ts)
                     self._last_assigned = rec.ts = ts

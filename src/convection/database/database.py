@@ -30,8 +30,9 @@ from convection.database.catalog import (
 )
 from convection.database.committer import CommitRecord, Committer
 from convection.database.pagination import CursorCodec
-from convection.database.query import Query, SearchProvider
+from convection.database.query import Query
 from convection.database.readset import FrozenReadSet
+from convection.database.search_provider import SearchProvider
 from convection.database.subscriptions import Subscription, SubscriptionManager
 from convection.database.transaction import Transaction, Write, index_key
 from convection.errors import DatabaseError
@@ -78,7 +79,7 @@ class Database:
         self._durable_hooks: list[Callable[[list[CommitRecord]], None]] = []
         self._write_keys_hooks: list[Callable[[list[Any], dict[int, list[bytes]]], None]] = []
         # Full-text search for Query.with_search_index (installed by convection.search).
-        self.text_search: SearchProvider | None = None
+        self.text_search: SearchProvider[Transaction] | None = None
         self._maintenance_hooks: list[Callable[[], object]] = []
         self._creation_lock = threading.Lock()
         self._last_creation_time = 0.0
@@ -145,6 +146,11 @@ class Database:
     def latest_ts(self) -> int:
         return self.committer.latest_ts
 
+    def bump_ts(self, ts: int) -> None:
+        """A client observed ``ts`` (on another process, or before a restart): make
+        ``latest_ts`` reach it (``Committer.bump_ts``)."""
+        self.committer.bump_ts(ts)
+
     def _remote_commit(self, ts: int, revisions: list[DocumentRevision]) -> list[Any]:
         """A commit another process made (called by the committer's writer thread, in ts
         order, before anything after it is built): its catalog changes take effect here, and
@@ -197,7 +203,9 @@ class Database:
         conflicts); returns (fn's result, commit ts)."""
         from convection.database.retry import run_in_transaction
 
-        return run_in_transaction(self, fn, max_retries=SYSTEM_TXN_MAX_RETRIES)
+        value, ts = run_in_transaction(self, fn, max_retries=SYSTEM_TXN_MAX_RETRIES)
+        assert ts is not None  # fn never returns Discard
+        return value, ts
 
     @property
     def schema(self) -> SchemaDefinition | None:
@@ -258,6 +266,13 @@ class Database:
             return False
         t = schema.tables.get(table)
         return t is not None and any(ix.name == name for ix in t.indexes)
+
+    def declared_vector_index(self, table: str, name: str) -> bool:
+        """Whether the schema declares ``table.name`` as a vector index (queries explain that
+        vector search runs only in actions)."""
+        schema = self.schema
+        t = schema.tables.get(table) if schema is not None else None
+        return t is not None and t.vector_index_named(name) is not None
 
     def ensure_indexes(self, progress: Callable[[str, int], None] | None = None) -> None:
         """Bring the catalog in line with the schema: create declared indexes (backfilling

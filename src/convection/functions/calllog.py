@@ -31,7 +31,7 @@ from convection import knobs
 from convection.errors import ConvectionError
 from convection.functions.identity import Identity
 from convection.functions.outcome import FunctionOutcome
-from convection.functions.paths import function_path
+from convection.functions.references import function_path
 
 Origin = Literal["client", "scheduled", "cron"]
 

@@ -46,7 +46,7 @@ from convection.application.admin import AdminError
 from convection.application.app import Application
 from convection.application.interface import Identity
 from convection.database.query import Query
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
 from convection.errors import ConvectionError
 from convection.model.cron_jobs import CronJobs
 from convection.model.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE, ScheduledJob, ScheduledJobs
@@ -167,18 +167,16 @@ class DashboardRoutes:
         }
 
     # --- scheduled functions and crons ---------------------------------------------------------
-    def _read(self) -> Transaction:
-        txn = self.app.db.begin(read_only=True)
-        txn._system_access = True
-        return txn
+    def _read(self) -> SystemView:
+        return SystemView(self.app.db.begin(read_only=True))
 
     async def scheduled(self, request: Request, identity: Identity) -> Response:
         limit = _limit(request)
 
         def read() -> list[dict[str, Any]]:
-            txn = self._read()
-            model = ScheduledJobs(txn)
-            docs = Query(txn, SCHEDULED_FUNCTIONS_TABLE).order("desc").take(limit)
+            system = self._read()
+            model = ScheduledJobs(system)
+            docs = Query(system.txn, SCHEDULED_FUNCTIONS_TABLE).order("desc").take(limit)
             return [_job_json(model, ScheduledJob.from_doc(d)) for d in docs]
 
         return json_response({"jobs": await run_in_threadpool(read)})
@@ -188,8 +186,8 @@ class DashboardRoutes:
         scheduler = self.app.scheduler
         now_ms = self.app.db.clock.now_ms
 
-        def cancel(txn: Transaction) -> bool:
-            model = ScheduledJobs(txn)
+        def cancel(system: SystemView) -> bool:
+            model = ScheduledJobs(system)
             if model.get(job_id) is None:
                 raise AdminError(f"No scheduled function with id {job_id!r}", code="NotFound")
             return model.cancel(job_id, now_ms())
