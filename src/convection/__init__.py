@@ -1,18 +1,26 @@
 """convection: a reactive backend platform for Python in the model of Convex.
 
-This module is the public API (API.md): everything a functions folder imports comes from
-here; everything else in the package is internal. Names are imported on first access
-(PEP 562), so importing a low layer (``convection.values``, the client) does not pull in the
-whole engine, and the layers below never depend on this module.
+This module is the public API (docs/functions.md, docs/schema.md, docs/values.md): everything
+a functions folder imports comes from here; everything else in the package is internal. Names
+are imported on first access (PEP 562), so importing a low layer (``convection.values``, the
+client) does not pull in the whole engine, and the layers below never depend on this module.
+``dir(convection)`` lists exactly ``__all__``.
+
+Types for annotations (editors complete ``ctx.db`` from them): ``QueryCtx``, ``MutationCtx``,
+``ActionCtx`` (the ``ctx`` of each function kind), ``Doc`` (a document) and ``Id`` (a
+document id).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from convection.errors import ConvexError
+    from convection.functions.context import ActionCtx, Doc, Id, MutationCtx, QueryCtx
     from convection.functions.crons import Crons
     from convection.functions.decorators import (
         action,
@@ -31,6 +39,11 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "ConvexError": "convection.errors",
+    "ActionCtx": "convection.functions.context",
+    "Doc": "convection.functions.context",
+    "Id": "convection.functions.context",
+    "MutationCtx": "convection.functions.context",
+    "QueryCtx": "convection.functions.context",
     "Crons": "convection.functions.crons",
     "action": "convection.functions.decorators",
     "http_action": "convection.functions.decorators",
@@ -53,11 +66,16 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "UNSET",
+    "ActionCtx",
     "ConvexError",
     "Crons",
+    "Doc",
     "FunctionReference",
     "HttpRouter",
+    "Id",
     "Int64",
+    "MutationCtx",
+    "QueryCtx",
     "action",
     "api",
     "define_schema",
@@ -78,10 +96,10 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'convection' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(__all__)

@@ -11,7 +11,11 @@ as ``data`` and the caller receives that data (``errorData`` on the wire).
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class ConvectionError(Exception):
@@ -27,6 +31,39 @@ class ConvectionError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def is_user_file(filename: str) -> bool:
+    """Whether code in ``filename`` is the user's: not convection's own, not the standard
+    library, not an installed package."""
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    return not filename.startswith((_PACKAGE_DIR, stdlib, "<")) and "site-packages" not in filename
+
+
+def shown_path(filename: str) -> str:
+    """``filename`` relative to the working directory when it is inside it."""
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        return filename
+    return filename if rel.startswith("..") else rel
+
+
+def user_location(skip: int = 1) -> str | None:
+    """``file:line`` of the innermost frame on the current stack that is the user's code (see
+    :func:`is_user_file`): where the user's function broke a rule. None when there is none."""
+    frame = sys._getframe(skip)
+    while frame is not None:
+        if is_user_file(frame.f_code.co_filename):
+            return f"{shown_path(frame.f_code.co_filename)}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def at_user_location(skip: int = 2) -> str:
+    """`` (at file:line)`` for a message, or "" when the stack has no user frame."""
+    where = user_location(skip + 1)
+    return f" (at {where})" if where else ""
 
 
 class ValueError_(ConvectionError):
@@ -105,6 +142,21 @@ class StorageFailure(ConvectionError):
     """The persistence layer failed with an unknown outcome; the engine stops."""
 
     code = "StorageFailure"
+
+
+class MissingExtra(ConvectionError):
+    """A feature needs an optional dependency that is not installed; the message names the
+    extra that installs it (``pip install 'convection[vector]'``)."""
+
+    code = "MissingExtra"
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs the Python package {module!r}, which is not installed. Install "
+            f"it with: pip install 'convection[{extra}]' (or pip install {module})"
+        )
+        self.module = module
+        self.extra = extra
 
 
 class ConvexError(Exception):

@@ -1,6 +1,10 @@
-"""The chat example in a real browser: its Vite-built page (official ``convex`` React client)
-against ``python -m convection serve``, opened twice in headless Chromium (playwright-core);
-a message sent in one page appears live in the other.
+"""The chat example in a real browser: its Vite-built page (official ``convex`` React client,
+importing the generated ``convex/_generated/api``) against ``python -m convection serve``,
+opened twice in headless Chromium (playwright-core); a message sent in one page appears live
+in the other.
+
+The example has one package.json at its root (``examples/chat``), as a Convex project does, so
+``web/src/main.jsx`` and ``convex/_generated/api.js`` resolve the same ``node_modules``.
 
 Needs node/npm (skips without node) and Debian's Chromium at /usr/bin/chromium: installed with
 ``apt-get install -y chromium`` when missing and possible, skipped otherwise.
@@ -41,9 +45,9 @@ BROWSER_TIMEOUT_S = 90.0
 
 
 def _node_modules_complete() -> bool:
-    package = json.loads((WEB_DIR / "package.json").read_text())
+    package = json.loads((CHAT_DIR / "package.json").read_text())
     names = [*package.get("dependencies", {}), *package.get("devDependencies", {})]
-    return all((WEB_DIR / "node_modules" / name / "package.json").exists() for name in names)
+    return all((CHAT_DIR / "node_modules" / name / "package.json").exists() for name in names)
 
 
 def _node() -> str:
@@ -53,13 +57,13 @@ def _node() -> str:
     if not _node_modules_complete():
         npm = shutil.which("npm")
         if npm is None:
-            pytest.fail("node is installed but npm is not: cannot install examples/chat/web")
+            pytest.fail("node is installed but npm is not: cannot install examples/chat")
         done = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=WEB_DIR, capture_output=True, text=True, timeout=600, check=False,
+            cwd=CHAT_DIR, capture_output=True, text=True, timeout=600, check=False,
         )
         if done.returncode != 0 or not _node_modules_complete():
-            pytest.fail(f"npm ci failed in {WEB_DIR}:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+            pytest.fail(f"npm ci failed in {CHAT_DIR}:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     return node
 
 
@@ -128,13 +132,19 @@ def _static_server(directory: Path) -> Iterator[str]:
 
 def _build(node: str, backend_url: str, out_dir: Path) -> None:
     done = subprocess.run(
-        [node, str(WEB_DIR / "node_modules" / "vite" / "bin" / "vite.js"), "build",
+        [node, str(CHAT_DIR / "node_modules" / "vite" / "bin" / "vite.js"), "build",
          "--outDir", str(out_dir), "--emptyOutDir", "--logLevel", "warn"],
         cwd=WEB_DIR, capture_output=True, text=True, timeout=300, check=False,
         env={**os.environ, "VITE_CONVEX_URL": backend_url},
     )
     if done.returncode != 0 or not (out_dir / "index.html").exists():
         pytest.fail(f"vite build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+
+
+def test_the_page_imports_the_generated_api() -> None:
+    source = (WEB_DIR / "src" / "main.jsx").read_text()
+    assert 'from "../../convex/_generated/api"' in source
+    assert "anyApi" not in source
 
 
 def test_a_message_sent_in_one_page_appears_in_the_other(tmp_path: Path, chromium: str) -> None:
@@ -145,7 +155,7 @@ def test_a_message_sent_in_one_page_appears_in_the_other(tmp_path: Path, chromiu
         assert backend_url in "".join(p.read_text() for p in (dist / "assets").glob("*.js"))
         with _static_server(dist) as page_url:
             done = subprocess.run(
-                [node, str(HARNESS), str(WEB_DIR), page_url, chromium],
+                [node, str(HARNESS), str(CHAT_DIR), page_url, chromium],
                 capture_output=True, text=True, timeout=BROWSER_TIMEOUT_S, check=False,
             )
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]

@@ -39,7 +39,7 @@ from conftest import NodeScript, ServerProcess
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES_DIR = ROOT / "examples" / "chat" / "web"  # its devDependencies include playwright-core
+MODULES_DIR = ROOT / "examples" / "chat"  # its devDependencies include playwright-core
 HARNESS = Path(__file__).resolve().parent / "browser" / "dashboard.mjs"
 
 BROWSER_TIMEOUT_S = 240.0

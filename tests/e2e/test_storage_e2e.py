@@ -49,7 +49,7 @@ def test_upload_flow_from_the_npm_client(server: ServerProcess, node: NodeRunner
     assert r["range"] == {"status": 206, "contentRange": f"bytes 10-19/{SIZE}", "same": True}
 
     assert r["forged"]["status"] == 401
-    assert r["forged"]["body"]["code"] == "InvalidUploadToken"
+    assert r["forged"]["body"]["code"] == "StorageTokenInvalid"
     assert r["digest"]["status"] == 400
     assert r["digest"]["body"]["code"] == "DigestMismatch"
 

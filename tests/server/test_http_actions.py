@@ -81,3 +81,53 @@ def test_storage_option_selects_the_blob_directory(tmp_path: Path) -> None:
     with pytest.raises(ConvectionError) as e:
         _blob_store("gs://bucket", tmp_path)  # (s3:// is tests/files/test_s3_store.py's)
     assert e.value.code == "UnsupportedStorage"
+
+
+AUTH_HTTP = '''
+from starlette.responses import JSONResponse
+from convection import HttpRouter
+
+http = HttpRouter()
+
+@http.route(path="/webhook", method="POST")
+async def webhook(ctx, request):
+    # A webhook authenticates with its own scheme; the action sees the header unchanged.
+    return JSONResponse({"authorization": request.headers.get("authorization")})
+
+@http.route(path="/whoami", method="GET")
+async def whoami(ctx, request):
+    try:
+        user = ctx.auth.get_user_identity()
+    except Exception as exc:
+        return JSONResponse({"error": getattr(exc, "code", None), "message": str(exc)}, status_code=401)
+    return JSONResponse({"user": None if user is None else user.subject})
+'''
+
+
+@pytest.fixture
+def auth_deployment(tmp_path: Path) -> Iterator[object]:
+    folder = tmp_path / "convex"
+    folder.mkdir()
+    (folder / "http.py").write_text(textwrap.dedent(AUTH_HTTP))
+    dep = open_deployment(folder, tmp_path / "data")
+    yield dep
+    dep.close()
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer whsec_not_a_jwt", "Basic dXNlcjpwYXNz", "t=1700000000,v1=5257a869e7ec", "Convex not-a-key"],
+)
+def test_http_actions_receive_any_authorization_header(auth_deployment: object, header: str) -> None:
+    """As in Convex, an HTTP action runs whatever Authorization header comes (webhooks use
+    their own schemes); only ctx.auth.get_user_identity() fails for a header that is not a
+    valid token."""
+    for build, prefix in ((build_app, "/http"), (build_site_app, "")):
+        with TestClient(build(auth_deployment)) as client:  # type: ignore[arg-type]
+            r = client.post(f"{prefix}/webhook", headers={"Authorization": header})
+            assert (r.status_code, r.json()) == (200, {"authorization": header})
+            r = client.get(f"{prefix}/whoami", headers={"Authorization": header})
+            assert r.status_code == 401
+            assert r.json()["error"] in ("InvalidAuthHeader", "BadAdminKey")
+            r = client.get(f"{prefix}/whoami")
+            assert (r.status_code, r.json()) == (200, {"user": None})

@@ -1,7 +1,7 @@
 """Built-in admin functionality: the system operations behind ``convection data``, ``import``,
-``export``, ``env``, ``logs`` and ``deploy`` (API.md §6), served over HTTP by
+``export``, ``env``, ``logs`` and ``deploy`` (docs/cli.md), served over HTTP by
 ``server/admin_routes.py`` and called in-process by the CLI on a local project. Both go through
-:class:`Admin`, so there is one implementation and no private backdoor (STYLE.md §12).
+:class:`Admin`, so there is one implementation and no private backdoor (docs/internals/overview.md).
 
 Every operation takes the caller's :class:`Identity` and refuses anything but an admin
 (``Unauthorized``). Parsing import files and the plan an import writes live in
@@ -10,7 +10,7 @@ Every operation takes the caller's :class:`Identity` and refuses anything but an
 * ``_system:tables`` / ``_system:documents``: user tables with their document counts (at one
   snapshot); one page of a table's documents, newest first, with a pagination cursor.
 * ``_system:export``: a ZIP snapshot of every user table at ONE timestamp, in Convex's layout
-  (SEMANTICS.md §12): ``README.md`` and ``<table>/documents.jsonl``, one document per line in
+  (docs/cli.md): ``README.md`` and ``<table>/documents.jsonl``, one document per line in
   Convex encoded JSON (``convection.values.json``: int64 ``{"$integer"}``, bytes
   ``{"$bytes"}``, NaN/±inf/-0 ``{"$float"}``), which is lossless, so no
   ``generated_schema.jsonl`` type hints are written (nor needed on import; they are ignored).

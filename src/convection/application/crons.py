@@ -1,5 +1,5 @@
 """Cron jobs: keeping ``_cron_jobs`` in step with ``convex/crons.py`` and running one due
-cron (SEMANTICS.md §6.2). The executor loop (application/scheduler.py) picks due crons.
+cron (docs/scheduling.md). The executor loop (application/scheduler.py) picks due crons.
 
 * **Sync** (every push and at start): jobs are matched by name; a new job is inserted with
   its first due time, a job whose function, arguments or schedule changed is reset (new due

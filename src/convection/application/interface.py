@@ -79,7 +79,7 @@ class ApplicationInterface(Protocol):
 
     def bump_ts(self, ts: int) -> None:
         """Move the commit clock so that every later commit, and ``latest_ts()`` once no
-        commit is in flight, is at least ``ts`` (a client observed ``ts``: PROTOCOL.md §4.3)."""
+        commit is in flight, is at least ``ts`` (a client observed ``ts``: docs/internals/protocol.md)."""
 
     async def subscribe_query(
         self, path: str, args: Any, identity: Identity, journal: str | None, ts: int

@@ -1,5 +1,5 @@
 """The scheduler executor: runs due scheduled functions (``_scheduled_functions``) and cron
-jobs (``_cron_jobs``, see application/crons.py) of one application (SEMANTICS.md §6).
+jobs (``_cron_jobs``, see application/crons.py) of one application (docs/scheduling.md).
 
 One pass (:meth:`SchedulerExecutor._dispatch`) reads both work queues (``by_next_ts``) in one
 snapshot and starts every due job not already running, up to

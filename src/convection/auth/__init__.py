@@ -1,4 +1,4 @@
-"""auth: user JWTs into identities (SEMANTICS.md §8, PROTOCOL.md §7).
+"""auth: user JWTs into identities (docs/auth.md).
 
 ``providers.py`` parses ``auth_config.py`` (OIDC and custom JWT providers), ``jwks.py`` fetches
 and caches their public keys, ``verifier.py`` verifies tokens (``TokenVerifier``) and maps

@@ -1,7 +1,7 @@
 """The errors of the auth layer.
 
 :class:`AuthError` is a token that cannot be accepted; its ``code`` is one of the reference's
-codes (PROTOCOL.md §7), which the application passes on to clients unchanged:
+codes (docs/auth.md), which the application passes on to clients unchanged:
 
 * ``InvalidAuthHeader``: the token is not a JWT, lacks ``iss``/``sub``/``exp``, its audience
   does not contain the provider's applicationID, it is not valid yet (``nbf``), its algorithm

@@ -1,4 +1,4 @@
-"""The auth providers of ``convex/auth_config.py``, parsed and checked (SEMANTICS.md §8).
+"""The auth providers of ``convex/auth_config.py``, parsed and checked (docs/auth.md).
 
 Two kinds, as in Convex's ``auth.config.ts``::
 

@@ -1,4 +1,4 @@
-"""User JWTs into identities: :class:`TokenVerifier` (SEMANTICS.md §8, PROTOCOL.md §7).
+"""User JWTs into identities: :class:`TokenVerifier` (docs/auth.md).
 
 ``await TokenVerifier(providers).verify(token)`` returns the identity's attributes, a flat
 dict of camelCase fields (``tokenIdentifier``, ``issuer``, ``subject``, the mapped OIDC
@@ -72,7 +72,7 @@ STANDARD_CLAIMS: Final[Mapping[str, str]] = {
     "address": "address",
     "updated_at": "updatedAt",
 }
-"""OIDC standard claim -> UserIdentity attribute (PROTOCOL.md §7)."""
+"""OIDC standard claim -> UserIdentity attribute (docs/auth.md)."""
 
 DROPPED_CLAIMS: Final = frozenset(
     {
@@ -287,7 +287,7 @@ class TokenVerifier:
 
 
 def identity_attributes(claims: Mapping[str, Any]) -> dict[str, Any]:
-    """The UserIdentity attributes of verified claims (PROTOCOL.md §7 table).
+    """The UserIdentity attributes of verified claims (docs/auth.md table).
 
     ``issuer`` (and so ``tokenIdentifier``) drops trailing ``/`` s of ``iss``: providers are
     matched on the issuer without them, so ``https://a.com/`` and ``https://a.com`` are the

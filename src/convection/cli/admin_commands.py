@@ -1,4 +1,4 @@
-"""``convection data | import | export | env | logs | deploy`` (API.md §6, docs/cli.md).
+"""``convection data | import | export | env | logs | deploy`` (docs/cli.md).
 
 Every command talks to a deployment through a :class:`Target`: :class:`RemoteTarget` calls
 the admin HTTP API of a running backend (``--url URL --admin-key KEY``, also read from

@@ -1,4 +1,4 @@
-"""The ``convection`` command line (API.md §6). Thin: parse flags, call server/, print."""
+"""The ``convection`` command line (docs/cli.md). Thin: parse flags, call server/, print."""
 
 from __future__ import annotations
 
@@ -87,6 +87,15 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
         report_error(exc.message, exc.code)
         raise typer.Exit(1) from None
     local_url = _origin(None, host, port)  # where CLI commands on this machine reach it
+    if workers == 1:  # (--workers binds its sockets itself and reports a busy port there)
+        from convection.server.ports import ensure_port_free
+
+        try:
+            ensure_port_free(host, port, "--port")  # a clean error before the banner (17.3)
+        except ConvectionError as exc:
+            owner.release()
+            report_error(exc.message, exc.code)
+            raise typer.Exit(1) from None
 
     def open_it() -> Any:
         from convection.server.app import open_deployment
@@ -102,7 +111,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
         if site_port:
             rows.append(("HTTP actions", f"http://{host}:{site_port}/<path> and {url}/http/<path>"))
         if workers > 1:
-            rows.append(("workers", f"{workers} processes (docs/deploy.md)"))
+            rows.append(("workers", f"{workers} processes (docs/cli.md)"))
         rows += [("data", str(data_dir)), ("admin key", f"convection admin-key --data {data_dir}")]
         return rows
 
@@ -280,7 +289,7 @@ def serve(
     db: DbOpt = None,
     storage: StorageOpt = None,
     redact_errors: Annotated[bool, typer.Option("--redact-errors/--no-redact-errors", help="Callers that are not admins get 'Server Error' and a request id instead of a function's error message and traceback (the full text goes to the server log). On by default; --no-redact-errors shows everything (as `convection dev` does).")] = True,
-    workers: Annotated[int, typer.Option("--workers", envvar="CONVECTION_WORKERS", help="Server processes sharing the port and the store (docs/deploy.md).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", envvar="CONVECTION_WORKERS", help="Server processes sharing the port and the store (docs/cli.md).")] = 1,
 ) -> None:
     """Run the backend on a functions folder (production: no watching)."""
     _serve(functions, host, port, data, db, dev=False, redact=redact_errors, site_port=site_port, origin=origin, storage=storage, workers=workers)

@@ -267,6 +267,13 @@ class Database:
         t = schema.tables.get(table)
         return t is not None and any(ix.name == name for ix in t.indexes)
 
+    def declared_vector_index(self, table: str, name: str) -> bool:
+        """Whether the schema declares ``table.name`` as a vector index (queries explain that
+        vector search runs only in actions)."""
+        schema = self.schema
+        t = schema.tables.get(table) if schema is not None else None
+        return t is not None and t.vector_index_named(name) is not None
+
     def ensure_indexes(self, progress: Callable[[str, int], None] | None = None) -> None:
         """Bring the catalog in line with the schema: create declared indexes (backfilling
         them from a snapshot while writes continue, then enabling them) and drop user indexes

@@ -1,7 +1,7 @@
 """Filter expressions for ``.filter(lambda q: ...)``: built once, evaluated per document.
 
 The builder ``q`` offers ``field, eq, neq, lt, lte, gt, gte, add, sub, mul, div, mod, neg,
-and_, or_, not_`` (API.md §3). Comparisons use the Convex total order across types
+and_, or_, not_`` (docs/database.md). Comparisons use the Convex total order across types
 (``convection.values.order``); a missing field is "undefined", which sorts first and is not
 equal to null. Filters are post-filters: rows they reject still count as read.
 """
@@ -9,18 +9,54 @@ equal to null. Filters are post-filters: rows they reject still count as read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from convection.errors import DatabaseError
+from convection.errors import DatabaseError, at_user_location
 from convection.values.model import Int64, normalize
 from convection.values.order import MISSING, compare
+
+_RULE = (
+    "A filter is built once from q's methods and then evaluated by the database; the lambda "
+    "never sees a document"
+)
+
+_OPERATORS = {"__eq__": "eq", "__ne__": "neq", "__lt__": "lt", "__le__": "lte", "__gt__": "gt", "__ge__": "gte"}
+
+
+def _python_operator(op: str) -> DatabaseError:
+    name = _OPERATORS[op]
+    return DatabaseError(
+        f"{_RULE}, so Python's comparison operators do not work on its expressions{at_user_location(3)}. "
+        f"Write q.{name}(a, b) instead, e.g. .filter(lambda q: q.{name}(q.field(\"done\"), False)).",
+        code="InvalidFilter",
+    )
 
 
 class Expr:
     """A node of a filter expression."""
 
+    __hash__ = object.__hash__
+
     def evaluate(self, doc: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        raise _python_operator("__eq__")
+
+    def __ne__(self, other: object) -> bool:
+        raise _python_operator("__ne__")
+
+    def __lt__(self, other: object) -> bool:
+        raise _python_operator("__lt__")
+
+    def __le__(self, other: object) -> bool:
+        raise _python_operator("__le__")
+
+    def __gt__(self, other: object) -> bool:
+        raise _python_operator("__gt__")
+
+    def __ge__(self, other: object) -> bool:
+        raise _python_operator("__ge__")
 
     def __bool__(self) -> bool:
         raise DatabaseError(
@@ -129,6 +165,29 @@ def _truthy(x: Any) -> bool:
 
 class FilterBuilder:
     """The ``q`` passed to ``.filter(lambda q: ...)``."""
+
+    def __getitem__(self, key: Any) -> Any:
+        field = key if isinstance(key, str) else "field"
+        raise DatabaseError(
+            f"{_RULE}: q[{key!r}] is not a field of a document{at_user_location(2)}. Read a field "
+            f"with q.field({field!r}) and compare with q's methods: .filter(lambda q: "
+            f"q.eq(q.field({field!r}), value)) for d[{key!r}] == value (also q.neq, q.lt, q.lte, "
+            "q.gt, q.gte, q.and_, q.or_, q.not_).",
+            code="InvalidFilter",
+        )
+
+    if not TYPE_CHECKING:  # (type checkers see only q's real methods)
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            raise DatabaseError(
+                f"{_RULE}: q.{name} is not a field of a document{at_user_location(2)}. Read a field "
+                f"with q.field({name!r}) and compare with q's methods: .filter(lambda q: "
+                f"q.eq(q.field({name!r}), value)). q has field, eq, neq, lt, lte, gt, gte, add, sub, "
+                "mul, div, mod, neg, and_, or_, not_.",
+                code="InvalidFilter",
+            )
 
     def field(self, path: str) -> Expr:
         if not isinstance(path, str) or not path:

@@ -1,4 +1,4 @@
-"""The query API of ``ctx.db.query(table)`` (API.md §3).
+"""The query API of ``ctx.db.query(table)`` (docs/database.md).
 
 A query is an index range (``with_index``: equality on a prefix of the index fields, then at
 most one lower and one upper bound on the next field; no ``with_index`` = a table scan of
@@ -29,7 +29,7 @@ from convection.database.catalog import (
 from convection.database.filters import FilterBuilder, build_filter
 from convection.database.pagination import Cursor, InvalidCursor
 from convection.database.search_provider import CompiledSearch
-from convection.errors import ConvectionError, DatabaseError
+from convection.errors import ConvectionError, DatabaseError, at_user_location
 from convection.indexing.keys import encode_key, encode_value, prefix_end
 from convection.values.model import normalize
 
@@ -56,6 +56,19 @@ def as_count(value: Any, what: str) -> int:
 
 # The index id a query of a missing table scans: no entry ever has it, so the scan is empty.
 MISSING_TABLE_INDEX_ID = 0
+
+
+def vector_index_in_query(table: str, index: str, method: str) -> DatabaseError:
+    """``with_index``/``with_search_index`` named a vector index: vector search runs only in
+    actions (as in Convex)."""
+    return DatabaseError(
+        f"{table}.{index} is declared as a vector index, and vector search runs only in "
+        f"actions (as in Convex), not through {method}() in a query or mutation"
+        f"{at_user_location(3)}. Search from an @action with await ctx.vector_search("
+        f"{table!r}, {index!r}, vector=[...], limit=10), then load the documents it returns "
+        "with await ctx.run_query(...).",
+        code="VectorSearchOutsideAction",
+    )
 
 
 class IndexRangeBuilder:
@@ -237,6 +250,8 @@ class Query:
             return make_index(MISSING_TABLE_INDEX_ID, self._table, 0, name,
                                   system_index_fields(name))
         if index is None:
+            if txn.db.declared_vector_index(self._table, name):
+                raise vector_index_in_query(self._table, name, "with_index")
             known = sorted(txn.indexes_of(self._table))
             raise DatabaseError(
                 f"Index {self._table}.{name} not found. Indexes of table {self._table!r}: "
@@ -335,7 +350,7 @@ class Query:
         return found[0] if found else None
 
     def paginate(self, opts: Any) -> dict[str, Any]:
-        """One page of results (PROTOCOL.md §6)."""
+        """One page of results (docs/pagination.md)."""
         txn = self._txn
         if txn.paginated:
             raise PaginationError(

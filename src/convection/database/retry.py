@@ -1,5 +1,5 @@
 """The one OCC retry loop: run a function in a transaction and commit, retrying on write
-conflicts (SEMANTICS.md §2.5). Every caller that commits a transaction it may have to redo
+conflicts (docs/internals/transactions.md). Every caller that commits a transaction it may have to redo
 uses it: the runner (mutations), the scheduler and cron executors, file storage, admin
 imports and env vars, the TestBackend.
 

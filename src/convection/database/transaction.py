@@ -120,6 +120,8 @@ class TransactionHost(Protocol):
 
     def declared_index(self, table: str, name: str) -> bool: ...
 
+    def declared_vector_index(self, table: str, name: str) -> bool: ...
+
 
 class Transaction:
     """One unit of reads and writes at snapshot ``begin_ts``. Not thread-safe."""

@@ -1,4 +1,4 @@
-"""``ctx.storage`` (API.md §2, SEMANTICS.md §7), one class per function kind.
+"""``ctx.storage`` (docs/functions.md, docs/files.md), one class per function kind.
 
 | method | query | mutation | action (awaitable) |
 |---|---|---|---|

@@ -1,5 +1,5 @@
 """File storage for one deployment: blobs (``files/blobs.py``) + the ``_storage`` table
-(``model/file_storage.py``) + upload tokens (``files/tokens.py``) + URLs (SEMANTICS.md §7).
+(``model/file_storage.py``) + upload tokens (``files/tokens.py``) + URLs (docs/files.md).
 
 Invariants:
 
@@ -116,7 +116,7 @@ class FileStorage:
         return f"{self.origin}{UPLOAD_PATH}?token={self.tokens.issue(self.db.clock.now_ms())}"
 
     def check_upload_token(self, token: str | None) -> None:
-        """Raise ``InvalidUploadToken`` / ``UploadTokenExpired`` unless ``token`` may upload."""
+        """Raise ``StorageTokenInvalid`` / ``StorageTokenExpired`` unless ``token`` may upload."""
         self.tokens.verify(token, self.db.clock.now_ms())
 
     # --- storing -------------------------------------------------------------------------------

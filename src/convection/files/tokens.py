@@ -45,13 +45,13 @@ class UploadTokens:
         return base64.urlsafe_b64encode(head + self._mac(head)).rstrip(b"=").decode()
 
     def verify(self, token: str | None, now_ms: float) -> int:
-        """The token's issue time (ms); raises ``InvalidUploadToken`` or
-        ``UploadTokenExpired``."""
+        """The token's issue time (ms); raises ``StorageTokenInvalid`` or
+        ``StorageTokenExpired``."""
         if not token:
             raise FileStorageError(
                 "Missing upload token: POST to the URL returned by ctx.storage.generate_upload_url() "
                 "(it ends with ?token=...)",
-                code="InvalidUploadToken",
+                code="StorageTokenInvalid",
             )
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
@@ -64,7 +64,7 @@ class UploadTokens:
             raise FileStorageError(
                 "Invalid upload token: it was not issued by this deployment or was altered. Get a "
                 "fresh URL from ctx.storage.generate_upload_url().",
-                code="InvalidUploadToken",
+                code="StorageTokenInvalid",
             )
         _version, issued_ms, _nonce = _HEAD.unpack(head)
         if now_ms > issued_ms + self.validity_ms:
@@ -72,6 +72,6 @@ class UploadTokens:
                 f"Expired upload token: upload URLs are valid for {self.validity_ms / 60000:g} minutes "
                 "after ctx.storage.generate_upload_url() made them. Generate a new one right before "
                 "uploading.",
-                code="UploadTokenExpired",
+                code="StorageTokenExpired",
             )
         return int(issued_ms)

@@ -1,4 +1,4 @@
-"""The ``ctx`` objects handed to user functions (API.md §2).
+"""The ``ctx`` objects handed to user functions (docs/functions.md).
 
 ``QueryCtx``: ``db`` (reader), ``auth``, ``now``, ``random``, ``storage`` (read parts).
 ``MutationCtx``: ``db`` (reader + writer), ``run_query``/``run_mutation`` (nested, in the same
@@ -12,14 +12,32 @@ identity (``identity_read``) or the clock (``time_read``).
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from convection.database.query import Query
 from convection.database.transaction import Transaction
-from convection.errors import DatabaseError
+from convection.errors import ConvectionError, DatabaseError
 from convection.functions.identity import Identity
+from convection.functions.mistakes import (
+    awaitable_in_sync_action,
+    missing_on_action_ctx,
+    missing_on_query_ctx,
+    missing_on_reader,
+)
+
+if TYPE_CHECKING:
+    from convection.files.context import ActionStorage, MutationStorage, QueryStorage
+    from convection.functions.scheduler import ActionScheduler, MutationScheduler
+
+Doc: TypeAlias = dict[str, Any]
+"""A document as functions see it: its fields plus ``_id`` and ``_creationTime``."""
+
+Id: TypeAlias = str
+"""A document id (a string; ``v.id("table")`` validates that it belongs to the table). The
+generated ``convex/_generated/data_model.py`` has a per-table alias (``MessagesId``)."""
 
 
 class UserIdentity:
@@ -85,8 +103,14 @@ class Auth:
         self._observer = observer
 
     def get_user_identity(self) -> UserIdentity | None:
+        """The caller's identity (from a verified JWT), or None when anonymous. In an HTTP
+        action whose Authorization header is not a valid token, raises that header's error
+        (``InvalidAuthHeader``, ``TokenExpired``, ``NoAuthProvider``)."""
         self._observer.identity_read = True
         ident = self._identity
+        if ident is not None and ident.auth_error is not None:
+            code, message = ident.auth_error
+            raise ConvectionError(message, code=code)
         if ident is None or ident.attributes is None:
             return None
         return UserIdentity(ident.attributes)
@@ -154,7 +178,8 @@ class DatabaseReader:
             )
         return table
 
-    def get(self, id: Any) -> dict[str, Any] | None:
+    def get(self, id: Any) -> Doc | None:
+        """The document with this id, or None if it does not exist."""
         table = self._txn.table_of_id(id) if isinstance(id, str) else None
         if table is not None and table.startswith("_"):
             raise DatabaseError(
@@ -164,25 +189,40 @@ class DatabaseReader:
         return self._txn.get(id)
 
     def query(self, table: str) -> Query:
+        """A query over ``table``: ``.with_index(...)``, ``.order(...)``, ``.filter(...)``,
+        then ``.collect()``, ``.take(n)``, ``.first()``, ``.unique()`` or ``.paginate(...)``."""
         return Query(self._txn, self._user_table(table, "ctx.db.query"))
 
     def normalize_id(self, table: str, id: Any) -> str | None:
+        """``id`` as a document id of ``table`` if it is one, else None."""
         return self._txn.normalize_id(table, id)
+
+    if not TYPE_CHECKING:  # (type checkers see only the real methods)
+
+        def __getattr__(self, name: str) -> Any:
+            error = missing_on_reader(name, self._txn.source)
+            if error is not None:
+                raise error
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 class DatabaseWriter(DatabaseReader):
     """``ctx.db`` in mutations."""
 
-    def insert(self, table: str, document: dict[str, Any]) -> str:
+    def insert(self, table: str, document: dict[str, Any]) -> Id:
+        """Insert a document into ``table``; returns its new id."""
         return self._txn.insert(self._user_table(table, "ctx.db.insert"), document)
 
     def patch(self, id: Any, fields: dict[str, Any]) -> None:
+        """Shallow-merge ``fields`` into the document (a field set to UNSET is removed)."""
         self._txn.patch(id, fields)
 
     def replace(self, id: Any, document: dict[str, Any]) -> None:
+        """Replace the whole document (keeping ``_id`` and ``_creationTime``)."""
         self._txn.replace(id, document)
 
     def delete(self, id: Any) -> None:
+        """Delete the document."""
         self._txn.delete(id)
 
 
@@ -213,28 +253,52 @@ NestedCall = Callable[[Any, Any, Any, bool], Any]
 
 
 class QueryCtx(_Base):
+    """``ctx`` of a query: ``db`` (read-only), ``auth``, ``storage`` (read parts), ``now``,
+    ``random``, and ``run_query`` (a nested query in the same transaction)."""
+
+    db: DatabaseReader
+    storage: QueryStorage
+
     def __init__(
         self, txn: Transaction, identity: Identity | None, now_ms: float, seed: int, nested: NestedCall
     ) -> None:
         super().__init__(identity, now_ms, seed)
-        self.db: DatabaseReader = DatabaseReader(txn)
+        self.db = DatabaseReader(txn)
         self._txn = txn  # for the built-in _system functions (functions/system.py)
         self._nested = nested
-        self.storage: Any = None
+        self.storage = None  # type: ignore[assignment]  # installed by the application
 
     def run_query(self, ref: Any, args: Any = None) -> Any:
+        """Run another query (``api.module.fn`` or ``"module:fn"``) in this transaction."""
         return self._nested(self, ref, args, False)
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            kind = "mutation" if isinstance(self, MutationCtx) else "query"
+            error = missing_on_query_ctx(name, kind, self._txn.source)
+            if error is not None:
+                raise error
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 class MutationCtx(QueryCtx):
+    """``ctx`` of a mutation: a ``QueryCtx`` whose ``db`` also writes, plus ``run_mutation``
+    (nested, in the same transaction) and ``scheduler``."""
+
+    db: DatabaseWriter
+    storage: MutationStorage
+    scheduler: MutationScheduler
+
     def __init__(
         self, txn: Transaction, identity: Identity | None, now_ms: float, seed: int, nested: NestedCall
     ) -> None:
         super().__init__(txn, identity, now_ms, seed, nested)
         self.db = DatabaseWriter(txn)
-        self.scheduler: Any = None
+        self.scheduler = None  # type: ignore[assignment]  # installed by the application
 
     def run_mutation(self, ref: Any, args: Any = None) -> Any:
+        """Run another mutation in this transaction (its writes commit with this one's)."""
         return self._nested(self, ref, args, True)
 
 
@@ -251,18 +315,75 @@ class ActionHost:
         raise NotImplementedError
 
 
+def _require_loop(method: str) -> None:
+    """Awaitables of an action's ctx belong to the server's event loop; a plain ``def``
+    action runs in a worker thread, where they could never be awaited."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise awaitable_in_sync_action(method) from None
+
+
+def _named(coro: Coroutine[Any, Any, Any], name: str) -> Coroutine[Any, Any, Any]:
+    # Python's "coroutine ... was never awaited" warning then names the call the user made.
+    coro.__qualname__ = name  # type: ignore[attr-defined,misc,unused-ignore]
+    return coro
+
+
 class ActionCtx(_Base):
+    """``ctx`` of an action: ``await run_query / run_mutation / run_action`` (each its own
+    transaction), ``await vector_search(...)``, ``auth``, ``scheduler``, ``storage``. No
+    ``db``: actions run outside transactions."""
+
+    storage: ActionStorage
+    scheduler: ActionScheduler
+    vector_search: Callable[..., Awaitable[list[dict[str, Any]]]]
+    """``await ctx.vector_search(table, index, vector=[...], limit=10, filter=None)`` ->
+    ``[{"_id": id, "_score": cosine}]`` (installed by the application; see docs/search.md)."""
+
     def __init__(self, host: ActionHost, identity: Identity | None, now_ms: float, seed: int) -> None:
         super().__init__(identity, now_ms, seed)
         self._host = host
-        self.scheduler: Any = None
-        self.storage: Any = None
+        self.scheduler = None  # type: ignore[assignment]  # installed by the application
+        self.storage = None  # type: ignore[assignment]
 
-    async def run_query(self, ref: Any, args: Any = None) -> Any:
-        return await self._host.run_query(ref, args, self.identity)
+    def run_query(self, ref: Any, args: Any = None) -> Coroutine[Any, Any, Any]:
+        """``await ctx.run_query(api.module.fn, args)``: run a query in its own transaction."""
+        _require_loop("run_query")
+        return _named(self._call(self._host.run_query, ref, args), "ctx.run_query")
 
-    async def run_mutation(self, ref: Any, args: Any = None) -> Any:
-        return await self._host.run_mutation(ref, args, self.identity)
+    def run_mutation(self, ref: Any, args: Any = None) -> Coroutine[Any, Any, Any]:
+        """``await ctx.run_mutation(api.module.fn, args)``: run a mutation (its own
+        transaction, committed when it returns)."""
+        _require_loop("run_mutation")
+        return _named(self._call(self._host.run_mutation, ref, args), "ctx.run_mutation")
 
-    async def run_action(self, ref: Any, args: Any = None) -> Any:
-        return await self._host.run_action(ref, args, self.identity)
+    def run_action(self, ref: Any, args: Any = None) -> Coroutine[Any, Any, Any]:
+        """``await ctx.run_action(api.module.fn, args)``: run another action."""
+        _require_loop("run_action")
+        return _named(self._call(self._host.run_action, ref, args), "ctx.run_action")
+
+    async def _call(self, method: Callable[[Any, Any, Identity | None], Awaitable[Any]], ref: Any, args: Any) -> Any:
+        return await method(ref, args, self.identity)
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            error = missing_on_action_ctx(name)
+            if error is not None:
+                raise error
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+__all__ = [
+    "ActionCtx",
+    "ActionHost",
+    "Auth",
+    "DatabaseReader",
+    "DatabaseWriter",
+    "Doc",
+    "Id",
+    "MutationCtx",
+    "QueryCtx",
+    "UserIdentity",
+]

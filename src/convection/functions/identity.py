@@ -15,8 +15,11 @@ class Identity:
     """Who is calling.
 
     ``kind``: "anonymous", "user" (a verified JWT; ``attributes`` are the camelCase
-    UserIdentity fields of PROTOCOL.md §7), "admin" (an admin key; may call internal
+    UserIdentity fields of docs/auth.md), "admin" (an admin key; may call internal
     functions), or "admin" with ``attributes`` set (an admin acting as a user).
+    ``auth_error`` (code, message): an HTTP action's Authorization header that is not a
+    valid token. The action still runs (webhooks use their own schemes); only
+    ``ctx.auth.get_user_identity()`` fails with that error.
     ``cache_key`` is a stable string identifying the identity for the query cache: two
     identities share cached results only if every attribute is equal (a refreshed token of
     the same user with a changed claim must not see results computed under the old one).
@@ -25,6 +28,7 @@ class Identity:
     kind: Literal["anonymous", "user", "admin"] = "anonymous"
     attributes: dict[str, Any] | None = None
     token: str | None = None
+    auth_error: tuple[str, str] | None = None
 
     @property
     def is_admin(self) -> bool:

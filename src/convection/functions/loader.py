@@ -9,7 +9,7 @@ import each other with relative imports. Files and folders whose names start wit
 code may still import them explicitly. Source is always compiled from the file (no ``.pyc``
 is read or written), so an edit is seen by the next load even within the same second.
 
-Registry rule (API.md §1): a function's path is ``<module path>:<module-level name>`` in the
+Registry rule (docs/getting-started.md): a function's path is ``<module path>:<module-level name>`` in the
 module that *defines* it (``handler.__module__``), so importing a function into another module
 does not give it a second path. A decorated function bound only in modules other than its
 defining one (made by a factory in a helper module, say) is registered in each module that

@@ -4,7 +4,7 @@ A call runs with a :class:`LogCapture` set in a context variable (works for work
 and asyncio tasks alike). ``sys.stdout``/``sys.stderr`` are replaced once by proxies that
 append to the current capture when there is one and pass through otherwise; a handler on the
 root logger does the same for ``logging`` records. Lines are ``"[LEVEL] message"`` with LEVEL
-one of LOG, INFO, WARN, ERROR, DEBUG (PROTOCOL.md §10), at most ``MAX_LOG_LINES_COUNT`` per
+one of LOG, INFO, WARN, ERROR, DEBUG (docs/internals/protocol.md), at most ``MAX_LOG_LINES_COUNT`` per
 call, each at most ``MAX_LOG_LINE_LENGTH_COUNT`` characters.
 """
 

@@ -1,4 +1,4 @@
-"""Function paths: parsing, canonical form, display form (PROTOCOL.md §3).
+"""Function paths: parsing, canonical form, display form (docs/internals/protocol.md).
 
 A function is identified by its *canonical path* ``"module/path:name"``: the module path inside
 the functions folder (``/``-joined, no extension) and the module-level name the function is

@@ -2,7 +2,7 @@
 error mapping, producing a :class:`FunctionOutcome`.
 
 Queries run in a read-only transaction at a given snapshot; mutations run in a transaction
-that is committed (with OCC retries, SEMANTICS.md §2.5); actions are coroutines (or plain
+that is committed (with OCC retries, docs/internals/transactions.md); actions are coroutines (or plain
 functions run by the caller in a worker thread). User errors never escape: every failure is
 an outcome with a client-facing message (full text and traceback; with ``redact_errors``, as
 ``convection serve`` sets by default, only ``Server Error`` and the request id for callers
@@ -19,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, TypeVar
 
 from convection import knobs
@@ -32,6 +33,7 @@ from convection.errors import (
     OccConflict,
     StorageFailure,
     ValidationError,
+    is_user_file,
 )
 from convection.functions.calllog import CallSink, record_call, record_http_call
 from convection.functions.context import ActionCtx, ActionHost, MutationCtx, QueryCtx
@@ -39,6 +41,7 @@ from convection.functions.identity import Identity
 from convection.functions.limits import WATCHDOG, FunctionTimeout
 from convection.functions.loader import FunctionSpec, LoadedApp
 from convection.functions.logs import begin_capture, end_capture, server_log
+from convection.functions.mistakes import explain, function_location
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import display_path
 from convection.functions.references import function_path
@@ -146,20 +149,23 @@ class Runner:
             return FunctionOutcome(success=False, error_message=exc.message, log_lines=logs, error_code=exc.code)
         if isinstance(exc, StorageFailure):
             raise exc
+        tb = exc.__traceback__
+        exc = explain(exc) or exc  # a known mistake (missing await) says so
         code = exc.code if isinstance(exc, ConvectionError) else type(exc).__name__
-        full = self._full_message(exc, rid)
+        full = self._full_message(exc, rid, tb)
         if self.redact_errors and identity is not None and not identity.is_admin:
             server_log(log, logging.WARNING, "function error, redacted for the caller: %s", full.rstrip())
             return FunctionOutcome(success=False, error_message=f"[Request ID: {rid}] Server Error", log_lines=logs, error_code=code)
         return FunctionOutcome(success=False, error_message=full, log_lines=logs, error_code=code)
 
     @staticmethod
-    def _full_message(exc: BaseException, rid: str) -> str:
-        name = type(exc).__name__
+    def _full_message(exc: BaseException, rid: str, tb: TracebackType | None) -> str:
+        """``tb``: the traceback of the original exception (``exc`` may be its explanation)."""
+        name = exc.code if isinstance(exc, ConvectionError) else type(exc).__name__
         if isinstance(exc, ValidationError) and getattr(exc, "_arguments", False):
             name = "ArgumentValidationError"
-        frames = traceback.extract_tb(exc.__traceback__)
-        user_frames = [f for f in frames if "/convection/" not in f.filename.replace("\\", "/")]
+        frames = traceback.extract_tb(tb)
+        user_frames = [f for f in frames if is_user_file(f.filename)]
         text = "".join(
             f"    at {f.name} ({f.filename}:{f.lineno})\n" for f in reversed(user_frames)
         )
@@ -177,7 +183,15 @@ class Runner:
                     code="ReturnsValidationError",
                 ) from None
         else:
-            value = normalize(value)
+            try:
+                value = normalize(value)
+            except ConvectionError as exc:
+                raise FunctionCallError(
+                    f"The value returned by {display_path(spec.path)} "
+                    f"({function_location(spec.function.handler)}) cannot be sent to the "
+                    f"client: {exc.message}",
+                    code=exc.code,
+                ) from None
         value_json = dumps(value)
         # The encoded size bounds the value's size (JSON is never smaller than the value's
         # accounting by more than a few bytes per field), and it is computed anyway.

@@ -1,4 +1,4 @@
-"""``ctx.scheduler`` (API.md §2, SEMANTICS.md §6.1): ``run_after``, ``run_at``, ``cancel``.
+"""``ctx.scheduler`` (docs/functions.md, docs/scheduling.md): ``run_after``, ``run_at``, ``cancel``.
 
 In a mutation (:class:`MutationScheduler`) every call works in the mutation's own
 transaction: the job row exists only if the mutation commits, and a canceled job stays

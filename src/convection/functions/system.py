@@ -1,5 +1,5 @@
 """Built-in system functions (``_system/frontend:*``): the queries and mutations the dashboard
-reads and writes data through (STYLE.md §12: no private path).
+reads and writes data through (docs/internals/overview.md: no private path).
 
 They are ordinary functions: the runner resolves a path under ``_system/`` here instead of in
 the loaded app, and runs it like any other (validation, transaction, OCC retries, call log,

@@ -1,4 +1,4 @@
-r"""The order-preserving key encoding of index keys (SEMANTICS.md §1.3).
+r"""The order-preserving key encoding of index keys (docs/internals/values.md).
 
 Each value encodes to a self-delimiting byte string whose unsigned byte order is the Convex
 total order (:func:`convection.values.order.compare`); a key is the concatenation of its
@@ -22,7 +22,7 @@ tag       value and payload
           empty), value encoding; then 0x00
 ========  ==================================================================================
 
-This is byte-for-byte Convex's ``sorting.rs`` encoding plus SEMANTICS.md's 0xFF after an empty
+This is byte-for-byte Convex's ``sorting.rs`` encoding plus a 0xFF after an empty
 field name (Convex writes nothing there, so ``{"": v}`` would read as ``{}`` followed by
 ``v``). A plain ``int`` encodes as float64. Field names are assumed valid (printable ASCII,
 checked when values are normalized); in particular they contain no NUL.

@@ -1,4 +1,4 @@
-"""The ``_storage`` system table: one document per stored file (SEMANTICS.md §7).
+"""The ``_storage`` system table: one document per stored file (docs/files.md).
 
 Documents are exactly what Convex's ``_storage`` virtual table shows, readable with
 ``ctx.db.system.get(id)`` / ``ctx.db.system.query("_storage")``::

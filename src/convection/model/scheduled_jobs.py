@@ -1,6 +1,6 @@
 """The ``_scheduled_functions`` system table: one document per scheduled function call.
 
-User-visible fields (SEMANTICS.md §6.1), readable with ``ctx.db.system``::
+User-visible fields (docs/scheduling.md), readable with ``ctx.db.system``::
 
     {_id, _creationTime, name, args: [argsObject], scheduledTime, completedTime?,
      state: {kind: "pending" | "inProgress" | "success" | "failed" (+ error) | "canceled"}}

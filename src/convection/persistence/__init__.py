@@ -1,4 +1,4 @@
-"""Persistence: the durable, ordered store under the database (SEMANTICS.md §1.1).
+"""Persistence: the durable, ordered store under the database (docs/internals/transactions.md).
 
 The :class:`Persistence` protocol (``base.py``) and its implementations: SQLite (the default,
 ``sqlite.py``), PostgreSQL (``postgres.py``, imported only when used) and in-memory
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convection.errors import ConvectionError
+from convection.errors import ConvectionError, MissingExtra
 from convection.persistence.base import DocumentRevision, IndexEntry, Persistence
 from convection.persistence.memory import MemoryPersistence
 from convection.persistence.sqlite import SqlitePersistence
@@ -44,7 +44,12 @@ def open_persistence(location: str | Path, *, synchronous: str = "NORMAL") -> Pe
         return MemoryPersistence()
     if location.startswith(("postgres://", "postgresql://")):
         # Imported here: psycopg loads libpq, which SQLite users never need.
-        from convection.persistence.postgres import PostgresPersistence
+        try:
+            from convection.persistence.postgres import PostgresPersistence
+        except ImportError as exc:
+            if not str(exc.name or "").startswith("psycopg"):
+                raise
+            raise MissingExtra("A PostgreSQL database (--db postgres://...)", "psycopg", "postgres") from None
 
         return PostgresPersistence(location)
     if location.startswith("sqlite:"):

@@ -1,6 +1,6 @@
 """The Persistence protocol: a dumb, ordered, durable store with no concurrency control.
 
-Two logs (SEMANTICS.md §1.1):
+Two logs (docs/internals/transactions.md):
 
 * the **document log**: one :class:`DocumentRevision` per (table, id, ts); ``value`` is the
   stored JSON text of the whole document (``convection.values.json.dumps``) or None for a

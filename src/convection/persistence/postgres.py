@@ -1,6 +1,6 @@
 """PostgreSQL implementation of the Persistence protocol (``--db postgres://...``).
 
-Same logical layout as the SQLite store (SEMANTICS.md §1.1), created on first use:
+Same logical layout as the SQLite store (docs/internals/transactions.md), created on first use:
 
 * ``documents(ts, table_id, id, json, deleted, prev_ts)``: the document log, PK
   ``(ts, table_id, id)`` plus the unique index ``documents_by_id (table_id, id, ts DESC)`` for

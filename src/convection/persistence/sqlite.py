@@ -1,6 +1,6 @@
 """SQLite implementation of the Persistence protocol (the default, embedded store).
 
-Layout (SEMANTICS.md §1.1), in one database file in WAL mode:
+Layout (docs/internals/transactions.md), in one database file in WAL mode:
 
 * ``documents(ts, table_id, id, json, deleted, prev_ts)``: the document log, PK
   ``(ts, table_id, id)`` (a rowid table: rows carry whole documents, too wide for WITHOUT

@@ -1,4 +1,4 @@
-"""Messages of the Convex WebSocket sync protocol (PROTOCOL.md §4.3, §4.4).
+"""Messages of the Convex WebSocket sync protocol (docs/internals/protocol.md).
 
 Client → server: :func:`parse_client_message` turns one text frame into a typed, validated
 message (:class:`Connect`, :class:`ModifyQuerySet` of :class:`AddQuery` / :class:`RemoveQuery`,
@@ -31,7 +31,7 @@ from convection.values.json import from_convex_json
 
 U32_MAX: Final = (1 << 32) - 1
 
-# WebSocket close codes used by the sync protocol (PROTOCOL.md §4.9).
+# WebSocket close codes used by the sync protocol (docs/internals/protocol.md).
 CLOSE_NORMAL: Final = 1000
 """Also used where the reference sends a close frame without a status code (ASGI cannot)."""
 CLOSE_MESSAGE_TOO_BIG: Final = 1009
@@ -447,7 +447,7 @@ def action_response(
 
 
 def auth_error(error: str, base_version: int, auth_update_attempted: bool) -> ServerMessage:
-    """``base_version`` is the identity version of the last Transition sent (§4.8)."""
+    """``base_version`` is the identity version of the last Transition sent (docs/internals/protocol.md)."""
     return {
         "type": "AuthError",
         "error": error,
@@ -457,7 +457,7 @@ def auth_error(error: str, base_version: int, auth_update_attempted: bool) -> Se
 
 
 def fatal_error(error: str) -> ServerMessage:
-    """Terminates JS clients for good: only for deterministic client bugs (§4.9)."""
+    """Terminates JS clients for good: only for deterministic client bugs (docs/internals/protocol.md)."""
     return {"type": "FatalError", "error": error}
 
 

@@ -1,4 +1,4 @@
-"""Wire encoding of commit timestamps (PROTOCOL.md §4.2).
+"""Wire encoding of commit timestamps (docs/internals/protocol.md).
 
 A timestamp is an ``int`` of nanoseconds since the Unix epoch, in ``[0, 2**63 - 1]``. On the
 wire it is the standard base64 (``+/`` alphabet, ``=`` padded) of the value as an unsigned

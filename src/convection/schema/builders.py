@@ -1,4 +1,4 @@
-"""The validator builders ``v`` (API.md §4), ``as_args_validator`` for a function's ``args=``
+"""The validator builders ``v`` (docs/schema.md), ``as_args_validator`` for a function's ``args=``
 and ``pagination_opts_validator``."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class _V:
 
 
 v: Final = _V()
-"""The validator builders (API.md §4)."""
+"""The validator builders (docs/schema.md)."""
 
 
 def as_args_validator(args: Mapping[str, Validator] | Validator) -> ObjectValidator:
@@ -131,4 +131,4 @@ pagination_opts_validator: Final = v.object(
         "maximumBytesRead": v.optional(v.number()),
     }
 )
-"""Validates the ``paginate(...)`` options argument (API.md §3)."""
+"""Validates the ``paginate(...)`` options argument (docs/database.md)."""

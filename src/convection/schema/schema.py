@@ -1,4 +1,4 @@
-"""Schemas: ``define_schema`` / ``define_table`` (API.md §4, SEMANTICS.md §1.4, §4.1, §5, §11).
+"""Schemas: ``define_schema`` / ``define_table`` (docs/schema.md, docs/internals/values.md).
 
 A :class:`TableDefinition` is a document validator plus the table's indexes: database indexes
 (``.index``), full-text search indexes (``.search_index``) and vector indexes
@@ -680,7 +680,7 @@ def define_schema(
     schema_validation: bool = True,
     strict_table_name_types: bool = True,
 ) -> SchemaDefinition:
-    """A schema of these tables (API.md §4). Checks every rule of the module docstring.
+    """A schema of these tables (docs/schema.md). Checks every rule of the module docstring.
 
     ``schema_validation=False`` turns off runtime validation of documents;
     ``strict_table_name_types=False`` only matters for typed codegen (tables not in the schema

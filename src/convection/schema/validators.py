@@ -1,4 +1,4 @@
-"""Validators: the ``v`` builders (API.md §4), checking + normalizing values, and their JSON form.
+"""Validators: the ``v`` builders (docs/schema.md), checking + normalizing values, and their JSON form.
 
 A :class:`Validator` is an immutable description of a set of Convex values. ``check`` returns
 the *normalized* value (see :mod:`convection.values.model`), directed by the validator:

@@ -1,5 +1,5 @@
 """Full-text search: the ``convex_en`` tokenizer, in-memory inverted indexes maintained from
-commits, BM25 ranking and ``Query.with_search_index`` (SEMANTICS.md §4, docs/search.md)."""
+commits, BM25 ranking and ``Query.with_search_index`` (docs/search.md)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ exactly what the same search returns at ``S`` in a store that holds only ``S``'s
 the same result before and after the transaction commits. The log keeps changes newer than
 ``change_floor``; a snapshot older than that is served by the caller from the document log.
 
-**Ranking** (SEMANTICS.md §4.1). Terms are OR'ed; the last query term is also a prefix that
+**Ranking** (docs/search.md). Terms are OR'ed; the last query term is also a prefix that
 expands to the ``MAX_SEARCH_PREFIX_MATCHES_COUNT`` lexicographically smallest index terms
 starting with it (the term itself included when present; expanded terms get boost 0.5, an
 exact occurrence of a term keeps boost 1). Score = Σ over matched terms of

@@ -1,5 +1,5 @@
 """The search filter builder ``q`` of ``with_search_index(name, lambda q: ...)`` and the compiled
-query it produces (SEMANTICS.md §4.1).
+query it produces (docs/search.md).
 
 A search query is exactly one ``q.search(search_field, text)`` plus at most
 ``MAX_SEARCH_FILTER_CONDITIONS_COUNT`` equality conditions ``q.eq(filter_field, value)`` on the

@@ -1,4 +1,4 @@
-"""Full-text search for a :class:`Database`: ``Query.with_search_index`` (SEMANTICS.md §4).
+"""Full-text search for a :class:`Database`: ``Query.with_search_index`` (docs/search.md).
 
 :meth:`TextSearchService.attach` installs one service per database as
 ``db.text_search`` (the :class:`SearchProvider` the query layer calls) and registers two
@@ -46,6 +46,7 @@ from typing import Any
 from convection import knobs
 from convection.database.committer import CommitRecord
 from convection.database.database import Database
+from convection.database.query import vector_index_in_query
 from convection.database.transaction import Transaction, field_value
 from convection.errors import DatabaseError, LimitError
 from convection.indexing.keys import encode_value
@@ -229,6 +230,8 @@ class TextSearchService:
         schema = self.db.schema
         tdef = schema.tables.get(table) if schema is not None else None
         definition = tdef.search_index_named(index) if tdef is not None else None
+        if definition is None and tdef is not None and tdef.vector_index_named(index) is not None:
+            raise vector_index_in_query(table, index, "with_search_index")
         if definition is None:
             known = [d.name for d in tdef.search_indexes] if tdef is not None else []
             raise DatabaseError(

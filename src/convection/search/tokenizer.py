@@ -1,4 +1,4 @@
-"""The ``convex_en`` tokenizer of full-text search (SEMANTICS.md §4.1).
+"""The ``convex_en`` tokenizer of full-text search (docs/search.md).
 
 Convex's analyzer is Tantivy's ``SimpleTokenizer`` (runs of alphanumeric characters; every
 other character separates tokens) followed by ``RemoveLongFilter::limit(32)`` and

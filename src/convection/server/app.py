@@ -1,4 +1,4 @@
-"""Wiring: the ONE place where concretes are constructed (STYLE.md §3).
+"""Wiring: the ONE place where concretes are constructed (docs/internals/overview.md).
 
 :func:`open_deployment` turns options (functions folder, data directory, database URL) into a
 running :class:`Deployment` (persistence, database, loaded code, application);
@@ -36,6 +36,7 @@ from convection.application.interface import AuthFailure
 from convection.clock import Clock, SystemClock
 from convection.database.database import Database
 from convection.files.blobs import BlobStore, LocalBlobStore
+from convection.functions.identity import Identity
 from convection.functions.loader import load_app
 from convection.model import deployment
 from convection.persistence import open_persistence
@@ -227,16 +228,23 @@ class _CollapseSlashes:
 _HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]
 
 
+async def _http_action_identity(api: HttpApi, request: Request) -> Identity:
+    """The caller of an HTTP action. Any Authorization header is accepted (webhooks send
+    their own schemes, as in Convex): one that is not a valid token makes an anonymous caller
+    whose ``ctx.auth.get_user_identity()`` raises that token's error."""
+    try:
+        return await api.identity(request)
+    except AuthFailure as exc:
+        return Identity(auth_error=(exc.code, exc.message))
+
+
 def build_site_app(deployment: Deployment) -> Starlette:
     """The HTTP-actions site (default port 3211): every path goes to ``http.py``."""
     app = deployment.app
     api = HttpApi(app)
 
     async def http_action(request: Request) -> Response:
-        try:
-            identity = await api.identity(request)
-        except AuthFailure as exc:
-            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=401)
+        identity = await _http_action_identity(api, request)
         result: Response = await app.run_http_action(request, request.url.path, identity)
         return result
 
@@ -259,10 +267,7 @@ def build_app(deployment: Deployment) -> Starlette:
         await sync_endpoint(websocket, app, connections)
 
     async def http_action(request: Request) -> Response:
-        try:
-            identity = await api.identity(request)
-        except AuthFailure as exc:
-            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=401)
+        identity = await _http_action_identity(api, request)
         path = "/" + request.path_params.get("action_path", "")
         result: Response = await app.run_http_action(request, path, identity)
         return result

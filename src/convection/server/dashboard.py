@@ -2,7 +2,7 @@
 needs beyond ``server/admin_routes.py``.
 
 The page (``static/dashboard.html``, plain JS, no build step) asks for the admin key and then
-is a client like any other: there is no private path (STYLE.md §12). It subscribes to the
+is a client like any other: there is no private path (docs/internals/overview.md). It subscribes to the
 built-in ``_system/frontend:*`` queries (``functions/system.py``) over the sync protocol with
 admin auth, so table counts, the data grid and the file list are live; it changes data and
 files through the ``_system/frontend:*`` mutations over the public API (``/api/function``),

@@ -1,4 +1,4 @@
-"""The one-shot HTTP API (PROTOCOL.md §5): ``/api/query``, ``/api/mutation``, ``/api/action``,
+"""The one-shot HTTP API (docs/http-api.md): ``/api/query``, ``/api/mutation``, ``/api/action``,
 ``/api/function``, ``/api/run/<module>/<fn>``, ``/api/query_ts``, ``/api/query_at_ts``.
 
 Function failures are HTTP 200 with ``status: "error"`` (the PyPI client treats any non-2xx

@@ -1,4 +1,4 @@
-"""File storage over HTTP (API.md §7, SEMANTICS.md §7): the upload target of
+"""File storage over HTTP (docs/http-api.md, docs/files.md): the upload target of
 ``ctx.storage.generate_upload_url()`` and the download URL of ``ctx.storage.get_url()``.
 
 | route | answers |
@@ -7,7 +7,7 @@
 | ``GET /api/storage/<id>`` (and HEAD) | the file with its content type; one ``Range`` (206, or 416 when unsatisfiable); ``ETag``, ``If-None-Match`` (304), ``Cache-Control: private, max-age=2592000`` (files never change) |
 
 Errors are ``{"code", "message"}``: 401 for a missing, forged or expired token
-(``InvalidUploadToken``, ``UploadTokenExpired``), 400 for a bad ``Digest`` header or a body
+(``StorageTokenInvalid``, ``StorageTokenExpired``), 400 for a bad ``Digest`` header or a body
 that does not match it (``InvalidDigest``, ``DigestMismatch``), 413 past
 ``STORAGE_UPLOAD_MAX_BYTES`` (``UploadTooLarge``), 404 for an unknown file (``FileNotFound``),
 503 when the blob store fails (``BlobStoreRequestFailed``...: S3 unreachable, say).
@@ -65,8 +65,11 @@ def parse_digest(header: str | None) -> bytes | None:
 def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
     """The byte range ``[start, stop)`` of a single-range ``Range`` header; None to serve the
     whole file (no header, several ranges, another unit, a malformed header: RFC 9110 lets a
-    server ignore those); False when the range is unsatisfiable (416)."""
-    if not header:
+    server ignore those, and any range of an empty file); False when the range is
+    unsatisfiable (416)."""
+    if not header or size == 0:
+        # An empty file has no byte to select: answer 200 with the (empty) file, as Convex does
+        # for ``bytes=0-0``, rather than 416.
         return None
     unit, sep, spec = header.strip().partition("=")
     if not sep or unit.strip().lower() != "bytes" or "," in spec:

@@ -8,7 +8,7 @@ back in order. Transitions are computed in two steps around the asynchronous que
 :meth:`SyncState.begin_transition` says what to run and at which ts;
 :meth:`SyncState.finish_transition` turns the results into the Transition message.
 
-Invariants (PROTOCOL.md §4.5, §4.6, §4.8):
+Invariants (docs/internals/protocol.md):
 
 * Every Transition starts exactly at the end version of the previous one (``sent_version``;
   ``{0, 0, 0}`` first) and ends at ``{received querySet, received identity, ts}``.
@@ -233,7 +233,7 @@ class TransitionResult:
 
 
 class SyncState:
-    """Everything one connection remembers about its client (PROTOCOL.md §4.5).
+    """Everything one connection remembers about its client (docs/internals/protocol.md).
 
     Created when the socket opens; discarded when it closes. Not thread-safe: the shell calls
     it from one event loop.
@@ -355,7 +355,7 @@ class SyncState:
         if isinstance(message, Authenticate):
             if message.base_version != self.received_identity:
                 # The reference closes 1011 here; a wrong version is the client's mistake
-                # (PROTOCOL.md §4.9: BadRequest/Conflict), so it gets a FatalError saying so.
+                # (docs/internals/protocol.md: BadRequest/Conflict), so it gets a FatalError saying so.
                 return self._fatal(
                     "BaseVersionMismatch",
                     f"Authenticate baseVersion {message.base_version} doesn't match the "

@@ -667,12 +667,12 @@ class SyncWorker:
             await self._timer.sleep(interval - idle_for)
 
     def _check_max_observed(self) -> list[Effect]:
-        """PROTOCOL.md §4.3: a client must never be served a ts below one it has observed.
+        """docs/internals/protocol.md: a client must never be served a ts below one it has observed.
 
         Our commit ts is wall-clock ns kept monotonic across restarts, so a
         ``maxObservedTimestamp`` above the latest commit means a data reset, a clock moved
         back, or a forged value. Up to ``SYNC_MAX_OBSERVED_TS_AHEAD_MS`` past the wall clock
-        the commit clock is moved past it (§4.3's alternative; it costs nothing and keeps the
+        the commit clock is moved past it (the protocol's alternative; it costs nothing and keeps the
         client's view monotonic). Further ahead it cannot be a ts we would ever produce:
         the socket is closed 1011 ``InternalServerError``, as the reference server does."""
         max_observed = self.state.max_observed_ts

@@ -1,4 +1,4 @@
-"""Testing support (API.md §8): :class:`TestBackend` runs the real engine in-process on a
+"""Testing support (docs/testing.md): :class:`TestBackend` runs the real engine in-process on a
 temporary store for synchronous tests; the pytest plugin (``pytest_plugin.py``, registered as
 the ``convection`` pytest11 entry point) provides the ``convection_backend`` fixture.
 

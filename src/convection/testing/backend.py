@@ -1,5 +1,5 @@
 """``TestBackend``: the real engine in-process on a temporary store, driven from synchronous
-test code (API.md §8).
+test code (docs/testing.md).
 
 A backend owns a temporary data directory (SQLite database, instance secret), a
 :class:`~convection.clock.ManualClock`, the deployment built by

@@ -1,4 +1,4 @@
-"""Document ids: the Convex v6 id format (PROTOCOL.md §8, SEMANTICS.md §1.4).
+"""Document ids: the Convex v6 id format (docs/internals/values.md).
 
 Binary form: ``VInt(table_number) ‖ internal_id[16] ‖ footer[2]`` where VInt is unsigned
 LEB128 (1-5 bytes, low 7-bit groups first), ``internal_id`` is 14 random bytes followed by a

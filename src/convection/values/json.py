@@ -1,4 +1,4 @@
-"""Convex JSON: the wire and storage text form of values (PROTOCOL.md §2), and "clean" JSON.
+"""Convex JSON: the wire and storage text form of values (docs/internals/values.md), and "clean" JSON.
 
 Convex JSON (``convex_encoded_json``):
 
@@ -38,7 +38,7 @@ from typing import Any, Final
 import orjson
 
 from convection.errors import ValueError_
-from convection.values.model import UNSET, Int64
+from convection.values.model import UNSET, Int64, conversion_hint
 
 __all__ = [
     "dumps",
@@ -98,10 +98,7 @@ def _bad_key(key: Any) -> _PathError:
 
 
 def _unsupported(value: Any) -> _PathError:
-    return _PathError(
-        f"{type(value).__name__} is not a supported Convex value (use None, bool, float, int, "
-        "Int64, str, bytes, list or dict)"
-    )
+    return _PathError(f"{type(value).__name__} is not a supported Convex value ({conversion_hint(value)})")
 
 
 # --- Python value -> Convex JSON -------------------------------------------------------------

@@ -235,9 +235,50 @@ def _normalize(value: Any, path: str, depth: int, depth_limit: int) -> Any:
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
     raise ValueError_(
-        f"{type(value).__name__} is not a supported Convex value at {path or 'top level'}: use None, bool, "
-        "float, int, Int64, str, bytes, list or dict"
+        f"{type(value).__name__} is not a supported Convex value at {path or 'top level'}: "
+        f"{conversion_hint(value)}"
     )
+
+
+_SUPPORTED = "Convex values are None, bool, float, int, Int64, str, bytes, list and dict"
+
+
+def conversion_hint(value: Any) -> str:
+    """What to do with a value of an unsupported type: the usual conversion for common
+    Python types (datetime, set, Decimal, UUID, Enum, dataclass, awaitable)."""
+    import datetime
+    import decimal
+    import enum
+    import inspect
+    import uuid
+
+    if inspect.isawaitable(value):
+        return (
+            "it is an awaitable (a coroutine): did you forget `await`? Write "
+            "`await ctx.run_query(...)`, and declare the function `async def`."
+        )
+    if isinstance(value, datetime.datetime):
+        return (
+            f"{_SUPPORTED}. Convert it: value.timestamp() * 1000 (milliseconds since the epoch, "
+            "like Convex's Date.now() and _creationTime) or value.isoformat()."
+        )
+    if isinstance(value, datetime.date | datetime.time):
+        return f"{_SUPPORTED}. Convert it: value.isoformat()."
+    if isinstance(value, datetime.timedelta):
+        return f"{_SUPPORTED}. Convert it: value.total_seconds() * 1000 (milliseconds)."
+    if isinstance(value, set | frozenset):
+        return f"{_SUPPORTED}. Convert it: sorted(value) (or list(value)); Convex has no sets."
+    if isinstance(value, decimal.Decimal):
+        return f"{_SUPPORTED}. Convert it: float(value), or str(value) to keep every digit."
+    if isinstance(value, uuid.UUID):
+        return f"{_SUPPORTED}. Convert it: str(value)."
+    if isinstance(value, enum.Enum):
+        return f"{_SUPPORTED}. Convert it: value.value (or value.name)."
+    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
+        return f"{_SUPPORTED}. Convert it: dataclasses.asdict(value)."
+    if inspect.isgenerator(value) or isinstance(value, range | map | filter | zip):
+        return f"{_SUPPORTED}. Convert it: list(value)."
+    return f"{_SUPPORTED}."
 
 
 def value_size(value: Any) -> int:

@@ -1,4 +1,4 @@
-"""The total order of Convex values (SEMANTICS.md §1.3), without encoding them.
+"""The total order of Convex values (docs/internals/values.md), without encoding them.
 
 ``undefined (MISSING) < null < int64 < float64 < boolean < string < bytes < array < object``.
 

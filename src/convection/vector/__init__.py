@@ -1,5 +1,5 @@
 """Vector search for actions: ``ctx.vector_search`` over in-memory vector indexes maintained
-from commits, brute-force cosine similarity (SEMANTICS.md §5, docs/search.md)."""
+from commits, brute-force cosine similarity (docs/search.md)."""
 
 from __future__ import annotations
 

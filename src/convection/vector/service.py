@@ -1,5 +1,5 @@
 """Vector search for actions: ``await ctx.vector_search(table, index, vector=[...], limit=10,
-filter=lambda q: q.or_(q.eq("userId", a), q.eq("userId", b)))`` (SEMANTICS.md §5).
+filter=lambda q: q.or_(q.eq("userId", a), q.eq("userId", b)))`` (docs/search.md).
 
 :meth:`VectorSearchService.attach` creates one service per database and registers a durable
 hook: each commit's writes to a table with vector indexes are queued on those indexes before
@@ -20,24 +20,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from convection import knobs
 from convection.database.committer import CommitRecord
 from convection.database.database import Database
-from convection.errors import ConvectionError
+from convection.errors import ConvectionError, MissingExtra
 from convection.indexing.keys import encode_value
 from convection.schema.schema import SchemaDefinition, VectorIndexDefinition
 from convection.values.ids import encode_id
 from convection.values.json import loads_stored
 from convection.values.model import UNSET, normalize
 from convection.values.order import MISSING
-from convection.vector.index import VectorIndex
+
+if TYPE_CHECKING:  # numpy is the optional extra ``convection[vector]``: imported on first use
+    from types import ModuleType
+
+    from convection.vector.index import VectorIndex
 
 log = logging.getLogger("convection.vector")
 
@@ -133,6 +136,18 @@ def _limit(value: Any) -> int:
     return n
 
 
+def _index_module() -> ModuleType:
+    """``convection.vector.index`` (which needs numpy), imported when a vector index is first
+    declared or searched, so apps without vector indexes never load numpy."""
+    try:
+        import convection.vector.index as module
+    except ImportError as exc:
+        if exc.name != "numpy" and not str(exc.name or "").startswith("numpy."):
+            raise
+        raise MissingExtra("Vector search (a vector index in schema.py)", "numpy", "vector") from None
+    return module
+
+
 # --- the service -----------------------------------------------------------------------------
 class VectorSearchService:
     """The vector indexes of one database. Thread-safe. See the module docstring."""
@@ -171,6 +186,8 @@ class VectorSearchService:
                         if not d.staged:
                             wanted[(table, d.name)] = d
             new: list[VectorIndex] = []
+            if wanted:
+                module = _index_module()
             with self._registry_lock:
                 indexes = {}
                 for key, d in wanted.items():
@@ -178,7 +195,7 @@ class VectorSearchService:
                     if cur is not None and cur.ready and cur.definition == d:
                         indexes[key] = cur
                     else:
-                        new.append(VectorIndex(key[0], d))
+                        new.append(module.VectorIndex(key[0], d))
                         indexes[key] = new[-1]
                 by_table: dict[str, list[VectorIndex]] = {}
                 for (table, _), ix in indexes.items():
@@ -266,11 +283,10 @@ class VectorSearchService:
                 f"Vector search against {table}.{index}: the vector has {len(vector)} "
                 f"dimensions, the index has {d.dimensions}"
             )
-        q = np.asarray([float(x) for x in vector], dtype=np.float64)
-        if not np.all(np.isfinite(q)):
+        floats = [float(x) for x in vector]
+        if not all(math.isfinite(x) for x in floats):
             raise VectorSearchError("vector must contain finite numbers only")
-        norm = float(np.linalg.norm(q))
-        query = (q / norm if norm > 0 else q).astype(np.float32)
+        query = _index_module().unit_vector(floats, d.dimensions)
         terms = compile_filter(table, d, filter)
         ix = self._indexes.get((table, index))
         if ix is None:

@@ -1,14 +1,14 @@
 // Two browser pages on the chat example: one creates a channel and sends a message, the other
 // sees both appear live (and replies). Driven by tests/e2e/test_chat_browser.py.
 //
-// usage: node chat_two_pages.mjs <web dir> <page url> <chromium executable>
+// usage: node chat_two_pages.mjs <dir of package.json> <page url> <chromium executable>
 // Prints one JSON line: {"result": {...}} on success, {"fatal": "..."} on failure.
 import { createRequire } from "node:module";
 import path from "node:path";
 
-const [webDir, pageUrl, executablePath] = process.argv.slice(2);
-// playwright-core is a devDependency of the example's web page.
-const require = createRequire(path.join(path.resolve(webDir), "package.json"));
+const [packageDir, pageUrl, executablePath] = process.argv.slice(2);
+// playwright-core is a devDependency of the example (its package.json is at examples/chat).
+const require = createRequire(path.join(path.resolve(packageDir), "package.json"));
 const { chromium } = require("playwright-core");
 
 const WAIT_MS = 30_000;

@@ -7,13 +7,10 @@ import {
   usePaginatedQuery,
   useQuery,
 } from "convex/react";
-import { anyApi } from "convex/server";
 import { ConvexError } from "convex/values";
+// Written by `convection dev` (or `convection codegen`) from the Python functions.
+import { api } from "../../convex/_generated/api";
 import "./style.css";
-
-// No codegen yet: anyApi builds the same references as a generated `api` (api.messages.send
-// names "messages:send").
-const api = anyApi;
 
 const convex = new ConvexReactClient(
   import.meta.env.VITE_CONVEX_URL || "http://127.0.0.1:3210",
