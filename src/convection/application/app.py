@@ -36,7 +36,7 @@ from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import canonical_path, function_path
 from convection.functions.runner import FunctionCallError, Runner
-from convection.search.service import TextSearchService
+from convection.search.service import SearchKind
 from convection.values.json import dumps, loads
 from convection.vector.service import VectorSearchService
 
@@ -92,9 +92,9 @@ class Application:
             run_blocking=self._in_thread,
         )
         self._ctx_decorators.append(self.files.decorate_ctx)
-        # Full-text search (Query.with_search_index) and ctx.vector_search in actions: in-memory
-        # indexes built from the store and maintained from commits (docs/search.md).
-        self.text_search = TextSearchService.attach(db)
+        # Full-text search (Query.with_search_index: postings in the index log) and
+        # ctx.vector_search in actions (docs/search.md).
+        self.text_search = SearchKind.attach(db)
         self.vector_search = VectorSearchService.attach(db)
         self._ctx_decorators.append(self.vector_search.decorate_ctx)
         self.runner.decorate_ctx = self._decorate_ctx
@@ -149,7 +149,6 @@ class Application:
         runner = Runner(self.db, app, redact_errors=self.redact_errors, on_log=self.on_log, stats=self.runner.stats)
         runner.decorate_ctx = self.runner.decorate_ctx
         self.db.set_schema(app.schema)
-        self.text_search.sync()
         self.vector_search.sync()
         self.runner = runner
         self.loaded = app
