@@ -294,6 +294,10 @@ class Catalog:
     def index(self, table: str, name: str) -> IndexInfo | None:
         return self._by_table.get(table, {}).get(name)
 
+    def indexes_by_kind(self, kind: str) -> list[IndexInfo]:
+        """Every index of one kind (all states)."""
+        return [info for info in self._indexes.values() if info.kind == kind]
+
     def index_by_id(self, index_id: int) -> IndexInfo | None:
         return self._indexes.get(index_id)
 

@@ -73,7 +73,6 @@ class Database:
         )
         self._publish_hooks: list[Callable[[list[CommitRecord]], None]] = []
         self._durable_hooks: list[Callable[[list[CommitRecord]], None]] = []
-        self._write_keys_hooks: list[Callable[[list[Any], dict[int, list[bytes]]], None]] = []
         # Full-text search for Query.with_search_index (installed by convection.search).
         self.text_search: SearchProvider | None = None
         # Derived index kinds (search, vector) by kind name (database/derived.py).
@@ -166,11 +165,6 @@ class Database:
     def _durable(self, batch: list[CommitRecord]) -> None:
         for hook in self._durable_hooks:
             hook(batch)
-
-    def add_write_keys_hook(self, fn: Callable[[list[Any], dict[int, list[bytes]]], None]) -> None:
-        """``fn(writes, index_keys)`` adds keys of derived (pseudo) indexes to a commit's written
-        keys, so reads recorded on them (search read sets) conflict and invalidate."""
-        self._write_keys_hooks.append(fn)
 
     def register_derived(self, kind: DerivedIndexKind) -> None:
         """Maintain indexes of ``kind.kind`` with ``kind`` from now on, and bring them in line
@@ -454,7 +448,6 @@ class Database:
             return txn.begin_ts
         read_set = txn.reads.freeze()
         catalog = self.catalog
-        key_hooks = self._write_keys_hooks
         # Derived indexes (search postings): prepared here, outside the commit lock, for the
         # indexes known now; the builder only re-checks the index set (database/derived.py).
         kinds = self.derived
@@ -505,8 +498,6 @@ class Database:
                 kinds[index.kind].commit_rows(
                     index, changes, ts, entries, index_keys.setdefault(index.index_id, [])
                 )
-            for hook in key_hooks:
-                hook(writes, index_keys)
             return docs, entries, index_keys
 
         return self.committer.commit(

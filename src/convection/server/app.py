@@ -168,6 +168,7 @@ def open_deployment(
         application = Application(
             db, loaded, secret=secret, redact_errors=redact_errors, on_log=log_sink,
             blobs=_blob_store(storage_url, ddir), origin=origin or os.environ.get("CONVECTION_ORIGIN") or None,
+            index_dir=ddir / "indexes",
         )
         admin = Admin(application, ddir, logs)
     except BaseException:
