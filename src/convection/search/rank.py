@@ -190,6 +190,9 @@ class TermStream:
     def peek_score(self) -> float | None:
         return -self._heap[0][0][0] if self._heap else None
 
+    def peek_key(self) -> tuple[float, float, bytes]:
+        return self._heap[0][0]
+
     def pop(self) -> tuple[tuple[float, float, bytes], int, int] | None:
         """(sort key, tf, dl) of the next posting, or None when exhausted."""
         if not self._heap:
@@ -311,7 +314,11 @@ def rank(
     while True:
         live = [(h, s) for s in streams if (h := s.peek_score()) is not None]
         threshold = sum(h for h, _ in live)
-        while cand and (not live or -cand[0][0][0] > threshold):
+        # No unseen document sorts before ``bound``: its score is at most the sum of the heads,
+        # and if equal it scores exactly each head's score in every stream and comes after
+        # each head there (equal scores are ordered newest first, then by id).
+        bound = (-threshold, *max(s.peek_key()[1:] for _, s in live)) if live else None
+        while cand and (bound is None or cand[0][0] < bound):
             key, enc = heapq.heappop(cand)
             yield enc, key[2]
         if not live:

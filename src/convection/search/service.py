@@ -24,6 +24,7 @@ import copy
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from convection import knobs
@@ -49,18 +50,23 @@ from convection.search.stats import Statistics
 from convection.values.json import loads_stored
 
 _BACKFILL_CHUNK = 2000
-_Prepared = tuple[Analyzed | None, Analyzed | None]  # (old, new)
+
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One write's change to one search index, computed outside the commit lock."""
+
+    old_keys: list[bytes]  # every posting key of the old version (written keys)
+    gone: list[bytes]  # posting keys to tombstone
+    added: list[bytes]  # posting keys to write
+    documents: int  # corpus deltas
+    tokens: int
+    df: dict[str, int]  # document-frequency deltas
 
 
 def fields_of(d: SearchIndexDefinition) -> tuple[str, ...]:
     return (d.search_field, *d.filter_fields)
-
-
-def _diff(old: Analyzed | None, new: Analyzed | None, iid: bytes) -> tuple[list[bytes], list[bytes]]:
-    """(keys to tombstone, keys to write) for one document's change."""
-    old_keys = set(posting_keys(old, iid)) if old is not None else set()
-    new_keys = set(posting_keys(new, iid)) if new is not None else set()
-    return sorted(old_keys - new_keys), sorted(new_keys - old_keys)
 
 
 class SearchKind:
@@ -96,10 +102,28 @@ class SearchKind:
             if not d.staged
         ]
 
-    def prepare(self, index: IndexInfo, write: Write) -> _Prepared:
+    def prepare(self, index: IndexInfo, write: Write) -> Prepared:
         old = analyze(index.fields, write.old) if write.old is not None else None
         new = analyze(index.fields, write.new) if write.new is not None else None
-        return old, new
+        iid = write.internal_id
+        old_keys = posting_keys(old, iid) if old is not None else []
+        new_keys = posting_keys(new, iid) if new is not None else []
+        df: Counter[str] = Counter()
+        documents = tokens = 0
+        if old is not None:
+            documents -= 1
+            tokens -= old.length
+            df.subtract(old.freqs.keys())
+        if new is not None:
+            documents += 1
+            tokens += new.length
+            df.update(new.freqs.keys())
+        if old is None:
+            gone, added = [], new_keys
+        else:
+            o, n = set(old_keys), set(new_keys)
+            gone, added = [k for k in old_keys if k not in n], [k for k in new_keys if k not in o]
+        return Prepared(old_keys, gone, added, documents, tokens, {t: d for t, d in df.items() if d})
 
     def commit_rows(
         self,
@@ -112,24 +136,18 @@ class SearchKind:
         df: Counter[str] = Counter()
         docs = tokens = 0
         iid_ = index.index_id
-        for w, (old, new) in changes:
-            number = w.table_number
-            if old is not None:
-                # Like database indexes, the old keys are written keys even when unchanged: a
-                # search that returned this document reads its contents.
-                keys.extend(posting_keys(old, w.internal_id))
-                docs -= 1
-                tokens -= old.length
-                df.subtract(old.freqs.keys())
-            if new is not None:
-                docs += 1
-                tokens += new.length
-                df.update(new.freqs.keys())
-            gone, added = _diff(old, new, w.internal_id)
-            entries.extend(IndexEntry(iid_, k, ts, number, None) for k in gone)
-            entries.extend(IndexEntry(iid_, k, ts, number, w.internal_id) for k in added)
-            keys.extend(added)
         number = index.table_number
+        for w, p in changes:
+            # Like database indexes, the old keys are written keys even when unchanged: a
+            # search that returned this document reads its contents.
+            keys.extend(p.old_keys)
+            keys.extend(p.added)
+            docs += p.documents
+            tokens += p.tokens
+            df.update(p.df)
+            entries.extend([IndexEntry(iid_, k, ts, number, None) for k in p.gone])
+            iid = w.internal_id
+            entries.extend([IndexEntry(iid_, k, ts, number, iid) for k in p.added])
         for term, delta in sorted(df.items()):
             if delta:
                 entries.append(IndexEntry(iid_, df_key(term, ts, delta), ts, number, b"\x00"))
