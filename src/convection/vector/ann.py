@@ -152,7 +152,15 @@ class AnnIndex:
         if terms is None:
             n = len(self._label)
             if n <= knobs.VECTOR_EXACT_MAX_COUNT:
-                return self._exact(query, limit, list(self._iid))
+                # Brute force inside usearch; fetch extra so ties at the cut are all kept.
+                matches = self._ann.search(query, min(n, 2 * limit + 8), exact=True)
+                found = [(_clamp(1.0 - float(dist)), self._iid[int(label)])
+                         for label, dist in zip(matches.keys.tolist(), matches.distances.tolist(), strict=True)
+                         if int(label) in self._iid]
+                if len(found) > limit:
+                    kth = sorted((s for s, _ in found), reverse=True)[limit - 1]
+                    found = [f for f in found if f[0] >= kth]
+                return found
             return self._approximate(query, limit, None, n)
         chosen: set[int] = set()
         for t in terms:
