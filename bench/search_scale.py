@@ -30,7 +30,6 @@ import os
 import platform
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,7 +129,7 @@ def load(data: Path, docs: int, nvec: int, dims: int) -> dict[str, Any]:
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] * 1000
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] * 1000
 
 
 def measure(data: Path, dims: int, runs: int) -> dict[str, Any]:
