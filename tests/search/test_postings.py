@@ -225,3 +225,60 @@ def test_a_restart_tokenizes_no_document(tmp_path: Path) -> None:
     # (the same number whatever the corpus size).
     assert sizes[0] == sizes[1]
     assert sizes[1] <= 3
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_search_over_postings_on_every_store(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The same searches (filters, prefix, several terms, the transaction's own writes) on
+    SQLite and PostgreSQL, reopened: everything comes from the stored entries."""
+    from convection import define_schema, define_table, v
+    from convection.database.database import Database
+    from convection.persistence.base import Persistence
+    from convection.persistence.sqlite import SqlitePersistence
+    from convection.search import SearchKind
+
+    def open_store() -> Persistence:
+        if store == "postgres":
+            from convection.persistence.postgres import PostgresPersistence
+
+            return PostgresPersistence(url)
+        return SqlitePersistence(tmp_path / "db.sqlite3")
+
+    url = request.getfixturevalue("postgres_store_url") if store == "postgres" else ""
+    schema = define_schema({"posts": define_table({"text": v.string(), "tag": v.string()}).search_index(
+        "by_text", search_field="text", filter_fields=["tag"])})
+    db = Database(open_store())
+    SearchKind.attach(db)
+    db.set_schema(schema)
+    txn = db.begin()
+    for i in range(40):
+        txn.insert("posts", {"text": f"apple {'banana ' * (i % 3)}cherry{i % 5}", "tag": "ab"[i % 2]})
+    db.commit(txn)
+    db.close()
+
+    db = Database(open_store())
+    try:
+        SearchKind.attach(db)
+
+        def run(text: str, tag: str | None = None, txn: Any = None) -> list[str]:
+            txn = txn or db.begin(read_only=True)
+
+            def build(q: Any) -> Any:
+                q = q.search("text", text)
+                return q.eq("tag", tag) if tag is not None else q
+
+            return [d["text"] for d in Query(txn, "posts").with_search_index("by_text", build).take(50)]
+
+        assert len(run("apple")) == 40
+        assert all(t.endswith("cherry1") for t in run("cherry1"))
+        assert len(run("cherry1")) == 8
+        assert run("banana", "a")[0].count("banana") == 2  # tf 2 first, all tagged "a"
+        assert len(run("banana", "a")) == 13
+        assert sorted(set(t.split()[-1] for t in run("zzz cher"))) == [f"cherry{i}" for i in range(5)]
+        txn = db.begin()
+        txn.insert("posts", {"text": "banana banana banana", "tag": "a"})
+        assert run("banana", "a", txn)[0] == "banana banana banana"
+        db.commit(txn)
+        assert run("banana", "a")[0] == "banana banana banana"
+    finally:
+        db.close()
