@@ -274,7 +274,7 @@ def test_search_over_postings_on_every_store(store: str, tmp_path: Path, request
         assert len(run("cherry1")) == 8
         assert run("banana", "a")[0].count("banana") == 2  # tf 2 first, all tagged "a"
         assert len(run("banana", "a")) == 13
-        assert sorted(set(t.split()[-1] for t in run("zzz cher"))) == [f"cherry{i}" for i in range(5)]
+        assert sorted({t.split()[-1] for t in run("zzz cher")}) == [f"cherry{i}" for i in range(5)]
         txn = db.begin()
         txn.insert("posts", {"text": "banana banana banana", "tag": "a"})
         assert run("banana", "a", txn)[0] == "banana banana banana"
