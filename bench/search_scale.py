@@ -91,7 +91,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def load(data: Path, docs: int, nvec: int, dims: int) -> dict[str, Any]:
+def load(data: Path, docs: int, nvec: int, dims: int, clustered: bool) -> dict[str, Any]:
     import numpy as np
 
     words = vocabulary()
@@ -113,11 +113,16 @@ def load(data: Path, docs: int, nvec: int, dims: int) -> dict[str, Any]:
         db.commit(txn)
     text_s = time.perf_counter() - t0
     gen = np.random.default_rng(3)
+    # Clustered vectors look like real embeddings (topics); i.i.d. Gaussian ones have no
+    # structure at all and are the worst case of every graph index.
+    centers = gen.standard_normal((100, dims))
     t0 = time.perf_counter()
     vbatch = 200
     for start in range(0, nvec, vbatch):
         txn = db.begin()
         block = gen.standard_normal((min(vbatch, nvec - start), dims))
+        if clustered:
+            block = centers[gen.integers(100, size=len(block))] + 0.5 * block
         for row in block:
             txn.insert("items", {"embedding": [float(x) for x in row], "kind": f"k{gen.integers(KINDS)}"})
         db.commit(txn)
@@ -132,7 +137,7 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] * 1000
 
 
-def measure(data: Path, dims: int, runs: int) -> dict[str, Any]:
+def measure(data: Path, dims: int, runs: int, clustered: bool) -> dict[str, Any]:
     """In a fresh process: open, first answer, RSS, latencies."""
     import numpy as np
 
@@ -198,6 +203,8 @@ def measure(data: Path, dims: int, runs: int) -> dict[str, Any]:
         hits = 0
         for _ in range(runs):
             q = gen.standard_normal(dims)
+            if clustered:
+                q = m[gen.integers(len(ids))] + 0.02 * q  # near a stored vector, as real queries are
             t = time.perf_counter()
             kw: dict[str, Any] = {"vector": [float(x) for x in q], "limit": 10}
             if filt is not None:
@@ -218,6 +225,12 @@ def measure(data: Path, dims: int, runs: int) -> dict[str, Any]:
     return out
 
 
+def knobs_exact() -> int:
+    from convection import knobs
+
+    return knobs.VECTOR_EXACT_MAX_COUNT
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, action="append", help="document counts (repeatable)")
@@ -225,10 +238,11 @@ def main() -> None:
     ap.add_argument("--dims", type=int, default=768)
     ap.add_argument("--runs", type=int, default=100, help="queries per measured case")
     ap.add_argument("--phase", choices=["all", "measure"], default="all")
+    ap.add_argument("--gaussian", action="store_true", help="i.i.d. Gaussian vectors (default: clustered)")
     ap.add_argument("--data", type=Path)
     args = ap.parse_args()
     if args.phase == "measure":
-        print(json.dumps(measure(args.data, args.dims, args.runs)))
+        print(json.dumps(measure(args.data, args.dims, args.runs, not args.gaussian)))
         return
     rows = []
     for docs in args.docs or [10_000, 100_000]:
@@ -236,15 +250,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="convection-x1-") as tmp:
             data = Path(tmp)
             print(f"== {docs} documents, {nvec} x {args.dims} vectors: loading", flush=True)
-            loaded = load(data, docs, nvec, args.dims)
+            loaded = load(data, docs, nvec, args.dims, not args.gaussian)
             print(f"   loaded: {loaded}", flush=True)
             proc = subprocess.run(
                 [sys.executable, __file__, "--phase", "measure", "--data", str(data), "--dims", str(args.dims),
-                 "--runs", str(args.runs)],
+                 "--runs", str(args.runs), *(["--gaussian"] if args.gaussian else [])],
                 capture_output=True, text=True, check=True,
             )
             measured = json.loads(proc.stdout.strip().splitlines()[-1])
-            rows.append({"documents": docs, "vectors": f"{nvec} x {args.dims}", **loaded, **measured})
+            shape = "gaussian" if args.gaussian else "clustered"
+            rows.append({"documents": docs, "vectors": f"{nvec} x {args.dims} {shape}", **loaded, **measured,
+                         "exact below (VECTOR_EXACT_MAX_COUNT)": knobs_exact()})
             print(f"   measured: {measured}", flush=True)
     keys = list(rows[0])
     lines = [
