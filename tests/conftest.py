@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["s3_moto"]  # moto_s3 / s3_bucket: the S3 blob store on moto (tests/s3_moto.py)
+
 POSTGRES_TEST_USER = "convection-test"
 POSTGRES_TEST_DB = "convection_test"
 

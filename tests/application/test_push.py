@@ -66,3 +66,63 @@ def test_push_checks_existing_documents_and_backfills_indexes(tmp_path: Path) ->
     finally:
         app.close()
         db.close()
+
+
+
+def test_schema_push_races_mutations_validated_under_the_old_schema(tmp_path: Path) -> None:
+    """Writers validate documents that only the old schema accepts, then commit after a push
+    made the field required. The push goes through (no such document was committed before
+    it), and every one of those commits conflicts: retried, each fails validation under the
+    schema in force, so no document violates it. (Before the schema was a document in the
+    log, these writes committed and left documents the schema in force rejects.)"""
+    import threading
+
+    from convection.database.retry import run_in_transaction
+    from convection.errors import OccConflict, ValidationError
+
+    folder = tmp_path / "convex"
+    write_app(folder, '''
+        from convection import define_schema, define_table, v
+        schema = define_schema({"notes": define_table({"text": v.string(), "tag": v.optional(v.string())})})
+    ''')
+    db = Database(SqlitePersistence(tmp_path / "db.sqlite3"), secret=b"s")
+    app = Application(db, load_app(folder))
+    validated = threading.Barrier(5)
+    pushed = threading.Event()
+    outcomes: list[str] = []
+
+    def writer() -> None:
+        txn = db.begin()
+        txn.insert("notes", {"text": "untagged"})  # validated under the old schema
+        validated.wait()
+        pushed.wait(60)
+        try:
+            db.commit(txn)
+            outcomes.append("committed")
+        except OccConflict:
+            try:  # what the runner does: run the mutation again
+                run_in_transaction(db, lambda t: t.insert("notes", {"text": "untagged"}))
+                outcomes.append("committed on retry")
+            except ValidationError:
+                outcomes.append("refused")
+
+    try:
+        threads = [threading.Thread(target=writer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        validated.wait()
+        write_app(folder, '''
+            from convection import define_schema, define_table, v
+            schema = define_schema({"notes": define_table({"text": v.string(), "tag": v.string()})})
+        ''')
+        push(app, load_app(folder))
+        pushed.set()
+        for t in threads:
+            t.join(timeout=60)
+        assert outcomes == ["refused"] * 4
+        q = db.begin(read_only=True)
+        assert db.query(q, "notes").collect() == []
+    finally:
+        pushed.set()
+        app.close()
+        db.close()

@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 from convection import knobs
 from convection.errors import ConvexError
 from convection.files.blobs import BlobKeyError, BlobStore, LocalBlobStore, MemoryBlobStore
+from convection.files.s3 import S3BlobStore, S3Location, S3Settings
 from convection.files.tokens import UploadTokens
 from convection.model.file_storage import STORAGE_TABLE, FileStorageError
 from convection.server.app import build_app
@@ -162,10 +163,23 @@ def write_app(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestBackend]:
+S3_TEST_PART_BYTES = 128 << 10  # small parts (moto allows them; S3 needs >= 5 MiB)
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestBackend]:
+    """A backend whose blobs are in its data directory, or in a bucket of moto's S3 server
+    (chosen the way `convection serve` chooses: CONVECTION_STORAGE and CONVECTION_S3_*)."""
     monkeypatch.delenv("CONVECTION_ORIGIN", raising=False)
+    monkeypatch.delenv("CONVECTION_STORAGE", raising=False)
+    if request.param == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        for name, value in bucket.env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(knobs, "S3_PART_SIZE_BYTES", S3_TEST_PART_BYTES)
     with TestBackend(write_app(tmp_path / "convex"), start_time_ms=START) as b:
+        if request.param == "s3":
+            assert isinstance(b.app.files.blobs, S3BlobStore)
         yield b
 
 
@@ -206,17 +220,35 @@ def stored(backend: TestBackend, client: TestClient, data: bytes, content_type: 
 
 
 def blob_files(backend: TestBackend) -> list[str]:
+    """Every blob and staged write of the backend's store (files, or S3 objects and
+    multipart uploads in progress)."""
+    blobs = backend.app.files.blobs
+    if isinstance(blobs, S3BlobStore):
+        return s3_objects(blobs)
     root = backend.data_dir / "storage"
     return sorted(p.name for p in root.rglob("*") if p.is_file())
+
+
+def s3_objects(blobs: S3BlobStore) -> list[str]:
+    names = []
+    for page in blobs.client.get_paginator("list_objects_v2").paginate(Bucket=blobs.bucket, Prefix=blobs.prefix):
+        names.extend(item["Key"][len(blobs.prefix) :] for item in page.get("Contents", []))
+    uploads = blobs.client.list_multipart_uploads(Bucket=blobs.bucket, Prefix=blobs.prefix).get("Uploads", [])
+    names.extend(f"(upload) {u['Key']}" for u in uploads)
+    return sorted(names)
 
 
 # --- blob stores -------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "local":
         return LocalBlobStore(tmp_path / "storage")
+    if request.param == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        settings = S3Settings(endpoint_url=bucket.endpoint_url, path_style=True, part_size_bytes=S3_TEST_PART_BYTES)
+        return S3BlobStore(S3Location.parse(bucket.url), settings)
     return MemoryBlobStore()
 
 
@@ -265,6 +297,8 @@ def test_blob_writer_hashes_while_writing_and_abort_leaves_nothing(store: BlobSt
     assert list(store.list()) == []
     if isinstance(store, LocalBlobStore):
         assert list(store.staging_dir.iterdir()) == []
+    if isinstance(store, S3BlobStore):
+        assert s3_objects(store) == []
     w = store.writer()
     w.write(b"kept")
     assert w.commit("k").size == 4
@@ -507,6 +541,17 @@ def test_digest_is_verified(backend: TestBackend, client: TestClient) -> None:
 
     r = upload(backend, client, data, Digest=f"sha-256={b64(sha(data))}")
     assert r.status_code == 200
+    assert client.get(f"/api/storage/{r.json()['storageId']}").content == data
+
+
+def test_refused_large_upload_leaves_nothing_staged(backend: TestBackend, client: TestClient) -> None:
+    data = os.urandom(3 * S3_TEST_PART_BYTES + 10)  # on S3: a multipart upload was under way
+    r = upload(backend, client, data, Digest=f"sha-256={b64(sha(b'something else'))}")
+    assert (r.status_code, r.json()["code"]) == (400, "DigestMismatch")
+    assert blob_files(backend) == []
+    r = upload(backend, client, data, Digest=f"sha-256={b64(sha(data))}")
+    assert r.status_code == 200
+    assert blob_files(backend) == [r.json()["storageId"]]
     assert client.get(f"/api/storage/{r.json()['storageId']}").content == data
 
 

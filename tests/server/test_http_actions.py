@@ -79,5 +79,5 @@ def test_storage_option_selects_the_blob_directory(tmp_path: Path) -> None:
     assert store is not None
     assert _blob_store(f"file://{tmp_path}/b2", tmp_path) is not None
     with pytest.raises(ConvectionError) as e:
-        _blob_store("s3://bucket", tmp_path)
+        _blob_store("gs://bucket", tmp_path)  # (s3:// is tests/files/test_s3_store.py's)
     assert e.value.code == "UnsupportedStorage"

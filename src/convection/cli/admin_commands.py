@@ -2,9 +2,10 @@
 
 Every command talks to a deployment through a :class:`Target`: :class:`RemoteTarget` calls
 the admin HTTP API of a running backend (``--url URL --admin-key KEY``, also read from
-``CONVECTION_URL`` / ``CONVECTION_ADMIN_KEY``); :class:`LocalTarget` opens the local project's
-deployment in-process (``--functions convex --data .convection``; only while no server runs on
-that data directory) and calls the same :class:`~convection.application.admin.Admin`
+``CONVECTION_URL`` / ``CONVECTION_ADMIN_KEY``, or found as the server that owns the project's
+data directory); :class:`LocalTarget` opens the local project's deployment in-process
+(``--functions convex --data .convection``) while this process holds the data directory's
+lock (``cli/connect.py``), and calls the same :class:`~convection.application.admin.Admin`
 operations with an admin identity. ``logs`` and ``deploy`` need a running backend.
 
 Results go to stdout, messages and errors to stderr; every failure says what went wrong and
@@ -28,7 +29,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from convection.cli.connect import CliFailure, connect, err, reporting
+from convection.cli.progress import ExportProgress, ImportProgress, rate, size
+from convection.cli.style import Command, Group
 
 UrlOpt = Annotated[
     str | None,
@@ -46,33 +49,7 @@ DataOpt = Annotated[
 Progress = Callable[[str, int, int], None]
 
 
-class CliFailure(Exception):
-    """A failure to report: ``message`` (what went wrong), ``hint`` (what to do)."""
-
-    def __init__(self, message: str, hint: str = "", exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.exit_code = exit_code
-
-
-@contextmanager
-def _reporting() -> Iterator[None]:
-    from convection.errors import ConvectionError
-
-    try:
-        yield
-    except CliFailure as exc:
-        err.print("[red]error:[/red] ", end="")
-        err.print(exc.message, markup=False)
-        if exc.hint:
-            err.print(f"  {exc.hint}", style="dim", markup=False)
-        raise typer.Exit(exc.exit_code) from None
-    except ConvectionError as exc:
-        err.print(f"[red]error ({exc.code}):[/red] ", end="")
-        err.print(exc.message, markup=False)
-        raise typer.Exit(1) from None
-
+_reporting = reporting
 
 # --- targets -------------------------------------------------------------------------------------
 
@@ -80,7 +57,7 @@ def _reporting() -> Iterator[None]:
 class Target(Protocol):
     def tables(self) -> list[dict[str, Any]]: ...
     def documents(self, table: str, cursor: str | None, limit: int) -> dict[str, Any]: ...
-    def export(self, out: Path, include_file_storage: bool = False) -> dict[str, Any]: ...
+    def export(self, out: Path, include_file_storage: bool, progress: ExportProgress) -> dict[str, Any]: ...
     def import_(self, data: bytes, *, fmt: str, table: str | None, mode: str, source: str,
                 progress: Progress) -> dict[str, Any]: ...
     def env_list(self) -> dict[str, str]: ...
@@ -141,7 +118,7 @@ class RemoteTarget:
             params["cursor"] = cursor
         return dict(self.request("GET", f"/api/admin/tables/{_q(table)}/documents", params=params).json())
 
-    def export(self, out: Path, include_file_storage: bool = False) -> dict[str, Any]:
+    def export(self, out: Path, include_file_storage: bool, progress: ExportProgress) -> dict[str, Any]:
         import httpx
 
         tmp = out.with_name(out.name + ".part")
@@ -153,6 +130,7 @@ class RemoteTarget:
                 with tmp.open("wb") as f:
                     for chunk in r.iter_bytes():
                         f.write(chunk)
+                        progress.advance(len(chunk))
                 ts = int(r.headers.get("convection-snapshot-ts", "0"))
         except httpx.TransportError as exc:
             tmp.unlink(missing_ok=True)
@@ -229,13 +207,6 @@ class LocalTarget:
         from convection.functions.identity import Identity
         from convection.server.app import open_deployment
 
-        if not functions.is_dir():
-            raise CliFailure(
-                f"No functions folder at {functions}",
-                "Run this in your project (or pass --functions DIR), or use --url URL --admin-key KEY "
-                "for a running backend.",
-                exit_code=2,
-            )
         self.deployment = open_deployment(functions, data)
         assert self.deployment.admin is not None
         self.admin = self.deployment.admin
@@ -250,11 +221,11 @@ class LocalTarget:
     def documents(self, table: str, cursor: str | None, limit: int) -> dict[str, Any]:
         return self.admin.documents(self.identity, table, cursor=cursor, limit=limit)
 
-    def export(self, out: Path, include_file_storage: bool = False) -> dict[str, Any]:
+    def export(self, out: Path, include_file_storage: bool, progress: ExportProgress) -> dict[str, Any]:
         tmp = out.with_name(out.name + ".part")
         try:
             with tmp.open("wb") as f:
-                summary = self.admin.export_snapshot(self.identity, f, include_file_storage=include_file_storage)
+                summary = self.admin.export_snapshot(self.identity, progress.wrap(f), include_file_storage=include_file_storage)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -280,10 +251,63 @@ class LocalTarget:
         return self.admin.env_remove(self.identity, name)
 
 
-def _remote(url: str | None, admin_key: str | None, command: str) -> RemoteTarget:
+class EnvTarget(Protocol):
+    def env_list(self) -> dict[str, str]: ...
+    def env_get(self, name: str) -> str | None: ...
+    def env_set(self, name: str, value: str) -> bool: ...
+    def env_remove(self, name: str) -> bool: ...
+
+
+class LocalEnvTarget:
+    """The local project's deployment variables, in-process, from its database alone: no
+    module is imported, so a variable that a module needs at import time can be set while the
+    module cannot load without it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from convection.server.app import open_database
+
+        self.db = open_database(data_dir)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def env_list(self) -> dict[str, str]:
+        from convection.application.admin import stored_env
+
+        return stored_env(self.db)
+
+    def env_get(self, name: str) -> str | None:
+        from convection.application.admin import check_env_name
+
+        return self.env_list().get(check_env_name(name))
+
+    def env_set(self, name: str, value: str) -> bool:
+        from convection.application.admin import check_env_name, check_env_value, write_env
+
+        return write_env(self.db, check_env_name(name), check_env_value(name, value))
+
+    def env_remove(self, name: str) -> bool:
+        from convection.application.admin import check_env_name, write_env
+
+        return write_env(self.db, check_env_name(name), None)
+
+
+def _remote(url: str | None, admin_key: str | None, command: str, *,
+            functions: Path | None = None, data: Path | None = None) -> RemoteTarget:
+    """``--url``; else (given ``functions``) the server that owns the project's data directory."""
+    if url is None and functions is not None:
+        from convection import knobs
+        from convection.cli.connect import data_dir_of
+        from convection.server.owner import read_info, running_server
+
+        server = running_server(read_info(data_dir_of(functions, data)),
+                                timeout_s=knobs.CLI_SERVER_PROBE_TIMEOUT_MS / 1000)
+        if server is not None and server.url is not None and server.admin_key is not None:
+            return RemoteTarget(server.url, server.admin_key)
     if url is None:
         raise CliFailure(
-            f"`convection {command}` needs a running backend: pass --url URL --admin-key KEY",
+            f"`convection {command}` needs a running backend: start `convection dev` (or `serve`) "
+            "in the project, or pass --url URL --admin-key KEY",
             "Or set CONVECTION_URL and CONVECTION_ADMIN_KEY.",
             exit_code=2,
         )
@@ -299,12 +323,33 @@ def _remote(url: str | None, admin_key: str | None, command: str) -> RemoteTarge
 
 @contextmanager
 def _target(url: str | None, admin_key: str | None, functions: Path, data: Path | None) -> Iterator[Target]:
-    target: RemoteTarget | LocalTarget
-    target = _remote(url, admin_key, "") if url is not None else LocalTarget(functions, data)
-    try:
-        yield target
-    finally:
-        target.close()
+    """The running backend (``--url``, or the server owning the data directory), else the
+    local project in-process while this process holds its data directory (cli/connect.py)."""
+    with connect(url, admin_key, functions, data) as conn:
+        target: RemoteTarget | LocalTarget
+        if conn.url is not None and conn.admin_key is not None:
+            target = RemoteTarget(conn.url, conn.admin_key)
+        else:
+            target = LocalTarget(conn.functions, conn.data_dir)
+        try:
+            yield target
+        finally:
+            target.close()
+
+
+@contextmanager
+def _env_target(url: str | None, admin_key: str | None, functions: Path, data: Path | None) -> Iterator[EnvTarget]:
+    """As :func:`_target`, but in-process it opens only the database (:class:`LocalEnvTarget`)."""
+    with connect(url, admin_key, functions, data) as conn:
+        target: RemoteTarget | LocalEnvTarget
+        if conn.url is not None and conn.admin_key is not None:
+            target = RemoteTarget(conn.url, conn.admin_key)
+        else:
+            target = LocalEnvTarget(conn.data_dir)
+        try:
+            yield target
+        finally:
+            target.close()
 
 
 def _zip_counts(path: Path) -> dict[str, int]:
@@ -422,8 +467,6 @@ def import_(
     data_dir: DataOpt = None,
 ) -> None:
     """Import documents into a table (or a ZIP snapshot into its tables)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from convection.application.admin import IMPORT_FORMATS, detect_format
 
     with _reporting():
@@ -443,35 +486,27 @@ def import_(
             err.print(f"Importing into table [bold]{table}[/bold] (from the file name; use --table to choose)")
         mode = "append" if append else "replace" if replace else "create"
         payload = path.read_bytes()
-        bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, transient=True,
-            disable=not err.is_terminal,
-        )
-        tasks: dict[str, Any] = {}
-
-        def progress(label: str, done: int, total: int) -> None:
-            if not tasks:
-                bar.start()  # lazily: no empty bar line when nothing is written
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=total or None)
-            bar.update(tasks[label], completed=done, total=total or None)
-
+        progress = ImportProgress()
         try:
             with _target(url, admin_key, functions, data_dir) as target:
                 result = target.import_(payload, fmt=kind, table=table, mode=mode, source=path.name, progress=progress)
         finally:
-            if tasks:
-                bar.stop()
+            progress.stop()
+        elapsed = progress.elapsed_s()
         for t in result["tables"]:
             ids = "kept their ids" if t["keptIds"] == t["imported"] and t["imported"] else (
                 f"{t['keptIds']} kept their ids" if t["keptIds"] else "new ids"
             )
             deleted = f", {t['deleted']} deleted first" if t["deleted"] else ""
             err.print(f"[green]✔[/green] {t['table']}: {t['imported']} documents imported ({ids}{deleted})")
+        total = sum(t["imported"] for t in result["tables"])
+        err.print(f"  {total} documents {rate(total, elapsed, 'docs/s')}", style="dim")
 
 
 def export(
-    path: Annotated[Path | None, typer.Option("--path", help="The ZIP file to write (or a folder for it).")] = None,
+    path: Annotated[
+        str | None, typer.Option("--path", help="The ZIP file to write (or a folder for it), or s3://bucket/key.zip.")
+    ] = None,
     include_file_storage: Annotated[
         bool, typer.Option("--include-file-storage", help="Also export the stored files (_storage/).")
     ] = False,
@@ -483,17 +518,50 @@ def export(
     """Export every table at one point in time as a ZIP snapshot."""
     with _reporting():
         name = f"snapshot_{time.strftime('%Y%m%d_%H%M%S')}.zip"
-        out = Path(name) if path is None else path / name if path.is_dir() else path
+        if path is not None and path.startswith("s3://"):
+            _export_to_s3(path, name, include_file_storage, url, admin_key, functions, data_dir)
+            return
+        out = Path(name) if path is None else Path(path) / name if Path(path).is_dir() else Path(path)
         if not out.parent.is_dir():
             raise CliFailure(f"No folder {out.parent} to write {out.name} into", "Create it or pass another --path.", exit_code=2)
         with _target(url, admin_key, functions, data_dir) as target:
-            summary = target.export(out, include_file_storage)
+            progress = ExportProgress(out.name)
+            try:
+                summary = target.export(out, include_file_storage, progress)
+            finally:
+                progress.stop()
         total = sum(summary["tables"].values())
         files = f", {summary.get('files', 0)} files" if include_file_storage else ""
         err.print(
             f"[green]✔[/green] exported {len(summary['tables'])} tables, {total} documents{files} to [bold]{out}[/bold]"
         )
+        seconds = max(progress.elapsed_s(), 0.001)
+        err.print(f"  {size(progress.bytes)} in {seconds:.1f} s, {size(int(progress.bytes / seconds))}/s", style="dim")
         print(out)
+
+
+def _export_to_s3(dest: str, name: str, include_file_storage: bool, url: str | None, admin_key: str | None,
+                  functions: Path, data_dir: Path | None) -> None:
+    """Export to a local temporary file, then stream it to S3 in parts (files/s3.py; endpoint
+    and credentials as for ``serve --storage s3://``, checked first)."""
+    import tempfile
+
+    from convection.files.s3 import S3Destination
+
+    destination = S3Destination(dest, name)
+    with tempfile.TemporaryDirectory(prefix="convection-export-") as tmp:
+        local = Path(tmp) / name
+        with _target(url, admin_key, functions, data_dir) as target:
+            progress = ExportProgress(name)
+            try:
+                summary = target.export(local, include_file_storage, progress)
+            finally:
+                progress.stop()
+        destination.upload(local)
+    total = sum(summary["tables"].values())
+    files = f", {summary.get('files', 0)} files" if include_file_storage else ""
+    err.print(f"[green]✔[/green] exported {len(summary['tables'])} tables, {total} documents{files} to [bold]{destination.url}[/bold]")
+    print(destination.url)
 
 
 # --- env -----------------------------------------------------------------------------------------
@@ -502,14 +570,15 @@ env_cli = typer.Typer(
     name="env",
     help="Deployment environment variables (functions read them as os.environ).",
     no_args_is_help=True,
+    cls=Group,
 )
 
 
-@env_cli.command("list")
+@env_cli.command("list", cls=Command)
 def env_list(url: UrlOpt = None, admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"),
              data_dir: DataOpt = None) -> None:
     """Print every variable as NAME=VALUE."""
-    with _reporting(), _target(url, admin_key, functions, data_dir) as target:
+    with _reporting(), _env_target(url, admin_key, functions, data_dir) as target:
         env = target.env_list()
         if not env:
             err.print("No environment variables set. Add one with `convection env set NAME VALUE`.")
@@ -517,32 +586,32 @@ def env_list(url: UrlOpt = None, admin_key: KeyOpt = None, functions: FunctionsO
             print(f"{name}={value}")
 
 
-@env_cli.command("get")
+@env_cli.command("get", cls=Command)
 def env_get(name: Annotated[str, typer.Argument(help="Variable name.")], url: UrlOpt = None,
             admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"), data_dir: DataOpt = None) -> None:
     """Print one variable's value."""
-    with _reporting(), _target(url, admin_key, functions, data_dir) as target:
+    with _reporting(), _env_target(url, admin_key, functions, data_dir) as target:
         value = target.env_get(name)
         if value is None:
             raise CliFailure(f"Environment variable {name} is not set", "List them with `convection env list`.")
         print(value)
 
 
-@env_cli.command("set")
+@env_cli.command("set", cls=Command)
 def env_set(name: Annotated[str, typer.Argument(help="Variable name.")],
             value: Annotated[str, typer.Argument(help="Its value.")], url: UrlOpt = None,
             admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"), data_dir: DataOpt = None) -> None:
     """Set a variable (functions see it at once)."""
-    with _reporting(), _target(url, admin_key, functions, data_dir) as target:
+    with _reporting(), _env_target(url, admin_key, functions, data_dir) as target:
         updated = target.env_set(name, value)
         err.print(f"[green]✔[/green] {'updated' if updated else 'set'} {name}")
 
 
-@env_cli.command("remove")
+@env_cli.command("remove", cls=Command)
 def env_remove(name: Annotated[str, typer.Argument(help="Variable name.")], url: UrlOpt = None,
                admin_key: KeyOpt = None, functions: FunctionsOpt = Path("convex"), data_dir: DataOpt = None) -> None:
     """Remove a variable."""
-    with _reporting(), _target(url, admin_key, functions, data_dir) as target:
+    with _reporting(), _env_target(url, admin_key, functions, data_dir) as target:
         removed = target.env_remove(name)
         err.print(f"[green]✔[/green] removed {name}" if removed else f"{name} was not set")
 
@@ -561,10 +630,12 @@ def logs(
     history: Annotated[int, typer.Option("--history", help="Show this many recent calls' logs first.")] = 0,
     url: UrlOpt = None,
     admin_key: KeyOpt = None,
+    functions: FunctionsOpt = Path("convex"),
+    data_dir: DataOpt = None,
 ) -> None:
-    """Tail function logs of a running backend (Ctrl-C to stop)."""
+    """Tail function logs of a running backend: the project's server, or --url (Ctrl-C to stop)."""
     with _reporting():
-        target = _remote(url, admin_key, "logs")
+        target = _remote(url, admin_key, "logs", functions=functions, data=data_dir)
         try:
             body = target.request("GET", "/api/admin/logs", params={"history": history}).json()
             for entry in body["entries"]:
@@ -632,9 +703,9 @@ def deploy(
 
 def register(cli: typer.Typer) -> None:
     """Add these commands to the ``convection`` app."""
-    cli.command("data")(data)
-    cli.command("import")(import_)
-    cli.command("export")(export)
+    cli.command("data", cls=Command)(data)
+    cli.command("import", cls=Command)(import_)
+    cli.command("export", cls=Command)(export)
     cli.add_typer(env_cli, name="env")
-    cli.command("logs")(logs)
-    cli.command("deploy")(deploy)
+    cli.command("logs", cls=Command)(logs)
+    cli.command("deploy", cls=Command)(deploy)

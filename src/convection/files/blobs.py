@@ -34,6 +34,13 @@ READ_CHUNK_BYTES = 256 << 10
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
+class BlobStoreError(ConvectionError):
+    """The blob store failed (a remote store's request, or it cannot be used at all); the
+    ``code`` says how. The HTTP routes answer 503 with it."""
+
+    code = "BlobStoreError"
+
+
 class BlobKeyError(ConvectionError):
     """A blob key with characters outside ``[A-Za-z0-9_-]`` (or empty, or too long)."""
 

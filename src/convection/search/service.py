@@ -292,7 +292,7 @@ class TextSearch:
         rev = self._service.db.persistence.get_document(info.table_number, iid, self._txn.begin_ts)
         if rev is None or rev.value is None:
             return None
-        self._txn._count_read(len(rev.value))
+        self._txn.count_read(len(rev.value))
         loaded: dict[str, Any] = loads_stored(rev.value)
         self._docs[iid] = loaded
         return loaded
@@ -300,7 +300,7 @@ class TextSearch:
     def rows(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
         txn = self._txn
         info = self._info
-        txn._count_interval()
+        txn.count_interval()
         if info is None:
             txn.table_number(self._table)  # records the miss: creating the table invalidates
             return

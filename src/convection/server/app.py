@@ -30,12 +30,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from convection.application.admin import Admin, LogBuffer, deployed_folder
+from convection.application.admin import Admin, LogBuffer, apply_stored_env, deployed_folder
 from convection.application.app import Application
 from convection.application.interface import AuthFailure
 from convection.clock import Clock, SystemClock
 from convection.database.database import Database
-from convection.files.blobs import LocalBlobStore
+from convection.files.blobs import BlobStore, LocalBlobStore
 from convection.functions.loader import load_app
 from convection.model import deployment
 from convection.persistence import open_persistence
@@ -108,20 +108,54 @@ def deployment_secret(db: Database, data_dir: Path) -> bytes:
     return stored
 
 
-def _blob_store(url: str | None, data_dir: Path) -> LocalBlobStore:
+def _blob_store(url: str | None, data_dir: Path) -> BlobStore:
+    """The file blob store named by ``--storage`` (else ``CONVECTION_STORAGE``): a directory
+    path, ``file:///path``, or ``s3://bucket/prefix`` (settings from ``CONVECTION_S3_*`` and
+    the AWS chain, checked now: a bad bucket or missing credentials fail at start).
+    Default: ``<data dir>/storage``."""
+    url = url or os.environ.get("CONVECTION_STORAGE") or None
     if not url:
         return LocalBlobStore(data_dir / "storage")
     if url.startswith("file://"):
         return LocalBlobStore(Path(url[len("file://"):]))
+    if url.startswith("s3://"):
+        from convection.files.s3 import S3BlobStore, S3Location, S3Settings
+
+        store = S3BlobStore(S3Location.parse(url), S3Settings.from_env())
+        store.check()
+        return store
     if "://" in url:
         from convection.errors import ConvectionError
 
         raise ConvectionError(
-            f"--storage {url!r}: only local directories (a path or file:///path) are supported "
-            "so far; S3-compatible storage is not implemented yet",
+            f"--storage {url!r}: use a directory (a path or file:///path) or an S3 bucket "
+            "(s3://bucket/prefix)",
             code="UnsupportedStorage",
         )
     return LocalBlobStore(Path(url))
+
+
+def open_database(data_dir: Path, *, db_url: str | None = None, clock: Clock | None = None) -> Database:
+    """The deployment's database alone, without loading its code (``open_deployment`` starts
+    here; ``convection env`` uses it in-process, so a variable that a module needs at import
+    can be set while that module cannot load yet). Its cursors are signed with the
+    deployment's secret from the log (:func:`deployment_secret`; the data directory's
+    ``instance_secret`` mirrors it)."""
+    persistence = open_persistence(db_url or str(Path(data_dir) / "db.sqlite3"))
+    db = Database(persistence, clock=clock or SystemClock())
+    try:
+        db.set_cursor_secret(deployment_secret(db, Path(data_dir)))
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def db_secret(db: Database) -> bytes:
+    """The secret an open database's deployment uses (set by :func:`open_database`)."""
+    secret = deployment.read_secret(db)
+    assert secret is not None, "open_database stores the secret"
+    return secret
 
 
 def open_deployment(
@@ -136,41 +170,36 @@ def open_deployment(
     origin: str | None = None,
     storage_url: str | None = None,
 ) -> Deployment:
-    """``storage_url`` selects the file blob store (a directory path or ``file://`` URL;
-    default ``<data dir>/storage/``). ``origin`` is the public URL file URLs start with (``ctx.storage.get_url``,
+    """``storage_url`` selects the file blob store (a directory path, ``file://`` URL or
+    ``s3://bucket/prefix``; else ``CONVECTION_STORAGE``; default ``<data dir>/storage/``). ``origin`` is the public URL file URLs start with (``ctx.storage.get_url``,
     ``generate_upload_url``): the argument, else ``CONVECTION_ORIGIN``, else
     ``http://127.0.0.1:3210``; the CLI passes ``--origin`` or ``http://<host>:<port>``.
-    File blobs live in ``<data dir>/storage/``."""
+    With no store named, file blobs live in ``<data dir>/storage/``."""
     fdir = Path(functions_dir).resolve()
     ddir = Path(data_dir).resolve() if data_dir is not None else fdir.parent / ".convection"
     ddir.mkdir(parents=True, exist_ok=True)
-    persistence = open_persistence(db_url or str(ddir / "db.sqlite3"))
     clock = clock or SystemClock()
-    db = Database(persistence, clock=clock)
+    db = open_database(ddir, db_url=db_url, clock=clock)
     try:
-        secret = deployment_secret(db, ddir)
-        db.set_cursor_secret(secret)
+        secret = db_secret(db)
         deployed = None if dev else deployed_folder(db, ddir)
         if deployed is not None:
             fdir = deployed
+        apply_stored_env(db)  # before the import: module-level code reads os.environ
         loaded = load_app(fdir)
     except BaseException:
         db.close()
         raise
     logs = LogBuffer(now_ms=clock.now_ms)
 
-    def log_sink(path: str, kind: str, lines: list[str]) -> None:
-        logs.record(path, kind, lines)
-        if on_log is not None:
-            on_log(path, kind, lines)
-
     try:
         application = Application(
-            db, loaded, secret=secret, redact_errors=redact_errors, on_log=log_sink,
+            db, loaded, secret=secret, redact_errors=redact_errors, on_log=on_log, on_call=logs.record_call,
             blobs=_blob_store(storage_url, ddir), origin=origin or os.environ.get("CONVECTION_ORIGIN") or None,
             index_dir=ddir / "indexes",
         )
         admin = Admin(application, ddir, logs)
+        admin.follow_other_processes(reload_code=not dev)
     except BaseException:
         db.close()
         raise

@@ -9,7 +9,8 @@
 Errors are ``{"code", "message"}``: 401 for a missing, forged or expired token
 (``InvalidUploadToken``, ``UploadTokenExpired``), 400 for a bad ``Digest`` header or a body
 that does not match it (``InvalidDigest``, ``DigestMismatch``), 413 past
-``STORAGE_UPLOAD_MAX_BYTES`` (``UploadTooLarge``), 404 for an unknown file (``FileNotFound``).
+``STORAGE_UPLOAD_MAX_BYTES`` (``UploadTooLarge``), 404 for an unknown file (``FileNotFound``),
+503 when the blob store fails (``BlobStoreRequestFailed``...: S3 unreachable, say).
 CORS is the server's middleware (any origin), so a browser can upload straight from a page.
 
 The body is streamed to the blob store in chunks (never held whole in memory) while its
@@ -30,6 +31,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from convection import knobs
+from convection.files.blobs import BlobStoreError
 from convection.files.service import FileStorage
 from convection.model.file_storage import FileStorageError
 from convection.server.http_api import error_response, json_response
@@ -145,8 +147,12 @@ class StorageRoutes:
             storage_id = await run_in_threadpool(files.store, writer, content_type)
         except ClientDisconnect:
             return Response(status_code=400)
+        except BlobStoreError as exc:  # e.g. S3 unreachable: nothing was stored
+            return _store_failed(exc)
         finally:
-            writer.abort()  # drops a staged upload that was not stored (a no-op once stored)
+            # Drops a staged upload that was not stored (a no-op once stored); in a thread, as
+            # it may be a network call (the S3 store aborts its multipart upload).
+            await run_in_threadpool(writer.abort)
         return json_response({"storageId": storage_id})
 
     async def download(self, request: Request) -> Response:
@@ -187,7 +193,10 @@ class StorageRoutes:
         headers["Content-Length"] = str(stop - start)
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers)
-        reader = await run_in_threadpool(files.open, entry, start, stop)
+        try:
+            reader = await run_in_threadpool(files.open, entry, start, stop)
+        except BlobStoreError as exc:
+            return _store_failed(exc)
         if reader is None:  # deleted after the lookup
             return _not_found(storage_id)
         return StreamingResponse(
@@ -197,6 +206,10 @@ class StorageRoutes:
 
 def _not_found(storage_id: Any) -> Response:
     return error_response(404, "FileNotFound", f"No file with storage id {storage_id!r} (it was deleted or never existed)")
+
+
+def _store_failed(exc: BlobStoreError) -> Response:
+    return error_response(503, exc.code, f"{exc.message}. Try again later.")
 
 
 def _too_large(limit: int) -> Response:
