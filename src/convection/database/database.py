@@ -186,7 +186,7 @@ class Database:
     def add_durable_hook(self, fn: Callable[[list[CommitRecord]], None]) -> None:
         """``fn(batch)`` runs in the committer thread once the batch is durable and before any
         of it becomes visible (``latest_ts`` has not moved past it); ``rec.writes`` holds each
-        commit's ``Write`` s. For derived in-memory indexes (search): must be quick."""
+        commit's ``Write`` s. For derived in-memory indexes (vector graphs): must be quick."""
         self._durable_hooks.append(fn)
 
     def _durable(self, batch: list[CommitRecord]) -> None:
