@@ -84,10 +84,25 @@ MAX_SEARCH_CANDIDATES_COUNT = _knob(
     1024,
     "Most search results one query may consume (collect() of more fails; paginate instead).",
 )
-SEARCH_CHANGE_LOG_MAX_COUNT = _knob(
-    "SEARCH_CHANGE_LOG_MAX_COUNT",
-    100_000,
-    "Recent document changes a search index keeps per index to answer older snapshots from memory (older ones read the document log).",
+SEARCH_EXACT_POSTINGS_COUNT = _knob(
+    "SEARCH_EXACT_POSTINGS_COUNT",
+    4096,
+    "A multi-term search whose terms have at most this many postings in all scores every one of them; above it, the best results are found in score order without reading them all.",
+)
+VECTOR_EXACT_MAX_COUNT = _knob(
+    "VECTOR_EXACT_MAX_COUNT",
+    10_000,
+    "A vector search over at most this many candidates (all documents, or those a filter allows) is exact; above it, the HNSW graph is searched.",
+)
+VECTOR_EXPANSION_SEARCH_COUNT = _knob(
+    "VECTOR_EXPANSION_SEARCH_COUNT",
+    128,
+    "HNSW search breadth (usearch expansion_search, at least 2 x limit): higher is slower and closer to exact.",
+)
+VECTOR_SAVE_AFTER_COUNT = _knob(
+    "VECTOR_SAVE_AFTER_COUNT",
+    10_000,
+    "Changes applied to a vector index after which it is saved to disk again (it is also saved at maintenance and on close).",
 )
 MAX_VECTOR_RESULTS_COUNT = _knob("MAX_VECTOR_RESULTS_COUNT", 256, "Largest `limit` of ctx.vector_search.")
 MAX_VECTOR_FILTER_TERMS_COUNT = _knob(

@@ -221,6 +221,26 @@ def test_index_scan_bounds(store: Persistence) -> None:
     assert scan(store, BY_ID + 1, b"", None, 3) == []  # other index
 
 
+def test_index_keys_are_the_live_keys_without_documents(store: Persistence) -> None:
+    _history(store)
+    for ts, want in HISTORY_SCANS.items():
+        got = store.index_keys(BY_ID, b"", None, ts, 100)
+        assert [k for k, _ in got] == [k for k, _ in want], ts
+        assert [k for k, _ in store.index_keys(BY_ID, b"k2", b"k4", ts, 100)] == [
+            k for k, _ in want if b"k2" <= k < b"k4"
+        ]
+        assert [k for k, _ in store.index_keys(BY_ID, b"", None, ts, 1)] == [k for k, _ in want][:1]
+        for key, entry_ts in got:
+            [(_, rev)] = list(store.index_scan(BY_ID, key, key + b"\x00", ts))
+            assert rev.ts == entry_ts
+    assert store.index_keys(BY_ID, b"k4", b"k1", 10, 10) == []
+    # Entries that point at no document revision (derived indexes) are fine here.
+    store.write([], [Entry(BY_ID + 7, b"s1", 3, T, b"\x00"), Entry(BY_ID + 7, b"s0", 4, T, b"\x00"),
+                     Entry(BY_ID + 7, b"s1", 5, T, None)])
+    assert store.index_keys(BY_ID + 7, b"", None, 4, 10) == [(b"s0", 4), (b"s1", 3)]
+    assert store.index_keys(BY_ID + 7, b"", None, 5, 10) == [(b"s0", 4)]
+
+
 def test_index_scan_keys_sharing_prefixes(store: Persistence) -> None:
     keys = [b"", b"\x00", b"\x00\x00", b"a", b"a\x00", b"a\x00\x01", b"a\x01", b"ab", b"\xff"]
     for i, key in enumerate(keys):

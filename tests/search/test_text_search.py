@@ -351,8 +351,8 @@ def test_search_runs_at_the_transaction_snapshot(backend: TestBackend, monkeypat
         q = Query(txn, "messages").with_search_index("search_body", lambda q: q.search("body", text))
         return [d["body"] for d in q.collect()]
 
-    for log_max in (100_000, 0):  # from the in-memory change log, then from the document log
-        monkeypatch.setattr(knobs, "SEARCH_CHANGE_LOG_MAX_COUNT", log_max)
+    for exact in (4096, 0):  # scoring every posting, then the threshold algorithm
+        monkeypatch.setattr(knobs, "SEARCH_EXACT_POSTINGS_COUNT", exact)
         old = db.begin(read_only=True)
         before = search_in(old, "snapshot")
         backend.mutation("messages:edit", {"id": a, "body": "changed alpha"})
@@ -392,9 +392,11 @@ def test_writes_outside_the_filter_do_not_invalidate(backend: TestBackend) -> No
         assert run is not None
         add(backend, "quiet too", "b")  # another channel: cannot change the result
         assert run.subscription.invalidated_at is None
-        add(backend, "noise", "a")  # same channel: invalidates (over-approximation)
+        add(backend, "noise", "a")  # same channel, no query term: reads are per term
+        assert run.subscription.invalidated_at is None
+        add(backend, "quietly", "a")  # a term starting with the prefix term: invalidates
         assert run.subscription.invalidated_at is not None
-        assert sub.value == ["quiet"]
+        assert sub.wait_for_change() == ["quiet", "quietly"]
 
 
 def test_unfiltered_search_depends_on_every_write_to_the_table(backend: TestBackend) -> None:

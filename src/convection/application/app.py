@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, cast
 
 from convection import knobs
@@ -40,9 +41,9 @@ from convection.functions.outcome import FunctionOutcome
 from convection.functions.paths import canonical_path
 from convection.functions.references import function_path
 from convection.functions.runner import FunctionCallError, Runner
-from convection.search.service import TextSearchService
+from convection.search.service import SearchKind
 from convection.values.json import dumps, loads
-from convection.vector.service import VectorSearchService
+from convection.vector.service import VectorKind
 
 MUTATION_RESULTS_TABLE = "_mutation_results"
 
@@ -72,6 +73,7 @@ class Application:
         workers: int | None = None,
         blobs: BlobStore | None = None,
         origin: str | None = None,
+        index_dir: Path | None = None,
     ) -> None:
         self.db = db
         self.secret = secret or os.urandom(32)
@@ -108,10 +110,11 @@ class Application:
             run_blocking=self._in_thread,
         )
         self._ctx_decorators.append(self.files.decorate_ctx)
-        # Full-text search (Query.with_search_index) and ctx.vector_search in actions: in-memory
-        # indexes built from the store and maintained from commits (docs/search.md).
-        self.text_search = TextSearchService.attach(db)
-        self.vector_search = VectorSearchService.attach(db)
+        # Full-text search (Query.with_search_index: postings in the index log) and
+        # ctx.vector_search in actions (docs/search.md).
+        self.text_search = SearchKind.attach(db)
+        # Vector graphs are saved under ``index_dir`` (none: rebuilt from the log at start).
+        self.vector_search = VectorKind.attach(db, index_dir)
         self._ctx_decorators.append(self.vector_search.decorate_ctx)
         self.runner.decorate_ctx = self._decorate_ctx
 
@@ -167,8 +170,6 @@ class Application:
         )
         runner.decorate_ctx = self.runner.decorate_ctx
         self.db.set_schema(app.schema)
-        self.text_search.sync()
-        self.vector_search.sync()
         self.runner = runner
         self.loaded = app
         self.verifier = verifier
@@ -479,6 +480,7 @@ class Application:
         return TokenVerifier(app.auth_providers, jwks=self.jwks, now=lambda: clock.now_ms() / 1000)
 
     def close(self) -> None:
+        self.vector_search.close()
         self.cache.clear()
         self.files.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

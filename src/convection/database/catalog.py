@@ -56,6 +56,14 @@ BY_INDEX_ID = "by_index_id"
 BACKFILLING = "backfilling"
 ENABLED = "enabled"
 
+# Index kinds. ``database`` indexes map a document to one key (index_key); the others are
+# derived indexes maintained by an ``IndexMaintainer`` registered on the database (search
+# postings, vector indexes; docs/internals/derived-indexes.md). Their ``fields`` are the
+# kind's own description (search: the search field, then the filter fields).
+DATABASE_KIND = "database"
+SEARCH_KIND = "search"
+VECTOR_KIND = "vector"
+
 
 @dataclass(frozen=True, slots=True)
 class IndexInfo:
@@ -66,6 +74,9 @@ class IndexInfo:
     fields: tuple[str, ...]
     key_fields: tuple[str, ...]
     state: str = ENABLED
+    kind: str = DATABASE_KIND
+    # Kind-specific settings (vector: dimensions), stored in the ``_index`` document.
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def readable(self) -> bool:
@@ -79,11 +90,13 @@ class IndexInfo:
             "name": self.name,
             "fields": list(self.fields),
             "state": self.state,
+            "kind": self.kind,
         }
 
     def document(self) -> dict[str, Any]:
-        """The ``_index`` document describing this index."""
-        return {
+        """The ``_index`` document describing this index (``kind``/``options`` only for
+        derived indexes, so database indexes keep the documents they always had)."""
+        doc: dict[str, Any] = {
             "indexId": self.index_id,
             "table": self.table,
             "tableNumber": self.table_number,
@@ -91,6 +104,10 @@ class IndexInfo:
             "fields": list(self.fields),
             "state": self.state,
         }
+        if self.kind != DATABASE_KIND:
+            doc["kind"] = self.kind
+            doc["options"] = dict(self.options)
+        return doc
 
 
 def key_fields_for(name: str, fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -102,8 +119,10 @@ def key_fields_for(name: str, fields: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def make_index(index_id: int, table: str, number: int, name: str, fields: tuple[str, ...],
-               state: str = ENABLED) -> IndexInfo:
-    return IndexInfo(index_id, number, table, name, fields, key_fields_for(name, fields), state)
+               state: str = ENABLED, kind: str = DATABASE_KIND,
+               options: tuple[tuple[str, Any], ...] = ()) -> IndexInfo:
+    return IndexInfo(index_id, number, table, name, fields, key_fields_for(name, fields), state,
+                     kind, options)
 
 
 def system_index_fields(name: str) -> tuple[str, ...]:
@@ -216,7 +235,8 @@ class Catalog:
                     if new is not None:
                         info = make_index(
                             int(new["indexId"]), new["table"], int(new["tableNumber"]), new["name"],
-                            tuple(new["fields"]), new["state"],
+                            tuple(new["fields"]), new["state"], new.get("kind", DATABASE_KIND),
+                            tuple(sorted((new.get("options") or {}).items())),
                         )
                         indexes[info.index_id] = info
                         index_docs[doc_id] = info.index_id
@@ -273,6 +293,10 @@ class Catalog:
 
     def index(self, table: str, name: str) -> IndexInfo | None:
         return self._by_table.get(table, {}).get(name)
+
+    def indexes_by_kind(self, kind: str) -> list[IndexInfo]:
+        """Every index of one kind (all states)."""
+        return [info for info in self._indexes.values() if info.kind == kind]
 
     def index_by_id(self, index_id: int) -> IndexInfo | None:
         return self._indexes.get(index_id)

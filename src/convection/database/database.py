@@ -22,6 +22,7 @@ from convection.database.catalog import (
     BACKFILLING,
     BY_CREATION_TIME,
     BY_ID,
+    DATABASE_KIND,
     ENABLED,
     FIRST_SYSTEM_TABLE_NUMBER,
     Catalog,
@@ -29,6 +30,7 @@ from convection.database.catalog import (
     legacy_catalog,
 )
 from convection.database.committer import CommitRecord, Committer
+from convection.database.derived import DerivedIndexKind
 from convection.database.pagination import CursorCodec
 from convection.database.query import Query
 from convection.database.readset import FrozenReadSet
@@ -77,9 +79,10 @@ class Database:
         )
         self._publish_hooks: list[Callable[[list[CommitRecord]], None]] = []
         self._durable_hooks: list[Callable[[list[CommitRecord]], None]] = []
-        self._write_keys_hooks: list[Callable[[list[Any], dict[int, list[bytes]]], None]] = []
         # Full-text search for Query.with_search_index (installed by convection.search).
         self.text_search: SearchProvider[Transaction] | None = None
+        # Derived index kinds (search, vector) by kind name (database/derived.py).
+        self.derived: dict[str, DerivedIndexKind] = {}
         self._maintenance_hooks: list[Callable[[], object]] = []
         self._creation_lock = threading.Lock()
         self._last_creation_time = 0.0
@@ -183,17 +186,18 @@ class Database:
     def add_durable_hook(self, fn: Callable[[list[CommitRecord]], None]) -> None:
         """``fn(batch)`` runs in the committer thread once the batch is durable and before any
         of it becomes visible (``latest_ts`` has not moved past it); ``rec.writes`` holds each
-        commit's ``Write`` s. For derived in-memory indexes (search): must be quick."""
+        commit's ``Write`` s. For derived in-memory indexes (vector graphs): must be quick."""
         self._durable_hooks.append(fn)
 
     def _durable(self, batch: list[CommitRecord]) -> None:
         for hook in self._durable_hooks:
             hook(batch)
 
-    def add_write_keys_hook(self, fn: Callable[[list[Any], dict[int, list[bytes]]], None]) -> None:
-        """``fn(writes, index_keys)`` adds keys of derived (pseudo) indexes to a commit's written
-        keys, so reads recorded on them (search read sets) conflict and invalidate."""
-        self._write_keys_hooks.append(fn)
+    def register_derived(self, kind: DerivedIndexKind) -> None:
+        """Maintain indexes of ``kind.kind`` with ``kind`` from now on, and bring them in line
+        with the schema (creating and backfilling the missing ones)."""
+        self.derived = {**self.derived, kind.kind: kind}
+        self.ensure_indexes()
 
     # --- schema and catalog ----------------------------------------------------------------
     # The catalog and the schema are documents of system tables (catalog.py); every change
@@ -282,20 +286,38 @@ class Database:
         schema = self.schema
         if schema is None:
             return
-        for table, tdef in schema.tables.items():
+        # Derived indexes (search, vector) of the registered kinds: (kind, name) -> spec.
+        derived: dict[str, dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, Any], ...]]]] = {}
+        for kind in self.derived.values():
+            for table, name, fields, options in kind.declared(schema):
+                derived.setdefault(table, {})[name] = (kind.kind, fields, options)
+        for table in sorted({*schema.tables, *derived}):
+            tdef = schema.tables.get(table)
             existing = self.catalog.indexes_of(table)
-            declared = {ix.name: ix for ix in tdef.indexes}
+            declared = {ix.name: ix for ix in tdef.indexes} if tdef is not None else {}
+            mine = derived.get(table, {})
             for name, info in list(existing.items()):
                 if name in (BY_ID, BY_CREATION_TIME):
+                    continue
+                if info.kind != DATABASE_KIND:
+                    if info.kind not in self.derived:
+                        continue  # its kind is not registered (yet): leave it alone
+                    spec = mine.get(name)
+                    if spec is None or spec != (info.kind, info.fields, info.options) or not info.readable:
+                        self.drop_index(info)
                     continue
                 want = declared.get(name)
                 if want is None or tuple(want.fields) != info.fields or not info.readable:
                     self.drop_index(info)
             existing = self.catalog.indexes_of(table)
-            for ix in tdef.indexes:
+            for ix in tdef.indexes if tdef is not None else ():
                 if ix.name in existing or getattr(ix, "staged", False):
                     continue
                 self.backfill_index(table, ix.name, tuple(ix.fields), progress=progress)
+            for name, (kind_name, fields, options) in mine.items():
+                if name not in existing:
+                    self.backfill_index(table, name, fields, progress=progress, kind=kind_name,
+                                        options=options)
 
     def drop_index(self, info: IndexInfo) -> None:
         """Remove an index: a commit deletes its ``_index`` document, then its entries go."""
@@ -303,6 +325,9 @@ class Database:
         if doc_id is not None:
             self.run_system(lambda txn: txn.set_catalog_doc(doc_id, None))
         self.persistence.delete_index(info.index_id)
+        kind = self.derived.get(info.kind)
+        if kind is not None:
+            kind.dropped(info)
 
     def backfill_index(
         self,
@@ -312,6 +337,8 @@ class Database:
         *,
         progress: Callable[[str, int], None] | None = None,
         chunk: int = 1000,
+        kind: str = DATABASE_KIND,
+        options: tuple[tuple[str, Any], ...] = (),
     ) -> IndexInfo:
         """Create an index and fill it from the table's documents.
 
@@ -320,13 +347,29 @@ class Database:
         at their own ts). Documents live at ``s`` are then written into the index with their
         own revision ts, and a second commit enables it. A crash in between leaves it
         ``backfilling``; :meth:`ensure_indexes` drops and rebuilds such an index."""
-        info, s = self.run_system(lambda txn: txn.create_index(table, name, fields, BACKFILLING))
+        info, s = self.run_system(
+            lambda txn: txn.create_index(table, name, fields, BACKFILLING, kind, options)
+        )
         number = info.table_number
         batch: list[IndexEntry] = []
         done = 0
         from convection.values.json import loads_stored
 
-        for rev in self.persistence.table_documents(number, s):
+        derived = self.derived.get(kind) if kind != DATABASE_KIND else None
+        if derived is not None:
+            # A derived index writes its own entries (postings, statistics).
+            docs = (
+                (rev, loads_stored(rev.value))
+                for rev in self.persistence.table_documents(number, s)
+                if rev.value is not None
+            )
+
+            def report(n: int) -> None:
+                if progress is not None:
+                    progress(f"{table}.{name}", n)
+
+            derived.backfill(info, docs, s, lambda rows: self.persistence.write([], rows), report)
+        for rev in self.persistence.table_documents(number, s) if derived is None else ():
             if rev.value is None:
                 continue
             doc = loads_stored(rev.value)
@@ -340,7 +383,7 @@ class Database:
         if batch:
             self.persistence.write([], batch)
             done += len(batch)
-        if progress is not None:
+        if progress is not None and derived is None:
             progress(f"{table}.{name}", done)
         enabled = replace(info, state=ENABLED)
         doc_id = self.catalog.index_document_id(info.index_id)
@@ -441,7 +484,16 @@ class Database:
             return txn.begin_ts
         read_set = txn.reads.freeze()
         catalog = self.catalog
-        key_hooks = self._write_keys_hooks
+        # Derived indexes (search postings): prepared here, outside the commit lock, for the
+        # indexes known now; the builder only re-checks the index set (database/derived.py).
+        kinds = self.derived
+        prepared: dict[tuple[int, bytes], Any] = {}
+        if kinds:
+            for w in writes:
+                for index in catalog.indexes_of_number(w.table_number).values():
+                    kind = kinds.get(index.kind)
+                    if kind is not None:
+                        prepared[(index.index_id, w.internal_id)] = kind.prepare(index, w)
 
         def build(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry], dict[int, list[bytes]]]:
             # Runs under the commit lock once the read set is validated: this commit's
@@ -451,6 +503,7 @@ class Database:
             docs: list[DocumentRevision] = []
             entries: list[IndexEntry] = []
             index_keys: dict[int, list[bytes]] = {}
+            derived: dict[int, tuple[IndexInfo, list[tuple[Any, Any]]]] = {}
             for w in writes:
                 docs.append(
                     DocumentRevision(
@@ -459,6 +512,13 @@ class Database:
                     )
                 )
                 for index in catalog.indexes_of_number(w.table_number).values():
+                    if index.kind != DATABASE_KIND:
+                        kind = kinds.get(index.kind)
+                        if kind is not None:
+                            key = (index.index_id, w.internal_id)
+                            prep = prepared[key] if key in prepared else kind.prepare(index, w)
+                            derived.setdefault(index.index_id, (index, []))[1].append((w, prep))
+                        continue
                     old_k = index_key(index, w.old) if w.old is not None else None
                     new_k = index_key(index, w.new) if w.new is not None else None
                     keys = index_keys.setdefault(index.index_id, [])
@@ -470,8 +530,10 @@ class Database:
                         if new_k != old_k:
                             keys.append(new_k)
                         entries.append(IndexEntry(index.index_id, new_k, ts, w.table_number, w.internal_id))
-            for hook in key_hooks:
-                hook(writes, index_keys)
+            for index, changes in derived.values():
+                kinds[index.kind].commit_rows(
+                    index, changes, ts, entries, index_keys.setdefault(index.index_id, [])
+                )
             return docs, entries, index_keys
 
         return self.committer.commit(

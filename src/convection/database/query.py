@@ -22,6 +22,7 @@ from convection import knobs
 from convection.database.catalog import (
     BY_CREATION_TIME,
     BY_ID,
+    DATABASE_KIND,
     IndexInfo,
     make_index,
     system_index_fields,
@@ -249,10 +250,12 @@ class Query:
         ):
             return make_index(MISSING_TABLE_INDEX_ID, self._table, 0, name,
                                   system_index_fields(name))
+        if index is not None and index.kind != DATABASE_KIND:
+            index = None  # a search or vector index: read with with_search_index/vector_search
         if index is None:
             if txn.db.declared_vector_index(self._table, name):
                 raise vector_index_in_query(self._table, name, "with_index")
-            known = sorted(txn.indexes_of(self._table))
+            known = sorted(n for n, i in txn.indexes_of(self._table).items() if i.kind == DATABASE_KIND)
             raise DatabaseError(
                 f"Index {self._table}.{name} not found. Indexes of table {self._table!r}: "
                 f"{', '.join(known) or '(none)'}. Declare it in schema.py with .index(...).",

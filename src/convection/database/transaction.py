@@ -34,6 +34,7 @@ from convection.database.catalog import (
     BY_INDEX_ID,
     BY_NAME,
     BY_NUMBER,
+    DATABASE_KIND,
     FIRST_SYSTEM_TABLE_NUMBER,
     FIRST_USER_TABLE_NUMBER,
     INDEX_NUMBER,
@@ -289,13 +290,17 @@ class Transaction:
             self._add_index(make_index(index_id, table, number, name, system_index_fields(name)))
         return number
 
-    def create_index(self, table: str, name: str, fields: tuple[str, ...], state: str) -> IndexInfo:
-        """Add an index to ``table`` (created if needed) in this transaction."""
+    def create_index(
+        self, table: str, name: str, fields: tuple[str, ...], state: str,
+        kind: str = DATABASE_KIND, options: tuple[tuple[str, Any], ...] = (),
+    ) -> IndexInfo:
+        """Add an index to ``table`` (created if needed) in this transaction (``kind``: a
+        database index, or a derived one such as ``search``)."""
         number = self.create_table(table)
         if self.index_info(table, name) is not None:
             raise DatabaseError(f"index {table}.{name} already exists")
         (index_id,) = self._allocate_index_ids(1)
-        info = make_index(index_id, table, number, name, fields, state)
+        info = make_index(index_id, table, number, name, fields, state, kind, options)
         self._add_index(info)
         return info
 

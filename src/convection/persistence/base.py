@@ -170,6 +170,14 @@ class Persistence(Protocol):
         and yield (k, the document revision it points to), in key order (descending when
         ``reverse``). Lazily fetched in batches, so a consumer that stops early pays little."""
 
+    def index_keys(
+        self, index_id: int, start: bytes, end: bytes | None, read_ts: int, limit: int
+    ) -> list[tuple[bytes, int]]:
+        """Live keys of an index at ``read_ts`` without their documents: the first ``limit``
+        keys k with start <= k < end (newest entry <= read_ts not deleted), ascending, each
+        with the ts of that entry. For derived indexes (search postings, statistics) whose
+        entries need not point at a document revision; callers page with ``start``."""
+
     def document_log(
         self, after_ts: int, up_to_ts: int, *, table: int | None = None
     ) -> Iterator[DocumentRevision]:

@@ -171,6 +171,25 @@ class MemoryPersistence:
                 )
             yield key, revision
 
+    def index_keys(
+        self, index_id: int, start: bytes, end: bytes | None, read_ts: int, limit: int
+    ) -> list[tuple[bytes, int]]:
+        with self._lock:
+            self._check_open()
+            keys = self._keys.get(index_id, [])
+            by_key = self._entries.get(index_id, {})
+            lo = bisect.bisect_left(keys, start)
+            hi = len(keys) if end is None else bisect.bisect_left(keys, end)
+            out: list[tuple[bytes, int]] = []
+            for key in keys[lo:hi]:
+                if len(out) >= limit:
+                    break
+                entries = by_key[key]
+                i = bisect.bisect_right(entries, read_ts, key=_entry_ts)
+                if i and entries[i - 1][2] is not None:
+                    out.append((key, entries[i - 1][0]))
+            return out
+
     def document_log(
         self, after_ts: int, up_to_ts: int, *, table: int | None = None
     ) -> Iterator[DocumentRevision]:

@@ -294,6 +294,20 @@ def _scan_sql(reverse: bool, long_start: bool, end: str, resume: bool, limit: in
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _keys_sql(long_start: bool, end: str) -> str:
+    """A bounded key-only scan (``index_keys``): the forward walk of :func:`_scan_sql`
+    without the documents. Parameters: index_id, start (1 or 3), end (0, 1 or 3), read_ts,
+    limit."""
+    where = _scan_sql(False, long_start, end, False, 1).split(" WHERE ", 1)[1].split(" ORDER BY", 1)[0]
+    return (
+        "SELECT key_prefix, key_suffix, ts FROM (SELECT DISTINCT ON (key_prefix, key_sha256)"
+        f" key_prefix, key_sha256, key_suffix, ts, deleted FROM indexes WHERE {where}"
+        " ORDER BY key_prefix, key_sha256, ts DESC) AS e WHERE NOT deleted"
+        " ORDER BY key_prefix, key_sha256 LIMIT %s"
+    )
+
+
 def split_key(key: bytes) -> tuple[bytes, bytes, bytes | None]:
     """(key_prefix, key_sha256, key_suffix) as stored for ``key``."""
     if len(key) <= KEY_PREFIX_BYTES:
@@ -665,6 +679,33 @@ class PostgresPersistence:
                 return
             resume = (rows[-1][0], rows[-1][1])
             limit = min(limit * 2, batch_size)
+
+    def index_keys(
+        self, index_id: int, start: bytes, end: bytes | None, read_ts: int, limit: int
+    ) -> list[tuple[bytes, int]]:
+        if end is not None and end <= start:
+            return []
+        self._check_open()
+        read_ts = min(read_ts, self._written_ts)
+        bounds: list[Any] = [index_id]
+        long_start = len(start) > KEY_PREFIX_BYTES
+        if long_start:
+            sp, ss = start[:KEY_PREFIX_BYTES], start[KEY_PREFIX_BYTES:]
+            bounds += [sp, sp, ss]
+        else:
+            bounds.append(start)
+        if end is None:
+            end_kind = "none"
+        elif len(end) > KEY_PREFIX_BYTES:
+            end_kind = "long"
+            ep, es = end[:KEY_PREFIX_BYTES], end[KEY_PREFIX_BYTES:]
+            bounds += [ep, ep, es]
+        else:
+            end_kind = "short"
+            bounds.append(end)
+        bounds += [read_ts, limit]
+        rows = self._fetch(f"scanning index {index_id}", _keys_sql(long_start, end_kind), bounds)
+        return [(bytes(p) if s is None else bytes(p) + bytes(s), ts) for p, s, ts in rows]
 
     def document_log(
         self, after_ts: int, up_to_ts: int, *, table: int | None = None

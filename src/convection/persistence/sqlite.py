@@ -112,6 +112,15 @@ _SCAN_UNBOUNDED: Final = _SCAN.format(upper="", desc="")
 _SCAN_BOUNDED_DESC: Final = _SCAN.format(upper=" AND key < ?", desc=" DESC")
 _SCAN_UNBOUNDED_DESC: Final = _SCAN.format(upper="", desc=" DESC")
 
+# Key-only scans (derived indexes): the same streaming GROUP BY, no join, bounded.
+_KEYS: Final = (
+    "SELECT key, MAX(ts), deleted FROM indexes"
+    " WHERE index_id = ? AND key >= ?{upper} AND ts <= ?"
+    " GROUP BY key HAVING deleted = 0 ORDER BY key LIMIT ?"
+)
+_KEYS_BOUNDED: Final = _KEYS.format(upper=" AND key < ?")
+_KEYS_UNBOUNDED: Final = _KEYS.format(upper="")
+
 _DOCUMENT_LOG: Final = (
     "SELECT ts, table_id, id, json, prev_ts FROM documents"
     " WHERE ts > ? AND ts <= ? ORDER BY ts, table_id, id"
@@ -445,6 +454,24 @@ class SqlitePersistence:
                     batch = min(batch * 4, batch_size)
             finally:
                 cursor.close()
+        except sqlite3.Error as exc:
+            raise StorageFailure(f"scanning index {index_id} failed: {exc}") from exc
+        finally:
+            self._release(conn)
+
+    def index_keys(
+        self, index_id: int, start: bytes, end: bytes | None, read_ts: int, limit: int
+    ) -> list[tuple[bytes, int]]:
+        params: tuple[Any, ...]
+        if end is None:
+            sql, params = _KEYS_UNBOUNDED, (index_id, start, read_ts, limit)
+        else:
+            if end <= start:
+                return []
+            sql, params = _KEYS_BOUNDED, (index_id, start, end, read_ts, limit)
+        conn = self._acquire()
+        try:
+            return [(key, ts) for key, ts, _ in conn.execute(sql, params).fetchall()]
         except sqlite3.Error as exc:
             raise StorageFailure(f"scanning index {index_id} failed: {exc}") from exc
         finally:

@@ -1,232 +1,210 @@
-"""Full-text search for a :class:`Database`: ``Query.with_search_index`` (docs/search.md).
+"""Full-text search indexes as derived indexes of the catalog, their postings in the index log.
 
-:meth:`TextSearchService.attach` installs one service per database as
-``db.text_search`` (the :class:`SearchProvider` the query layer calls) and registers two
-database hooks:
+:class:`SearchKind` is the ``search`` kind of derived index (database/derived.py): the schema's
+search indexes become ``_index`` documents (``kind: search``, fields = search field + filter
+fields), backfilled from a snapshot with progress and enabled by a commit like database
+indexes. Each commit writes the postings and statistics deltas of the documents it writes, in
+the same durable batch (search/postings.py): tokenizing happens in ``prepare``, outside the
+commit lock; under the lock ``commit_rows`` only turns the prepared postings into entries.
+Nothing is rebuilt at start and every process reads the same postings.
 
-* a **durable hook**: each commit's writes to a table with search indexes are queued on those
-  indexes before the commit becomes visible, and applied by the next search (or once the
-  queue is long), so an index never lags behind what a reader can see;
-* a **write-keys hook**: every write to such a table also "writes" keys of one pseudo index
-  per search index (a negative index id), so search read sets take part in OCC and
-  subscriptions like any index read (below).
-
-Indexes follow the schema in force (``db.schema``): declared, non-staged search indexes are
-built from the table at the latest snapshot plus the document log after it (at
-:meth:`sync`, called at attach and again whenever a search sees a new schema), so a restart
-rebuilds them from disk.
-
-**Consistency.** A search runs at its transaction's snapshot ``S``: the index's view at ``S``
-(see ``index.py``; from the document log when ``S`` is older than the in-memory change log)
-with the transaction's own pending writes to the table put on top and scored with the same
-statistics (read-your-writes). Candidates are then read at ``S`` (the pending version for
-documents the transaction wrote), counted as reads. Results, scores and order are exactly
-those of the same search over the table as of ``S`` plus the transaction's writes.
-
-**Reads, OCC and reactivity.** A search records one read on its index's pseudo index: the
-point "filter field #i == v" of its first ``eq`` condition, or the whole pseudo index when it
-has none. A write to the table writes, for each version of the document (old and new), the
-key "filter field #i == value" for every filter field (one fixed key for an index without
-filter fields). So every write that could change a result — the document matches all the
-conditions before or after the write — invalidates the subscription and conflicts a mutation
-that searched. It over-approximates: any write to a document matching the first condition
-counts, whatever its text (and, without conditions, any write to the table). Like Convex,
-a write that only shifts corpus statistics (a document outside the conditions) does not
-invalidate, so scores of a cached result may drift until some matching write happens.
+:class:`SearchKind` is also the database's ``SearchProvider``: ``with_search_index`` compiles
+to a :class:`TextSearch`, which ranks over the view at the transaction's snapshot plus its own
+writes (search/rank.py) and records, per query term, the key range of that term in the slot it
+read (and, for the prefix term, the range of every term starting with it): a write that adds,
+changes or removes a posting of such a term — under the first filter condition's value when
+there is one — invalidates the subscription and conflicts a mutation that searched. A write
+that only shifts corpus statistics does not (scores may drift until a matching write happens,
+as in Convex).
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from convection import knobs
-from convection.database.committer import CommitRecord
+from convection.database.catalog import ENABLED, SEARCH_KIND, IndexInfo
 from convection.database.database import Database
 from convection.database.query import vector_index_in_query
-from convection.database.transaction import Transaction, field_value
+from convection.database.transaction import Transaction, Write
 from convection.errors import DatabaseError, LimitError
-from convection.indexing.keys import encode_value
+from convection.persistence.base import DocumentRevision, IndexEntry
 from convection.schema.schema import SchemaDefinition, SearchIndexDefinition
-from convection.search.index import Overrides, TextIndex, make_entry
+from convection.search.postings import (
+    Analyzed,
+    analyze,
+    corpus_key,
+    df_key,
+    posting_keys,
+    prefix_range,
+    term_end,
+    term_prefix,
+)
 from convection.search.query import CompiledTextQuery, compile_search
+from convection.search.rank import View, rank, slot_of
+from convection.search.stats import Statistics
 from convection.values.json import loads_stored
 
-log = logging.getLogger("convection.search")
-
-_MAX_TS = (1 << 63) - 1
-_FIRST_PSEUDO_ID = -(1 << 20)
-_APPLY_INLINE_AT = 256  # queued changes after which the committer thread applies them itself
-
-_DefKey = tuple[str, str, str, tuple[str, ...]]  # table, name, search field, filter fields
+_BACKFILL_CHUNK = 2000
 
 
-def _def_key(table: str, d: SearchIndexDefinition) -> _DefKey:
-    return (table, d.name, d.search_field, tuple(d.filter_fields))
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One write's change to one search index, computed outside the commit lock."""
+
+    old_keys: list[bytes]  # every posting key of the old version (written keys)
+    gone: list[bytes]  # posting keys to tombstone
+    added: list[bytes]  # posting keys to write
+    documents: int  # corpus deltas
+    tokens: int
+    df: dict[str, int]  # document-frequency deltas
 
 
-class TextSearchService:
-    """The search indexes of one database. Thread-safe. See the module docstring."""
+def fields_of(d: SearchIndexDefinition) -> tuple[str, ...]:
+    return (d.search_field, *d.filter_fields)
+
+
+class SearchKind:
+    """The ``search`` derived-index kind of one database, and its ``SearchProvider``."""
+
+    kind = SEARCH_KIND
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._registry_lock = threading.Lock()
-        self._sync_lock = threading.RLock()
-        self._indexes: dict[tuple[str, str], TextIndex] = {}
-        self._by_table: dict[str, list[TextIndex]] = {}  # replaced, never mutated (committer reads it)
-        self._synced: SchemaDefinition | bool | None = False  # the schema last synced
-        self._pseudo_ids: dict[_DefKey, int] = {}
-        # (schema, table -> [(pseudo id, filter fields)]), replaced as one object.
-        self._key_plan: tuple[SchemaDefinition | None, dict[str, list[tuple[int, tuple[str, ...]]]]] = (None, {})
+        self._stats: dict[int, Statistics] = {}
+        self._lock = threading.Lock()
 
     @classmethod
-    def attach(cls, db: Database) -> TextSearchService:
-        """The database's search service, created and hooked in on first use."""
-        existing = db.text_search
-        if isinstance(existing, TextSearchService):
-            existing.sync()
+    def attach(cls, db: Database) -> SearchKind:
+        """The database's search kind, registered (and its indexes brought in line with the
+        schema) on first use."""
+        existing = db.derived.get(SEARCH_KIND)
+        if isinstance(existing, SearchKind):
             return existing
         service = cls(db)
-        db.add_durable_hook(service._on_durable)
-        db.add_write_keys_hook(service._write_keys)
         db.text_search = service
-        service.sync()
+        db.register_derived(service)
         return service
 
-    # --- index registry ------------------------------------------------------------------
-    def pseudo_id(self, table: str, d: SearchIndexDefinition) -> int:
-        """The (negative) pseudo index id of a search index definition, stable in-process.
-        Below ``_FIRST_PSEUDO_ID``: the catalog's bootstrap indexes use small negative ids."""
-        key = _def_key(table, d)
-        with self._registry_lock:
-            pid = self._pseudo_ids.get(key)
-            if pid is None:
-                pid = self._pseudo_ids[key] = _FIRST_PSEUDO_ID - len(self._pseudo_ids)
-            return pid
+    # --- DerivedIndexKind -------------------------------------------------------------------
+    def declared(
+        self, schema: SchemaDefinition
+    ) -> list[tuple[str, str, tuple[str, ...], tuple[tuple[str, Any], ...]]]:
+        return [
+            (table, d.name, fields_of(d), ())
+            for table, tdef in schema.tables.items()
+            for d in tdef.search_indexes
+            if not d.staged
+        ]
 
-    def sync(self) -> None:
-        """Bring the in-memory indexes in line with the schema in force: build the declared
-        ones that are missing (from disk), drop those no longer declared."""
-        schema = self.db.schema
-        if schema is self._synced:
-            return
-        with self._sync_lock:
-            schema = self.db.schema
-            if schema is self._synced:
-                return
-            wanted: dict[tuple[str, str], SearchIndexDefinition] = {}
-            if schema is not None:
-                for table, tdef in schema.tables.items():
-                    for d in tdef.search_indexes:
-                        if not d.staged:
-                            wanted[(table, d.name)] = d
-            new: list[TextIndex] = []
-            with self._registry_lock:
-                indexes = {}
-                for key, d in wanted.items():
-                    cur = self._indexes.get(key)
-                    if cur is not None and cur.ready and _def_key(key[0], cur.definition) == _def_key(key[0], d):
-                        indexes[key] = cur
-                    else:
-                        new.append(TextIndex(key[0], d, 0))
-                        indexes[key] = new[-1]
-                by_table: dict[str, list[TextIndex]] = {}
-                for (table, _), ix in indexes.items():
-                    by_table.setdefault(table, []).append(ix)
-                # From here on the committer thread queues changes for the new indexes.
-                self._indexes = indexes
-                self._by_table = by_table
-            for ix in new:
-                ix.pseudo_id = self.pseudo_id(ix.table, ix.definition)
-                with ix.lock:
-                    self._build(ix)
-            self._synced = schema
+    def prepare(self, index: IndexInfo, write: Write) -> Prepared:
+        old = analyze(index.fields, write.old) if write.old is not None else None
+        new = analyze(index.fields, write.new) if write.new is not None else None
+        iid = write.internal_id
+        old_keys = posting_keys(old, iid) if old is not None else []
+        new_keys = posting_keys(new, iid) if new is not None else []
+        df: Counter[str] = Counter()
+        documents = tokens = 0
+        if old is not None:
+            documents -= 1
+            tokens -= old.length
+            df.subtract(old.freqs.keys())
+        if new is not None:
+            documents += 1
+            tokens += new.length
+            df.update(new.freqs.keys())
+        if old is None:
+            gone, added = [], new_keys
+        else:
+            o, n = set(old_keys), set(new_keys)
+            gone, added = [k for k in old_keys if k not in n], [k for k in new_keys if k not in o]
+        return Prepared(old_keys, gone, added, documents, tokens, {t: d for t, d in df.items() if d})
 
-    def _build(self, ix: TextIndex) -> None:
-        """Fill a registered index (lock held): the table at the latest snapshot ``s``, then
-        every revision durable after ``s``; queued changes up to there are skipped."""
-        db = self.db
-        s = db.latest_ts()
-        number = db.catalog.table_number(ix.table)
-        through = s
-        if number is not None:
-            for rev in db.persistence.table_documents(number, s):
-                if rev.value is not None:
-                    ix.load(rev.id, loads_stored(rev.value))
-            for rev in db.persistence.document_log(s, _MAX_TS, table=number):
-                ix.apply(rev.ts, rev.id, None if rev.value is None else loads_stored(rev.value))
-                through = max(through, rev.ts)
-        ix.applied_ts = max(ix.applied_ts, through)
-        ix.built_through = through
-        ix.change_floor = s
-        ix.ready = True
-        ix.drain(self._log_horizon(), knobs.SEARCH_CHANGE_LOG_MAX_COUNT)
+    def commit_rows(
+        self,
+        index: IndexInfo,
+        changes: list[tuple[Write, Any]],
+        ts: int,
+        entries: list[IndexEntry],
+        keys: list[bytes],
+    ) -> None:
+        df: Counter[str] = Counter()
+        docs = tokens = 0
+        iid_ = index.index_id
+        number = index.table_number
+        for w, p in changes:
+            # Like database indexes, the old keys are written keys even when unchanged: a
+            # search that returned this document reads its contents.
+            keys.extend(p.old_keys)
+            keys.extend(p.added)
+            docs += p.documents
+            tokens += p.tokens
+            df.update(p.df)
+            entries.extend([IndexEntry(iid_, k, ts, number, None) for k in p.gone])
+            iid = w.internal_id
+            entries.extend([IndexEntry(iid_, k, ts, number, iid) for k in p.added])
+        for term, delta in sorted(df.items()):
+            if delta:
+                entries.append(IndexEntry(iid_, df_key(term, ts, delta), ts, number, b"\x00"))
+        if docs or tokens:
+            entries.append(IndexEntry(iid_, corpus_key(ts, docs, tokens), ts, number, b"\x00"))
 
-    def _log_horizon(self) -> int:
-        retention = max(knobs.WRITE_LOG_RETENTION_MS, 1000)
-        return self.db.clock.now_ns() - retention * 1_000_000
+    def backfill(
+        self,
+        index: IndexInfo,
+        documents: Iterator[tuple[DocumentRevision, dict[str, Any]]],
+        snapshot_ts: int,
+        write: Callable[[list[IndexEntry]], None],
+        progress: Callable[[int], None],
+    ) -> None:
+        df: Counter[str] = Counter()
+        docs = tokens = done = 0
+        batch: list[IndexEntry] = []
+        number = index.table_number
+        for rev, doc in documents:
+            a = analyze(index.fields, doc)
+            docs += 1
+            tokens += a.length
+            df.update(a.freqs.keys())
+            batch.extend(IndexEntry(index.index_id, k, rev.ts, number, rev.id) for k in posting_keys(a, rev.id))
+            done += 1
+            if len(batch) >= _BACKFILL_CHUNK * 8:
+                write(batch)
+                batch = []
+                progress(done)
+        stats = [IndexEntry(index.index_id, df_key(t, snapshot_ts, n), snapshot_ts, number, b"\x00")
+                 for t, n in sorted(df.items())]
+        if docs:
+            stats.append(IndexEntry(index.index_id, corpus_key(snapshot_ts, docs, tokens), snapshot_ts, number, b"\x00"))
+        for i in range(0, len(stats), _BACKFILL_CHUNK):
+            batch.extend(stats[i : i + _BACKFILL_CHUNK])
+            write(batch)
+            batch = []
+        if batch:
+            write(batch)
+        progress(done)
 
-    # --- database hooks ------------------------------------------------------------------
-    def _on_durable(self, batch: list[CommitRecord]) -> None:
-        by_table = self._by_table
-        if not by_table:
-            return
-        long: list[TextIndex] = []
-        for rec in batch:
-            for w in rec.writes:
-                for ix in by_table.get(w.table, ()):
-                    if ix.enqueue(rec.ts, w.internal_id, w.new) >= _APPLY_INLINE_AT:
-                        long.append(ix)
-        for ix in long:
-            if ix.ready and ix.lock.acquire(blocking=False):
-                try:
-                    ix.drain(self._log_horizon(), knobs.SEARCH_CHANGE_LOG_MAX_COUNT)
-                except Exception:
-                    log.exception("applying changes to search index %s.%s failed", ix.table, ix.definition.name)
-                finally:
-                    ix.lock.release()
+    def dropped(self, index: IndexInfo) -> None:
+        with self._lock:
+            self._stats.pop(index.index_id, None)
 
-    def _plan_for(self, schema: SchemaDefinition) -> dict[str, list[tuple[int, tuple[str, ...]]]]:
-        cached_for, cached = self._key_plan
-        if cached_for is schema:
-            return cached
-        plan: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
-        for table, tdef in schema.tables.items():
-            for d in tdef.search_indexes:
-                plan.setdefault(table, []).append((self.pseudo_id(table, d), tuple(d.filter_fields)))
-        self._key_plan = (schema, plan)
-        return plan
+    def statistics(self, index: IndexInfo) -> Statistics:
+        with self._lock:
+            st = self._stats.get(index.index_id)
+            if st is None:
+                st = self._stats[index.index_id] = Statistics(self.db.persistence, index.index_id)
+            return st
 
-    def _write_keys(self, writes: list[Any], index_keys: dict[int, list[bytes]]) -> None:
-        schema = self.db.schema
-        if schema is None:
-            return
-        plan = self._plan_for(schema)
-        if not plan:
-            return
-        for w in writes:
-            specs = plan.get(w.table)
-            if not specs:
-                continue
-            for pid, fields in specs:
-                keys: set[bytes] = set()
-                for doc in (w.old, w.new):
-                    if doc is None:
-                        continue
-                    if not fields:
-                        keys.add(b"")
-                    for i, f in enumerate(fields):
-                        keys.add(bytes([i]) + encode_value(field_value(doc, f)))
-                index_keys.setdefault(pid, []).extend(keys)
-
-    # --- SearchProvider ------------------------------------------------------------------
+    # --- SearchProvider ----------------------------------------------------------------------
     def compile(
         self, txn: Transaction, table: str, index: str, build: Callable[[Any], Any]
     ) -> TextSearch:
-        self.sync()
         schema = self.db.schema
         tdef = schema.tables.get(table) if schema is not None else None
         definition = tdef.search_index_named(index) if tdef is not None else None
@@ -247,82 +225,111 @@ class TextSearchService:
                 code="IndexNotReady",
             )
         query = compile_search(table, definition, build)
-        ix = self._indexes.get((table, index))
-        if ix is None or ix.definition != definition:
+        info = txn.index_info(table, index)
+        if info is None and txn.table_number(table) is None:
+            return TextSearch(self, txn, None, query, table, index)  # no table: no results
+        if info is None or info.kind != SEARCH_KIND or info.fields != fields_of(definition) or info.state != ENABLED:
             raise DatabaseError(
-                f"Search index {table}.{index} is not built yet; retry", code="IndexNotReady"
+                f"Search index {table}.{index} is still being built (backfilling); retry",
+                code="IndexNotReady",
             )
-        return TextSearch(self, txn, ix, query)
-
-    # --- execution -----------------------------------------------------------------------
-    def rank(
-        self, txn: Transaction, ix: TextIndex, query: CompiledTextQuery, start: bytes, end: bytes | None
-    ) -> tuple[list[tuple[bytes, bytes]], bool]:
-        limit = knobs.MAX_SEARCH_CANDIDATES_COUNT
-        with ix.lock:
-            ix.drain(self._log_horizon(), knobs.SEARCH_CHANGE_LOG_MAX_COUNT)
-            overrides = ix.overrides_since(txn.begin_ts)
-            if overrides is None:
-                overrides = self._overrides_from_log(ix, txn.begin_ts)
-            for w in txn.writes.values():
-                if w.table == ix.table:
-                    overrides[w.internal_id] = None if w.new is None else make_entry(ix.definition, w.new)
-            return ix.rank(query, overrides, start, end, limit)
-
-    def _overrides_from_log(self, ix: TextIndex, ts: int) -> Overrides:
-        """The view at ``ts`` from disk, for a snapshot older than the change log (lock held)."""
-        db = self.db
-        number = db.catalog.table_number(ix.table)
-        out: Overrides = {}
-        if number is None:
-            return out
-        ids = {rev.id for rev in db.persistence.document_log(ts, ix.applied_ts, table=number)}
-        for iid in sorted(ids):
-            rev = db.persistence.get_document(number, iid, ts)
-            out[iid] = None if rev is None or rev.value is None else make_entry(ix.definition, loads_stored(rev.value))
-        return out
+        return TextSearch(self, txn, info, query, table, index)
 
 
 class TextSearch:
     """A compiled search bound to its transaction (the query layer's ``CompiledSearch``)."""
 
-    def __init__(self, service: TextSearchService, txn: Transaction, ix: TextIndex, query: CompiledTextQuery) -> None:
+    def __init__(self, service: SearchKind, txn: Transaction, info: IndexInfo | None,
+                 query: CompiledTextQuery, table: str, index: str) -> None:
         self._service = service
         self._txn = txn
-        self._ix = ix
+        self._info = info
         self._query = query
-        self.shape = query.shape(ix.table, ix.definition.name)
+        self._table = table
+        self.shape = query.shape(table, index)
+        self._docs: dict[bytes, dict[str, Any]] = {}
+
+    def _view(self, info: IndexInfo) -> View:
+        txn = self._txn
+        hidden: set[bytes] = set()
+        pending: dict[bytes, Analyzed] = {}
+        removed: list[Analyzed] = []
+        for w in txn.writes.values():
+            if w.table_number != info.table_number:
+                continue
+            hidden.add(w.internal_id)
+            if w.old is not None:
+                removed.append(analyze(info.fields, w.old))
+            if w.new is not None:
+                pending[w.internal_id] = analyze(info.fields, w.new)
+        db = self._service.db
+        return View(db.persistence, info.index_id, txn.begin_ts, self._service.statistics(info),
+                    frozenset(hidden), pending, removed)
+
+    def _record_reads(self, info: IndexInfo) -> None:
+        """One key range per query term in the slot searched (the last term: every term
+        starting with it)."""
+        reads = self._txn.reads
+        slot = slot_of(self._query)
+        terms = self._query.terms
+        for term in terms[:-1]:
+            p = term_prefix(slot.number, slot.value, term)
+            reads.record_interval(info.index_id, p, term_end(p))
+        if terms:
+            lo, hi = prefix_range(slot.number, slot.value, terms[-1])
+            reads.record_interval(info.index_id, lo, hi)
+
+    def _analyze(self, info: IndexInfo, view: View, iid: bytes) -> Analyzed | None:
+        a = view.pending.get(iid)
+        if a is not None:
+            return a
+        doc = self._load(iid)
+        return None if doc is None else analyze(info.fields, doc)
+
+    def _load(self, iid: bytes) -> dict[str, Any] | None:
+        doc = self._docs.get(iid)
+        if doc is not None:
+            return doc
+        info = self._info
+        assert info is not None
+        rev = self._service.db.persistence.get_document(info.table_number, iid, self._txn.begin_ts)
+        if rev is None or rev.value is None:
+            return None
+        self._txn.count_read(len(rev.value))
+        loaded: dict[str, Any] = loads_stored(rev.value)
+        self._docs[iid] = loaded
+        return loaded
 
     def rows(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
         txn = self._txn
-        ix = self._ix
+        info = self._info
         txn.count_interval()
-        if self._query.filters:
-            pos, enc = self._query.filters[0]
-            txn.reads.record_point(ix.pseudo_id, bytes([pos]) + enc)
-        else:
-            txn.reads.record_interval(ix.pseudo_id, b"", None)
-        ranked, truncated = self._service.rank(txn, ix, self._query, start, end)
-        db = self._service.db
-        number = db.catalog.table_number(ix.table)
-        for key, iid in ranked:
+        if info is None:
+            txn.table_number(self._table)  # records the miss: creating the table invalidates
+            return
+        self._record_reads(info)
+        view = self._view(info)
+        limit = knobs.MAX_SEARCH_CANDIDATES_COUNT
+        produced = 0
+        for key, iid in rank(view, self._query, start, end, lambda i: self._analyze(info, view, i)):
+            if produced >= limit:
+                raise LimitError(
+                    f"Search query against {info.table}.{info.name} matched more than "
+                    f"{limit} documents (the most one search may return). Use take(n), "
+                    "paginate, or add filter fields to narrow it.",
+                    code="SearchQueryTooManyResults",
+                )
+            produced += 1
             w = txn.writes.get(iid)
             if w is not None:
                 if w.new is None:
                     continue
                 yield key, copy.deepcopy(w.new)
                 continue
-            if number is None:
+            doc = self._docs.pop(iid, None)
+            if doc is None:
+                doc = self._load(iid)
+                self._docs.pop(iid, None)
+            if doc is None:
                 continue
-            rev = db.persistence.get_document(number, iid, txn.begin_ts)
-            if rev is None or rev.value is None:
-                continue
-            txn.count_read(len(rev.value))
-            yield key, loads_stored(rev.value)
-        if truncated:
-            raise LimitError(
-                f"Search query against {ix.table}.{ix.definition.name} matched more than "
-                f"{knobs.MAX_SEARCH_CANDIDATES_COUNT} documents (the most one search may "
-                "return). Use take(n), paginate, or add filter fields to narrow it.",
-                code="SearchQueryTooManyResults",
-            )
+            yield key, doc

@@ -197,6 +197,7 @@ def open_deployment(
         application = Application(
             db, loaded, secret=secret, redact_errors=redact_errors, on_log=on_log, on_call=logs.record_call,
             blobs=_blob_store(storage_url, ddir), origin=origin or os.environ.get("CONVECTION_ORIGIN") or None,
+            index_dir=ddir / "indexes",
         )
         admin = Admin(application, ddir, logs)
         admin.follow_other_processes(reload_code=not dev)

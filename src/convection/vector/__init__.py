@@ -1,8 +1,8 @@
-"""Vector search for actions: ``ctx.vector_search`` over in-memory vector indexes maintained
-from commits, brute-force cosine similarity (docs/search.md)."""
+"""Vector search for actions: ``ctx.vector_search`` over persisted HNSW indexes (usearch)
+maintained from commits, exact search for small candidate sets (docs/search.md). numpy and usearch are imported only when a vector index is used."""
 
 from __future__ import annotations
 
-from convection.vector.service import VectorFilterBuilder, VectorSearchError, VectorSearchService
+from convection.vector.service import VectorFilterBuilder, VectorKind, VectorSearchError
 
-__all__ = ["VectorFilterBuilder", "VectorSearchError", "VectorSearchService"]
+__all__ = ["VectorFilterBuilder", "VectorKind", "VectorSearchError"]

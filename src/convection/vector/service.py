@@ -1,12 +1,16 @@
 """Vector search for actions: ``await ctx.vector_search(table, index, vector=[...], limit=10,
 filter=lambda q: q.or_(q.eq("userId", a), q.eq("userId", b)))`` (docs/search.md).
 
-:meth:`VectorSearchService.attach` creates one service per database and registers a durable
-hook: each commit's writes to a table with vector indexes are queued on those indexes before
-the commit becomes visible and applied by the next search (or once the queue is long). So a
-vector written by a committed mutation is searchable by every search that starts after the
-mutation returned. Indexes follow the schema in force and are built from the table at the
-latest snapshot plus the document log after it (also after a restart).
+:class:`VectorKind` is the ``vector`` kind of derived index (database/derived.py): the
+schema's vector indexes become ``_index`` documents (``kind: vector``, fields = vector field +
+filter fields, ``options.dimensions``), created, backfilled from a snapshot with progress and
+enabled like every index. Their contents are not in the index log: each is an HNSW graph
+(vector/ann.py) kept in memory and saved under ``<data dir>/indexes/`` with the commit ts it
+covers. Commits reach it through the durable hook (queued before the commit becomes visible,
+applied by the next search or by the applier thread), so a vector written by a committed
+mutation is searchable by every search that starts after the mutation returned. At start a
+saved graph is loaded and only the document log after its ts is applied; without one (a new
+data directory, an in-memory store) the index is built from the table once.
 
 Vector search is not transactional: it runs on the latest state, records no read set and is
 not reactive (actions only, like Convex). Results are ``[{"_id": id, "_score": cosine}]``,
@@ -20,35 +24,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
-import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 from convection import knobs
+from convection.database.catalog import ENABLED, VECTOR_KIND, IndexInfo
 from convection.database.committer import CommitRecord
 from convection.database.database import Database
-from convection.errors import ConvectionError, MissingExtra
+from convection.database.transaction import Write
+from convection.errors import ConvectionError
 from convection.indexing.keys import encode_value
+from convection.persistence.base import DocumentRevision, IndexEntry
 from convection.schema.schema import SchemaDefinition, VectorIndexDefinition
 from convection.values.ids import encode_id
 from convection.values.json import loads_stored
 from convection.values.model import UNSET, normalize
 from convection.values.order import MISSING
-
-if TYPE_CHECKING:  # numpy is the optional extra ``convection[vector]``: imported on first use
-    from types import ModuleType
-
-    from convection.vector.index import VectorIndex
+from convection.vector.ann import AnnIndex, numpy
 
 log = logging.getLogger("convection.vector")
 
 _MAX_TS = (1 << 63) - 1
-_APPLY_INLINE_AT = 256
-
-_SERVICES: weakref.WeakKeyDictionary[Database, VectorSearchService] = weakref.WeakKeyDictionary()
-_SERVICES_LOCK = threading.Lock()
 
 
 class VectorSearchError(ConvectionError):
@@ -136,111 +134,172 @@ def _limit(value: Any) -> int:
     return n
 
 
-def _index_module() -> ModuleType:
-    """``convection.vector.index`` (which needs numpy), imported when a vector index is first
-    declared or searched, so apps without vector indexes never load numpy."""
-    try:
-        import convection.vector.index as module
-    except ImportError as exc:
-        if exc.name != "numpy" and not str(exc.name or "").startswith("numpy."):
-            raise
-        raise MissingExtra("Vector search (a vector index in schema.py)", "numpy", "vector") from None
-    return module
+# --- the kind ---------------------------------------------------------------------------------
+def fields_of(d: VectorIndexDefinition) -> tuple[str, ...]:
+    return (d.vector_field, *d.filter_fields)
 
 
-# --- the service -----------------------------------------------------------------------------
-class VectorSearchService:
-    """The vector indexes of one database. Thread-safe. See the module docstring."""
+class VectorKind:
+    """The ``vector`` derived-index kind of one database. Thread-safe."""
 
-    def __init__(self, db: Database) -> None:
+    kind = VECTOR_KIND
+
+    def __init__(self, db: Database, directory: Path | None) -> None:
         self.db = db
-        self._registry_lock = threading.Lock()
-        self._sync_lock = threading.RLock()
-        self._indexes: dict[tuple[str, str], VectorIndex] = {}
-        self._by_table: dict[str, list[VectorIndex]] = {}  # replaced, never mutated
-        self._synced: SchemaDefinition | bool | None = False
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._indexes: dict[int, AnnIndex] = {}  # replaced, never mutated (committer reads it)
+        self._wake = threading.Event()
+        self._stop = False
+        self._applier = threading.Thread(target=self._apply_loop, name="convection-vector", daemon=True)
+        self._applier.start()
 
     @classmethod
-    def attach(cls, db: Database) -> VectorSearchService:
-        """The database's vector search service, created and hooked in on first use."""
-        with _SERVICES_LOCK:
-            service = _SERVICES.get(db)
-            if service is None:
-                service = _SERVICES[db] = cls(db)
-                db.add_durable_hook(service._on_durable)
-        service.sync()
-        return service
+    def attach(cls, db: Database, directory: Path | None = None) -> VectorKind:
+        """The database's vector kind, registered on first use; its enabled indexes are
+        loaded (saved graph + the log after it) before this returns."""
+        existing = db.derived.get(VECTOR_KIND)
+        if isinstance(existing, VectorKind):
+            return existing
+        kind = cls(db, directory)
+        db.add_durable_hook(kind._on_durable)
+        db.add_maintenance_hook(lambda: kind.save())  # looked up each time (tests replace it)
+        db.register_derived(kind)
+        for info in list(db.catalog.indexes_by_kind(VECTOR_KIND)):
+            if info.state == ENABLED:
+                kind._index(info)
+        return kind
 
-    def sync(self) -> None:
-        """Build declared vector indexes that are missing (from disk); drop undeclared ones."""
-        if self.db.schema is self._synced:
-            return
-        with self._sync_lock:
-            schema = self.db.schema
-            if schema is self._synced:
-                return
-            wanted: dict[tuple[str, str], VectorIndexDefinition] = {}
-            if schema is not None:
-                for table, tdef in schema.tables.items():
-                    for d in tdef.vector_indexes:
-                        if not d.staged:
-                            wanted[(table, d.name)] = d
-            new: list[VectorIndex] = []
-            if wanted:
-                module = _index_module()
-            with self._registry_lock:
-                indexes = {}
-                for key, d in wanted.items():
-                    cur = self._indexes.get(key)
-                    if cur is not None and cur.ready and cur.definition == d:
-                        indexes[key] = cur
-                    else:
-                        new.append(module.VectorIndex(key[0], d))
-                        indexes[key] = new[-1]
-                by_table: dict[str, list[VectorIndex]] = {}
-                for (table, _), ix in indexes.items():
-                    by_table.setdefault(table, []).append(ix)
-                self._indexes = indexes
-                self._by_table = by_table
-            for ix in new:
-                with ix.lock:
-                    self._build(ix)
-            self._synced = schema
+    # --- DerivedIndexKind -------------------------------------------------------------------
+    def declared(
+        self, schema: SchemaDefinition
+    ) -> list[tuple[str, str, tuple[str, ...], tuple[tuple[str, Any], ...]]]:
+        return [
+            (table, d.name, fields_of(d), (("dimensions", float(d.dimensions)),))
+            for table, tdef in schema.tables.items()
+            for d in tdef.vector_indexes
+            if not d.staged
+        ]
 
-    def _build(self, ix: VectorIndex) -> None:
-        db = self.db
-        s = db.latest_ts()
-        through = s
-        number = db.catalog.table_number(ix.table)
-        if number is not None:
-            for rev in db.persistence.table_documents(number, s):
-                if rev.value is not None:
-                    ix.apply(rev.id, loads_stored(rev.value))
-            for rev in db.persistence.document_log(s, _MAX_TS, table=number):
+    def prepare(self, index: IndexInfo, write: Write) -> None:
+        return None  # nothing in the index log: the graph follows the durable hook
+
+    def commit_rows(self, index: IndexInfo, changes: list[tuple[Write, Any]], ts: int,
+                    entries: list[IndexEntry], keys: list[bytes]) -> None:
+        return None
+
+    def backfill(
+        self,
+        index: IndexInfo,
+        documents: Iterator[tuple[DocumentRevision, dict[str, Any]]],
+        snapshot_ts: int,
+        write: Callable[[list[IndexEntry]], None],
+        progress: Callable[[int], None],
+    ) -> None:
+        ix = self._get(index)
+        with ix.lock:
+            done = 0
+            for rev, doc in documents:
+                ix.apply(rev.id, doc)
+                done += 1
+                if done % 1000 == 0:
+                    progress(done)
+            ix.applied_ts = snapshot_ts
+            ix.ready = True
+            ix.drain()  # commits after the snapshot, queued meanwhile
+            self._save(ix)
+        progress(done)
+
+    def dropped(self, index: IndexInfo) -> None:
+        with self._lock:
+            indexes = dict(self._indexes)
+            indexes.pop(index.index_id, None)
+            self._indexes = indexes
+        if self.directory is not None:
+            AnnIndex.remove_files(self.directory, index.index_id)
+
+    # --- the graphs ---------------------------------------------------------------------------
+    def _get(self, info: IndexInfo) -> AnnIndex:
+        ix = self._indexes.get(info.index_id)
+        if ix is not None:
+            return ix
+        with self._lock:
+            ix = self._indexes.get(info.index_id)
+            if ix is None:
+                dims = int(dict(info.options)["dimensions"])
+                ix = AnnIndex(info.index_id, dims, info.fields[0], info.fields[1:])
+                self._indexes = {**self._indexes, info.index_id: ix}
+            return ix
+
+    def _index(self, info: IndexInfo) -> AnnIndex:
+        """The ready graph of an enabled index: loaded from disk and caught up from the log,
+        or (no usable file) built from the table."""
+        ix = self._get(info)
+        if ix.ready:
+            return ix
+        with ix.lock:
+            if ix.ready:
+                return ix
+            db = self.db
+            s = db.latest_ts()
+            number = info.table_number
+            if self.directory is not None and ix.load(self.directory):
+                log.info("vector index %s.%s: loaded %d vectors saved at ts %d", info.table, info.name, len(ix), ix.applied_ts)
+            else:
+                for rev in db.persistence.table_documents(number, s):
+                    if rev.value is not None:
+                        ix.apply(rev.id, loads_stored(rev.value))
+                ix.applied_ts = s
+            for rev in db.persistence.document_log(ix.applied_ts, _MAX_TS, table=number):
                 ix.apply(rev.id, None if rev.value is None else loads_stored(rev.value))
-                through = max(through, rev.ts)
-        ix.built_through = through
-        ix.ready = True
-        ix.drain()
+                ix.applied_ts = max(ix.applied_ts, rev.ts)
+            ix.ready = True
+            ix.drain()
+        return ix
 
     def _on_durable(self, batch: list[CommitRecord]) -> None:
-        by_table = self._by_table
-        if not by_table:
-            return
-        long: list[VectorIndex] = []
+        catalog = self.db.catalog
+        wake = False
         for rec in batch:
             for w in rec.writes:
-                for ix in by_table.get(w.table, ()):
-                    if ix.enqueue(rec.ts, w.internal_id, w.new) >= _APPLY_INLINE_AT:
-                        long.append(ix)
-        for ix in long:
-            if ix.ready and ix.lock.acquire(blocking=False):
-                try:
+                for info in catalog.indexes_of_number(w.table_number).values():
+                    if info.kind == VECTOR_KIND:
+                        self._get(info).enqueue(rec.ts, w.internal_id, w.new)
+                        wake = True
+        if wake:
+            self._wake.set()
+
+    def _apply_loop(self) -> None:
+        """Apply queued changes off the committer thread (searches also apply them)."""
+        while not self._stop:
+            self._wake.wait()
+            self._wake.clear()
+            for ix in list(self._indexes.values()):
+                if ix.ready:
+                    try:
+                        with ix.lock:
+                            ix.drain()
+                            if ix.dirty and self.directory is not None and ix.changes_since_save >= knobs.VECTOR_SAVE_AFTER_COUNT:
+                                self._save(ix)
+                    except Exception:
+                        log.exception("applying changes to vector index %d failed", ix.index_id)
+
+    def _save(self, ix: AnnIndex) -> None:
+        if self.directory is not None and ix.ready:
+            ix.save(self.directory)
+
+    def save(self) -> None:
+        """Save every changed graph (maintenance, close)."""
+        for ix in list(self._indexes.values()):
+            if ix.ready and ix.dirty:
+                with ix.lock:
                     ix.drain()
-                except Exception:
-                    log.exception("applying changes to vector index %s.%s failed", ix.table, ix.definition.name)
-                finally:
-                    ix.lock.release()
+                    self._save(ix)
+
+    def close(self) -> None:
+        self.save()
+        self._stop = True
+        self._wake.set()
 
     # --- search --------------------------------------------------------------------------
     def search(
@@ -257,7 +316,6 @@ class VectorSearchService:
             raise VectorSearchError(
                 f"vector_search(table, index, ...) takes two strings, got {table!r}, {index!r}"
             )
-        self.sync()
         schema = self.db.schema
         tdef = schema.tables.get(table) if schema is not None else None
         d = tdef.vector_index_named(index) if tdef is not None else None
@@ -283,20 +341,26 @@ class VectorSearchService:
                 f"Vector search against {table}.{index}: the vector has {len(vector)} "
                 f"dimensions, the index has {d.dimensions}"
             )
-        floats = [float(x) for x in vector]
-        if not all(math.isfinite(x) for x in floats):
+        np = numpy()
+        q = np.asarray([float(x) for x in vector], dtype=np.float64)
+        if not np.all(np.isfinite(q)):
             raise VectorSearchError("vector must contain finite numbers only")
-        query = _index_module().unit_vector(floats, d.dimensions)
+        norm = float(np.linalg.norm(q))
+        query = (q / norm if norm > 0 else q).astype(np.float32)
         terms = compile_filter(table, d, filter)
-        ix = self._indexes.get((table, index))
-        if ix is None:
-            return []
+        info = self.db.catalog.index(table, index)
+        if info is None:
+            return []  # the table does not exist yet
+        if info.kind != VECTOR_KIND or info.state != ENABLED or info.fields != fields_of(d):
+            raise VectorSearchError(
+                f"Vector index {table}.{index} is still being built (backfilling); retry",
+                code="IndexNotReady",
+            )
+        ix = self._index(info)
         with ix.lock:
             ix.drain()
             found = ix.search(query, n, terms)
-        number = self.db.catalog.table_number(table)
-        if number is None:
-            return []
+        number = info.table_number
         ranked = sorted((-score, encode_id(number, iid)) for score, iid in found)[:n]
         return [{"_id": id_, "_score": -neg} for neg, id_ in ranked]
 

@@ -10,6 +10,13 @@ def add(ctx, embedding, kind="a", userId=None):
 
 
 @mutation
+def add_many(ctx, n):
+    """``n`` documents with vectors pointing away from (1, 0, 0)."""
+    for i in range(int(n)):
+        ctx.db.insert("docs", {"embedding": [-1.0, float(i % 7), float(i)], "kind": "c"})
+
+
+@mutation
 def set_embedding(ctx, id, embedding):
     ctx.db.patch(id, {"embedding": embedding})
 
