@@ -60,9 +60,10 @@ def numpy() -> ModuleType:
 
 def _usearch_index() -> Any:
     try:
-        Index = _usearch_index()
-    except ImportError:
-        raise MissingExtra("Vector search (a vector index in schema.py)", "usearch", "vector") from None
+        from usearch.index import Index
+    except ImportError as exc:  # usearch needs numpy: name the package that is missing
+        missing = "numpy" if (exc.name or "").startswith("numpy") else "usearch"
+        raise MissingExtra("Vector search (a vector index in schema.py)", missing, "vector") from None
     return Index
 
 
