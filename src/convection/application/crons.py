@@ -113,7 +113,7 @@ class CronRunner:
         now = self._now
 
         def run(txn: Transaction) -> bool:
-            if not self._unchanged(txn, cron):
+            if not self.executor.lease.holds() or not self._unchanged(txn, cron):
                 return False
             model = CronJobs(txn)
             model.log(cron, {"kind": "failed", "error": TRANSIENT_ACTION_ERROR}, [], 0.0)
@@ -128,6 +128,9 @@ class CronRunner:
         started = time.perf_counter()
 
         def check_first(txn: Transaction) -> FunctionOutcome | None:
+            # Fencing: see SchedulerExecutor._run_mutation_job.
+            if not ex.lease.holds():
+                return SKIPPED
             return None if self._unchanged(txn, cron) and cron.state == PENDING else SKIPPED
 
         def before_commit(txn: Transaction, outcome: FunctionOutcome) -> None:
@@ -161,7 +164,7 @@ class CronRunner:
         ex = self.executor
 
         def begin(txn: Transaction) -> CronJob | None:
-            if not self._unchanged(txn, cron) or cron.state != PENDING:
+            if not ex.lease.holds() or not self._unchanged(txn, cron) or cron.state != PENDING:
                 return None
             return CronJobs(txn).mark_in_progress(cron)
 
