@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -306,3 +306,36 @@ def test_a_graceful_stop_releases_the_lease(tmp_path: Path) -> None:
     finally:
         b.close()
         b.db.close()
+
+
+def test_an_idle_process_takes_over_when_the_holder_stops(app: Application) -> None:
+    """Background loops: the idle executor watches the lease document, so the holder's
+    release on a clean stop wakes it at once (the manual clock never moves here, so no
+    lease period passes) and it runs what is due."""
+    first = SchedulerExecutor(app, lease_ms=PERIOD, holder="first")
+    second = SchedulerExecutor(app, lease_ms=PERIOD, holder="second")
+
+    async def scenario() -> None:
+        await first.start()
+        try:
+            await _until(lambda: first.lease.holds())
+            await second.start()
+            await _until(lambda: second.lease.last_seen is not None)
+            assert not second.lease.holds()
+            await first.stop()  # releases the lease
+            await _until(lambda: second.lease.holds())
+            ids = (await app.run_mutation("counter:schedule_bumps", {"n": 2, "delayMs": 0}, ADMIN)).value
+            await _until(lambda: states(app, ids) == ["success", "success"])
+            assert count(app) == 2
+        finally:
+            await first.stop()
+            await second.stop()
+
+    asyncio.run(scenario())
+
+
+async def _until(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Poll ``check`` on the event loop (letting the executors' tasks run) until it holds."""
+    async with asyncio.timeout(timeout_s):
+        while not check():
+            await asyncio.sleep(0.01)

@@ -42,6 +42,7 @@ class LeaseKeeper:
         self._valid_until = -math.inf
         self._next_try = -math.inf
         self._held = False
+        self._error_backoff_until = -math.inf
         self.last_seen: Lease | None = None
 
     # --- state --------------------------------------------------------------------------
@@ -51,6 +52,14 @@ class LeaseKeeper:
 
     def renewal_due(self) -> bool:
         return self.db.clock.now_ms() >= self._next_try
+
+    def seen_free(self) -> bool:
+        """Whether the last read of the lease (:meth:`watch`, :meth:`refresh`) found it free
+        for this process to take: released, expired, or this process's own."""
+        seen, now = self.last_seen, self.db.clock.now_ms()
+        if seen is None or now < self._error_backoff_until or self.holds():
+            return False
+        return not seen.held_by_other(self.holder, now)
 
     @property
     def next_attempt_ms(self) -> float:
@@ -68,7 +77,7 @@ class LeaseKeeper:
             )
         except Exception:
             log.exception("renewing the %r lease failed; retrying in %.1f s", self.name, third / 1000)
-            self._next_try = started + third
+            self._next_try = self._error_backoff_until = started + third
             self._note(self.holds())
             return self.holds()
         self.last_seen = lease

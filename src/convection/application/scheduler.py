@@ -314,8 +314,9 @@ class SchedulerExecutor:
         return found
 
     async def _hold_lease(self) -> bool:
-        """Renew (or try to take) the lease when due; whether this process holds it."""
-        if self.lease.renewal_due():
+        """Renew (or try to take) the lease when due, or at once when it was last seen free;
+        whether this process holds it."""
+        if self.lease.renewal_due() or self.lease.seen_free():
             await self._in_thread(self.lease.refresh)
         return self.lease.holds()
 
@@ -329,6 +330,8 @@ class SchedulerExecutor:
             if subscribe:
                 read_set, ts = await self._in_thread(self.lease.watch)
                 self._resubscribe(read_set, ts)
+                if self.lease.seen_free():  # released or expired since the last try
+                    self.wake()
             return 0
         now = self.clock.now_ms()
         blocked = {k for k, (_, at) in self._failures.items() if at > now}
