@@ -50,6 +50,7 @@ DESCRIPTIONS = {
     "ScheduledFunctionsArgumentsTooLarge": "A mutation scheduled too many bytes of arguments in total.",
     "SchedulerNotSettled": "finish_scheduled_functions() found work left after its round limit.",
     "StorageVersionMismatch": "The PostgreSQL store was written by a newer convection.",
+    "SystemFunctionError": "A built-in _system/frontend:* function (the dashboard's) got arguments it cannot use.",
     "SubscriptionClosed": "A TestBackend subscription was used after close().",
     "TableNotFound": "No table with that name.",
     "TooManyFunctionsScheduled": "A mutation scheduled more than 1000 functions.",

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     )
     from convection.functions.http_router import HttpRouter
     from convection.functions.references import FunctionReference, api, internal
+    from convection.schema.builders import pagination_opts_validator, v
     from convection.schema.schema import define_schema, define_table
-    from convection.schema.validators import pagination_opts_validator, v
     from convection.values.model import UNSET, Int64
 
 _EXPORTS: dict[str, str] = {
@@ -45,8 +45,8 @@ _EXPORTS: dict[str, str] = {
     "internal": "convection.functions.references",
     "define_schema": "convection.schema.schema",
     "define_table": "convection.schema.schema",
-    "pagination_opts_validator": "convection.schema.validators",
-    "v": "convection.schema.validators",
+    "pagination_opts_validator": "convection.schema.builders",
+    "v": "convection.schema.builders",
     "UNSET": "convection.values.model",
     "Int64": "convection.values.model",
 }

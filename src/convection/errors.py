@@ -120,11 +120,19 @@ class ConvexError(Exception):
 
 
 def _describe(data: Any) -> str:
+    """A readable JSON text of ``data`` for the message (the exact value travels as
+    ``errorData``). Int64 prints as a plain number, bytes as ``{"$bytes": base64}``."""
     try:
         import orjson
 
-        from convection.values.json import to_convex_json
-
-        return orjson.dumps(to_convex_json(data)).decode()
+        return orjson.dumps(data, default=_describe_other).decode()
     except Exception:
         return repr(data)
+
+
+def _describe_other(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        import base64
+
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    raise TypeError(type(value).__name__)

@@ -122,6 +122,15 @@ MUTATION_OCC_BACKOFF_MAX_MS = _knob(
 WRITE_LOG_RETENTION_MS = _knob(
     "WRITE_LOG_RETENTION_MS", 60_000, "How long published commits stay in the in-memory write log."
 )
+WORKER_RESTART_DELAY_MS = _knob(
+    "WORKER_RESTART_DELAY_MS", 1000,
+    "serve --workers: how long the supervisor waits before starting a worker that died again.",
+)
+LOG_TAIL_POLL_MS = _knob(
+    "LOG_TAIL_POLL_MS", 5,
+    "How often an idle process checks whether other processes sharing the store committed "
+    "(SQLite: a PRAGMA data_version check; PostgreSQL: a commit-log query); 0 turns tailing off.",
+)
 GROUP_COMMIT_MAX_BATCH_COUNT = _knob(
     "GROUP_COMMIT_MAX_BATCH_COUNT", 256, "Most commits persisted in one SQL transaction."
 )
@@ -161,11 +170,33 @@ FUNCTION_WORKER_THREADS_COUNT = _knob(
     "FUNCTION_WORKER_THREADS_COUNT", 16, "Threads that run queries and mutations."
 )
 
+FUNCTION_MAX_THREADS_PER_PATH_COUNT = _knob(
+    "FUNCTION_MAX_THREADS_PER_PATH_COUNT",
+    8,
+    "Worker threads the calls of one function path may hold at once (at most half the pool); "
+    "more calls of it wait, holding no thread, so a stuck or CPU-bound function leaves the "
+    "rest of the pool to other functions.",
+)
+
 GC_GEN0_THRESHOLD_COUNT = _knob(
     "GC_GEN0_THRESHOLD_COUNT",
     50_000,
     "Allocations between young-generation garbage collections in the server process "
     "(Python's default is 700; see bench/RESULTS.md).",
+)
+
+# --- HTTP ---------------------------------------------------------------------------------
+HTTP_REQUEST_IDLE_TIMEOUT_MS = _knob(
+    "HTTP_REQUEST_IDLE_TIMEOUT_MS",
+    30_000,
+    "An HTTP connection that receives nothing for this long while the server waits for the "
+    "client (no request yet, or a request head or body not complete) is closed.",
+)
+HTTP_MAX_BODY_OVERHEAD_BYTES = _knob(
+    "HTTP_MAX_BODY_OVERHEAD_BYTES",
+    64 << 10,
+    "A function call's HTTP body may exceed MAX_FUNCTION_ARGS_SIZE_BYTES by this much (path, "
+    "format, JSON encoding); larger bodies are refused with 413 ArgumentsTooLarge unread.",
 )
 
 # --- sync (WebSocket protocol) ----------------------------------------------------------
@@ -201,6 +232,28 @@ SYNC_CLOSE_TIMEOUT_MS = _knob(
     "SYNC_CLOSE_TIMEOUT_MS",
     5_000,
     "How long a closing socket may take to send its last messages (FatalError, AuthError).",
+)
+SYNC_CONNECT_TIMEOUT_MS = _knob(
+    "SYNC_CONNECT_TIMEOUT_MS",
+    30_000,
+    "A WebSocket that has not sent Connect this long after opening is closed (1000 ConnectTimeout).",
+)
+SYNC_MAX_QUERIES_PER_MODIFY_COUNT = _knob(
+    "SYNC_MAX_QUERIES_PER_MODIFY_COUNT",
+    1000,
+    "Most Add/Remove entries in one ModifyQuerySet; more is a FatalError (TooManyQueries).",
+)
+SYNC_MAX_QUERIES_PER_SOCKET_COUNT = _knob(
+    "SYNC_MAX_QUERIES_PER_SOCKET_COUNT",
+    5000,
+    "Most live queries in one socket's query set; more is a FatalError (TooManyQueries).",
+)
+SYNC_MAX_OBSERVED_TS_AHEAD_MS = _knob(
+    "SYNC_MAX_OBSERVED_TS_AHEAD_MS",
+    60_000,
+    "A Connect whose maxObservedTimestamp is above the latest commit but at most this far "
+    "ahead of the wall clock moves the commit clock past it; further ahead closes the socket "
+    "(1011 InternalServerError, as the reference server does).",
 )
 
 # --- persistence (SQLite) ---------------------------------------------------------------
@@ -304,6 +357,11 @@ CRON_LOG_MAX_LOG_BYTES = _knob(
 ADMIN_PAGE_MAX_DOCUMENTS_COUNT = _knob(
     "ADMIN_PAGE_MAX_DOCUMENTS_COUNT", 1000, "Most documents one `convection data` page returns."
 )
+DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT = _knob(
+    "DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT",
+    1000,
+    "Live document counts (the dashboard's table list) count at most this many per table and show more as `N+`.",
+)
 IMPORT_CHUNK_DOCUMENTS_COUNT = _knob(
     "IMPORT_CHUNK_DOCUMENTS_COUNT",
     1000,
@@ -323,7 +381,7 @@ ENV_VAR_VALUE_MAX_BYTES = _knob(
 ADMIN_LOG_BUFFER_ENTRIES_COUNT = _knob(
     "ADMIN_LOG_BUFFER_ENTRIES_COUNT",
     1000,
-    "Function calls whose log lines are kept in memory for `convection logs`.",
+    "Function calls kept in memory in the call log (dashboard Logs page, `convection logs`); older ones are dropped.",
 )
 ADMIN_LOGS_POLL_TIMEOUT_MS = _knob(
     "ADMIN_LOGS_POLL_TIMEOUT_MS", 25_000, "Longest a `GET /api/admin/logs` long-poll waits for new lines."

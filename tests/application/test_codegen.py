@@ -27,7 +27,7 @@ from convection.application.codegen import (
 )
 from convection.cli.main import cli
 from convection.functions.loader import LoadedApp, load_app
-from convection.schema.validators import v
+from convection.schema.builders import v
 from convection.values.model import Int64
 
 SCHEMA = """

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from convection.database.retry import run_in_transaction
+from convection.database.transaction import SystemView
 from convection.functions.loader import load_app
 from convection.model.cron_jobs import CRON_JOBS_TABLE, CronJobs, advance, next_run_ms
 from convection.testing import TestBackend
@@ -209,7 +210,7 @@ def test_an_interrupted_cron_action_is_failed_not_rerun(tmp_path: Path) -> None:
         [row] = backend.table(CRON_JOBS_TABLE)
 
         def crash(txn: Any) -> None:
-            model = CronJobs(txn)
+            model = CronJobs(SystemView(txn))
             job = model.get(row["_id"])
             assert job is not None
             model.mark_in_progress(job)

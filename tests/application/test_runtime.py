@@ -73,6 +73,28 @@ async def act(ctx):
 @query
 def big(ctx):
     return "x" * (17 << 20)
+
+@mutation(args={"n": v.float64()})
+def dive(ctx, n):
+    """Nests n levels of run_mutation, inserting at each level; returns the depth reached."""
+    ctx.db.insert("dives", {"n": n})
+    if n <= 0:
+        return 0
+    return 1 + ctx.run_mutation(api.fns.dive, {"n": n - 1})
+
+@mutation(args={"n": v.float64()})
+def dive_and_catch(ctx, n):
+    """Nests too deep inside a try: the failed nested calls' writes are rolled back."""
+    ctx.db.insert("dives", {"n": -1.0})
+    try:
+        ctx.run_mutation(api.fns.dive, {"n": n})
+    except Exception as exc:
+        return getattr(exc, "code", type(exc).__name__)
+    return "no error"
+
+@query
+def dives(ctx):
+    return sorted(d["n"] for d in ctx.db.query("dives").collect())
 '''
 
 
@@ -160,3 +182,14 @@ async def test_stored_mutation_results_are_pruned(app: Application, monkeypatch:
     again = await app.run_mutation("fns:add", {"n": 1}, ANONYMOUS, idempotency_key=("s", 1))
     assert again.success
     assert (await app.run_mutation("fns:count", {}, ANONYMOUS)).value == 2
+
+
+async def test_nested_calls_are_bounded_in_depth_and_roll_back(app: Application) -> None:
+    depth = knobs.MAX_CALL_DEPTH_COUNT
+    ok = await app.run_mutation("fns:dive", {"n": float(depth)}, ANONYMOUS)
+    assert ok.success and ok.value == depth
+    assert (await app.run_query("fns:dives", {}, ANONYMOUS)).value == list(map(float, range(depth + 1)))
+    out = await app.run_mutation("fns:dive_and_catch", {"n": float(depth)}, ANONYMOUS)
+    assert out.success and out.value == "CallDepthExceeded"
+    after = (await app.run_query("fns:dives", {}, ANONYMOUS)).value
+    assert after == [-1.0, *map(float, range(depth + 1))]  # the nested writes were undone

@@ -18,6 +18,7 @@ from convection.application.app import Application
 from convection.clock import ManualClock
 from convection.database import Database
 from convection.database.retry import run_in_transaction
+from convection.database.transaction import SystemView
 from convection.errors import ConvectionError, ConvexError
 from convection.functions.identity import Identity
 from convection.functions.loader import load_app
@@ -25,7 +26,6 @@ from convection.model.scheduled_jobs import (
     SCHEDULED_FUNCTIONS_TABLE,
     JobState,
     ScheduledJobs,
-    system_access,
 )
 from convection.persistence.sqlite import SqlitePersistence
 from convection.testing import TestBackend
@@ -382,7 +382,7 @@ def test_cancel_during_a_mutation_run_wins(backend: TestBackend) -> None:
     job_id = backend.run(lambda ctx: ctx.scheduler.run_after(0, "jobs:slow_log", {"name": "s"}))
 
     def cancel_now() -> None:
-        run_in_transaction(backend.db, lambda txn: ScheduledJobs(txn).cancel(job_id, backend.now_ms()))
+        run_in_transaction(backend.db, lambda txn: ScheduledJobs(SystemView(txn)).cancel(job_id, backend.now_ms()))
 
     backend.module("jobs").HOOKS.append(cancel_now)
     backend.finish_scheduled_functions()
@@ -395,8 +395,7 @@ def test_a_conflicting_scheduled_mutation_is_retried_and_runs_once(backend: Test
 
     def touch_job() -> None:  # a concurrent write of the job row the run has read
         def patch(txn: Any) -> None:
-            with system_access(txn):
-                txn.patch(job_id, {"state": {"kind": "pending"}})
+            SystemView(txn).patch(job_id, {"state": {"kind": "pending"}})
 
         run_in_transaction(backend.db, patch)
 
@@ -428,7 +427,7 @@ def test_scheduled_actions(backend: TestBackend) -> None:
 def test_action_at_most_once_after_a_crash(backend: TestBackend) -> None:
     """A job left inProgress (the process died mid-action) is recorded failed, not re-run."""
     job_id = backend.mutation("jobs:schedule_action", {"name": "crashed"})
-    run_in_transaction(backend.db, lambda txn: ScheduledJobs(txn).mark_in_progress(job_id))
+    run_in_transaction(backend.db, lambda txn: ScheduledJobs(SystemView(txn)).mark_in_progress(job_id))
     assert state(backend, job_id) == "inProgress"
     backend.advance_time(0)
     doc = job_doc(backend, job_id)
@@ -496,6 +495,6 @@ async def test_the_loop_wakes_up_on_new_jobs_and_stops(app: Application) -> None
     finally:
         await app.stop()
     txn = app.db.begin(read_only=True)
-    job = ScheduledJobs(txn).get(out.value)
+    job = ScheduledJobs(SystemView(txn)).get(out.value)
     assert job is not None and job.state is JobState.SUCCESS
     assert txn.db.catalog.table_number(SCHEDULED_FUNCTIONS_TABLE) is not None

@@ -17,6 +17,7 @@ from convection.application.lease import LeaseKeeper
 from convection.application.scheduler import SCHEDULER_LEASE, SchedulerExecutor
 from convection.clock import ManualClock
 from convection.database import Database
+from convection.database.transaction import SystemView
 from convection.functions.identity import Identity
 from convection.functions.loader import load_app
 from convection.model.leases import Leases
@@ -69,7 +70,7 @@ def states(app: Application, ids: list[str]) -> list[str]:
     txn = app.db.begin(read_only=True)
     out = []
     for job_id in ids:
-        job = ScheduledJobs(txn).get(job_id)
+        job = ScheduledJobs(SystemView(txn)).get(job_id)
         assert job is not None
         out.append(job.state.value)
     return out
@@ -77,7 +78,7 @@ def states(app: Application, ids: list[str]) -> list[str]:
 
 def lease_holder(db: Database) -> str:
     txn = db.begin(read_only=True)
-    lease = Leases(txn).get(SCHEDULER_LEASE)
+    lease = Leases(SystemView(txn)).get(SCHEDULER_LEASE)
     assert lease is not None
     return lease.holder
 
@@ -165,7 +166,7 @@ def test_contenders_racing_get_one_holder(db: Database) -> None:
 
 def lease_holder_of(db: Database, name: str) -> str:
     txn = db.begin(read_only=True)
-    lease = Leases(txn).get(name)
+    lease = Leases(SystemView(txn)).get(name)
     assert lease is not None
     return lease.holder
 

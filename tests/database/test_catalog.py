@@ -10,8 +10,8 @@ from convection.database.catalog import INDEX_NUMBER, SCHEMAS_NUMBER, TABLES_NUM
 from convection.errors import OccConflict
 from convection.persistence.base import Persistence
 from convection.persistence.sqlite import SqlitePersistence
+from convection.schema.builders import v
 from convection.schema.schema import define_schema, define_table
-from convection.schema.validators import v
 from convection.values.json import loads_stored
 
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from convection.database import Database
 from convection.indexing.keys import encode_key, prefix_end
 from convection.persistence.memory import MemoryPersistence
+from convection.schema.builders import v
 from convection.schema.schema import define_schema, define_table
-from convection.schema.validators import v
 
 SCHEMA = define_schema({"t": define_table({"a": v.number(), "b": v.number()}).index("by_ab", ["a", "b"])})
 

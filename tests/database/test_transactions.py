@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from convection.database import Database, Transaction, run_in_transaction
+from convection.database.transaction import SystemView
 from convection.errors import DatabaseError, IdError, LimitError, OccConflict, ValidationError
 from convection.persistence.sqlite import SqlitePersistence
+from convection.schema.builders import v
 from convection.schema.schema import define_schema, define_table
-from convection.schema.validators import v
 from convection.values.model import UNSET, Int64
 
 
@@ -134,6 +135,18 @@ def test_limits_and_misuse(db: Database) -> None:
     with pytest.raises(DatabaseError) as e:
         txn.insert("_storage", {})
     assert e.value.code == "SystemTable"
+
+
+def test_insert_refuses_system_fields(db: Database) -> None:
+    existing = insert(db, "t", {"n": 1})
+    txn = db.begin()
+    for field, value in (("_id", existing), ("_creationTime", 1.0)):
+        with pytest.raises(ValidationError) as e:
+            txn.insert("t", {field: value, "n": 2})
+        assert e.value.code == "ValidationError"
+        assert f"system field {field!r}" in e.value.message
+        assert "_id, _creationTime" in e.value.message
+    assert txn.writes == {}
 
 
 def test_conflicting_commit_raises_occ(db: Database) -> None:
@@ -320,3 +333,75 @@ def test_ranges_with_nul_bytes_in_strings(db: Database) -> None:
     assert ks(lambda q: q.gt("k", "a")) == ["a\x00", "b"]
     assert ks(lambda q: q.lte("k", "a")) == ["", "\x00abc", "a"]
     assert ks(lambda q: q.eq("k", "a")) == ["a"]
+
+
+def test_system_tables_are_written_only_through_a_system_view(db: Database) -> None:
+    txn = db.begin()
+    with pytest.raises(DatabaseError) as info:
+        txn.insert("_things", {"a": 1})
+    assert info.value.code == "SystemTable"
+    system = SystemView(txn)
+    sys_id = system.insert("_things", {"a": 1})
+    user_id = txn.insert("things", {"a": 1})
+    with pytest.raises(DatabaseError) as info:
+        system.insert("things", {"a": 2})  # the view is for system tables only
+    assert info.value.code == "InvalidTable"
+    db.commit(txn)
+
+    txn = db.begin()
+    for op in (lambda: txn.patch(sys_id, {"a": 2}), lambda: txn.replace(sys_id, {"a": 2}), lambda: txn.delete(sys_id)):
+        with pytest.raises(DatabaseError) as info:
+            op()
+        assert info.value.code == "SystemTable"
+    with pytest.raises(DatabaseError) as info:
+        SystemView(txn).patch(user_id, {"a": 2})
+    assert info.value.code == "InvalidTable"
+    system = SystemView(txn)
+    system.patch(sys_id, {"a": 3})
+    assert txn.get(sys_id) is not None and system.get(sys_id) == txn.get(sys_id)
+    db.commit(txn)
+    txn = db.begin()
+    SystemView(txn).delete(sys_id)
+    db.commit(txn)
+    assert db.begin().get(sys_id) is None
+
+
+def test_retry_loop_backs_off_retries_on_a_fresh_snapshot_and_gives_up(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one OCC retry loop (database/retry.py): every conflict is followed by a full-jitter
+    sleep below the capped exponential bound and a retry that sees the conflicting commit;
+    after ``max_retries`` retries the conflict is raised; ``Discard`` commits nothing."""
+    from convection import knobs
+    from convection.database.retry import Discard
+
+    monkeypatch.setattr(knobs, "MUTATION_OCC_BACKOFF_INITIAL_MS", 10)
+    monkeypatch.setattr(knobs, "MUTATION_OCC_BACKOFF_MAX_MS", 25)
+    cid = insert(db, "counter", {"n": 0.0})
+    seen: list[float] = []
+    sleeps: list[float] = []
+    conflicts: list[int] = []
+
+    def always_loses(txn: Transaction) -> None:
+        d = txn.get(cid)
+        assert d is not None
+        seen.append(d["n"])
+        other = db.begin()  # a concurrent writer commits first, every time
+        other.patch(cid, {"n": d["n"] + 1})
+        db.commit(other)
+        txn.patch(cid, {"n": -1.0})
+
+    with pytest.raises(OccConflict):
+        run_in_transaction(
+            db, always_loses, max_retries=3, sleep=sleeps.append,
+            on_conflict=lambda n, exc: conflicts.append(n),
+        )
+    assert seen == [0.0, 1.0, 2.0, 3.0]  # each retry read the commit it lost to
+    assert conflicts == [0, 1, 2]
+    assert len(sleeps) == 3 and all(0 <= s < cap / 1000 for s, cap in zip(sleeps, [10, 20, 25], strict=True))
+
+    def discarded(txn: Transaction) -> str | Discard[str]:
+        txn.patch(cid, {"n": 100.0})
+        return Discard("kept out")
+
+    assert run_in_transaction(db, discarded) == ("kept out", None)
+    final = db.begin().get(cid)
+    assert final is not None and final["n"] == 4.0

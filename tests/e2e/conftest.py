@@ -75,10 +75,16 @@ class ServerProcess:
         *,
         functions: Path = APP_DIR,
         extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        redact: bool = False,
     ) -> None:
+        """``extra_args`` are added to the command line; unless ``redact``, the server runs
+        with ``--no-redact-errors`` (the tests read function error messages as a developer
+        does); ``env`` is added to the environment."""
+        self.env = env or {}
         self.data_dir = data_dir
         self.functions = functions
-        self.extra_args = list(extra_args or [])
+        self.extra_args = list(extra_args or []) + ([] if redact else ["--no-redact-errors"])
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # HTTP actions' own port (never the default 3211, which a dev server may hold).
@@ -93,21 +99,22 @@ class ServerProcess:
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         self.starts += 1
         log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "convection", "serve",
                 "--functions", str(self.functions),
                 "--data", str(self.data_dir),
-                *self.extra_args,
                 "--host", "127.0.0.1",
                 "--port", str(self.port),
                 "--site-port", str(self.site_port),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            start_new_session=True,  # its own process group: kill() takes --workers too
         )
         log.close()
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -128,7 +135,8 @@ class ServerProcess:
     def kill(self) -> None:
         """SIGKILL: no goodbye to the clients (what a crash looks like)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:

@@ -10,6 +10,8 @@ import base64
 import contextlib
 import json
 import struct
+import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,18 @@ ZERO_VERSION = {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}
 
 def decode_ts(ts: str) -> int:
     return int(struct.unpack("<Q", base64.b64decode(ts))[0])
+
+
+def encode_ts(ts: int) -> str:
+    return base64.b64encode(struct.pack("<Q", ts)).decode()
+
+
+def http_json(url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 @dataclass
@@ -248,15 +262,112 @@ def test_message_before_connect_is_fatal(server_url: str) -> None:
     assert_healthy(server_url)
 
 
-def test_binary_frame_closes_the_socket(server_url: str) -> None:
+def test_binary_frame_is_fatal(server_url: str) -> None:
     with RawClient(server_url) as client:
         client.hello()
         client.send(b"\x00\x01binary")
         closed = client.expect_closed()
-        assert closed.before == []
-        assert closed.code == 1011
-        assert closed.reason == "InternalServerError"
+        assert [m["type"] for m in closed.before] == ["FatalError"]
+        assert "binary WebSocket frame" in closed.before[0]["error"]
+        assert (closed.code, closed.reason) == (1000, "WSMessageNotText")
     assert_healthy(server_url)
+
+
+@pytest.mark.parametrize(
+    ("frames", "reason", "fragment"),
+    [
+        (
+            [{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 0, "modifications": []}],
+            "BaseVersionMismatch",
+            "newVersion 0 must be above its baseVersion 0",
+        ),
+        (
+            [{"type": "Authenticate", "baseVersion": 3, "tokenType": "None"}],
+            "BaseVersionMismatch",
+            "Authenticate baseVersion 3",
+        ),
+        (
+            [
+                {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+                 "modifications": [add(5, "messages:default")]},
+                {"type": "ModifyQuerySet", "baseVersion": 1, "newVersion": 2,
+                 "modifications": [add(5, "messages:list")]},
+            ],
+            "DuplicateQueryId",
+            "queryId 5",
+        ),
+        (
+            [{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+              "modifications": [add(1, "messages:default"), add(1, "messages:list")]}],
+            "DuplicateQueryId",
+            "queryId 1",
+        ),
+        (
+            [{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+              "modifications": [add(i, "messages:echo", {"i": i}) for i in range(10_000)]}],
+            "TooManyQueries",
+            "SYNC_MAX_QUERIES_PER_MODIFY_COUNT",
+        ),
+    ],
+    ids=["query-set-version-not-growing", "authenticate-version", "duplicate-query-id",
+         "duplicate-query-id-in-one-message", "10000-queries-in-one-message"],
+)
+def test_bad_versions_and_query_sets_are_fatal(
+    server_url: str, frames: list[dict[str, Any]], reason: str, fragment: str
+) -> None:
+    """A client mistake gets a FatalError naming it (PROTOCOL.md §4.9), not 1011."""
+    with RawClient(server_url) as client:
+        client.hello()
+        for frame in frames:
+            client.send(frame)
+        closed = client.expect_closed()
+        fatal = [m for m in closed.before if m["type"] == "FatalError"]
+        assert len(fatal) == 1 and fragment in fatal[0]["error"], closed.before
+        assert (closed.code, closed.reason) == (1000, reason)
+    assert_healthy(server_url)
+
+
+def test_max_observed_timestamp_far_in_the_future_is_refused(server_url: str) -> None:
+    """PROTOCOL.md §4.3: a ts no commit of ours can have had (a day past the wall clock)
+    closes 1011 InternalServerError, as the reference server does."""
+    far = (int(time.time()) + 86_400) * 10**9
+    with RawClient(server_url) as client:
+        client.send({"type": "Connect", "sessionId": client.session_id, "connectionCount": 1,
+                     "lastCloseReason": "InitialConnect", "maxObservedTimestamp": encode_ts(far),
+                     "clientTs": 0})
+        client.modify(add(0, "messages:default"))
+        closed = client.expect_closed()
+        assert (closed.code, closed.reason) == (1011, "InternalServerError")
+        assert all(m["type"] != "Transition" for m in closed.before)
+    assert_healthy(server_url)
+
+
+def test_max_observed_timestamp_slightly_ahead_is_served_at_or_above_it(server: ServerProcess) -> None:
+    """A ts a little ahead of the latest commit (a data reset, a clock moved back) moves the
+    commit clock past it: the client never sees a ts below one it observed."""
+    latest = decode_ts(http_json(server.url + "/api/query_ts", {})["ts"])
+    ahead = latest + 2 * 10**9
+    with RawClient(server.url) as client:
+        client.send({"type": "Connect", "sessionId": client.session_id, "connectionCount": 1,
+                     "lastCloseReason": "InitialConnect", "maxObservedTimestamp": encode_ts(ahead),
+                     "clientTs": 0})
+        client.modify(add(0, "messages:default"))
+        transition = client.recv_transition(query_set=1)
+        assert decode_ts(transition["endVersion"]["ts"]) >= ahead
+        client.send(mutation(0, "messages:echo_mutation", {"n": 1}))
+        response = client.recv_type("MutationResponse")
+        assert decode_ts(response["ts"]) > ahead
+
+
+def test_cached_result_never_answers_for_a_future_ts(server_url: str) -> None:
+    body = {"path": "messages:default", "args": {}, "format": "json"}
+    assert http_json(server_url + "/api/query", body)["status"] == "success"  # now cached
+    latest = decode_ts(http_json(server_url + "/api/query_ts", {})["ts"])
+    future = http_json(server_url + "/api/query_at_ts", {**body, "ts": encode_ts(latest + 3_600 * 10**9)})
+    assert future["status"] == "error", future
+    assert "in the future" in future["errorMessage"]
+    now = http_json(server_url + "/api/query_at_ts", {**body, "ts": encode_ts(latest)})
+    assert now == {"status": "success", "value": "the default export"}
 
 
 def test_huge_message_closes_the_socket(server_url: str) -> None:
@@ -306,16 +417,6 @@ def test_bad_admin_key_is_an_auth_error(server_url: str) -> None:
         assert [m["type"] for m in closed.before] == ["AuthError"]
         assert closed.before[0]["authUpdateAttempted"] is True
         assert closed.before[0]["baseVersion"] == 0
-    assert_healthy(server_url)
-
-
-def test_authenticate_with_wrong_base_version_is_an_internal_error(server_url: str) -> None:
-    with RawClient(server_url) as client:
-        client.hello()
-        client.send({"type": "Authenticate", "baseVersion": 3, "tokenType": "None"})
-        closed = client.expect_closed()
-        assert closed.before == []
-        assert (closed.code, closed.reason) == (1011, "InternalServerError")
     assert_healthy(server_url)
 
 

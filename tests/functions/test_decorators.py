@@ -16,7 +16,8 @@ from convection.functions.decorators import (
     mutation,
     query,
 )
-from convection.schema.validators import ObjectValidator, Validator, v
+from convection.schema.builders import v
+from convection.schema.validators import ObjectValidator, Validator
 
 
 def test_bare_decorators() -> None:

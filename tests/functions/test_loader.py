@@ -12,8 +12,7 @@ from convection.functions.crons import Crons
 from convection.functions.decorators import ConvexFunction
 from convection.functions.http_router import HttpRouter
 from convection.functions.loader import PACKAGE_PREFIX, LoadedApp, load_app
-from convection.functions.paths import function_path
-from convection.functions.references import api
+from convection.functions.references import api, function_path
 from convection.schema.schema import SchemaDefinition
 
 SAMPLE = Path(__file__).parent / "sample_app" / "convex"

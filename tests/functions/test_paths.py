@@ -7,10 +7,9 @@ from convection.functions.paths import (
     InvalidFunctionPath,
     canonical_path,
     display_path,
-    function_path,
     split_path,
 )
-from convection.functions.references import FunctionReference, api, internal
+from convection.functions.references import FunctionReference, api, function_path, internal
 
 
 @pytest.mark.parametrize(

@@ -26,16 +26,6 @@ def test_interval_set_contains_matches_definition(ivs: list[tuple[bytes, bytes |
         assert e1 is not None and e1 < s2  # sorted, disjoint, not adjacent
 
 
-@settings(max_examples=200)
-@given(st.lists(intervals, max_size=10), intervals)
-def test_interval_set_overlaps(ivs: list[tuple[bytes, bytes | None]], probe: tuple[bytes, bytes | None]) -> None:
-    s = IntervalSet(ivs)
-    # brute force on a grid of candidate keys: starts and ends of every interval and the probe
-    cands = {b for iv in [*ivs, probe] for b in iv if b is not None}
-    expected = any(_contains(probe, k) and any(_contains(iv, k) for iv in ivs) for k in cands)
-    assert s.overlaps(*probe) == expected
-
-
 @settings(max_examples=300)
 @given(
     st.lists(st.tuples(st.integers(0, 6), intervals), max_size=25),

@@ -522,6 +522,58 @@ def test_reopen_keeps_everything(backend: Backend, tmp_path: Path) -> None:
 # --- concurrency ----------------------------------------------------------------------------
 
 
+def test_commit_sessions_of_two_stores_take_turns(backend: Backend, tmp_path: Path) -> None:
+    """Two handles on one store (two processes, or two nodes on one database) commit through
+    the commit lock in turn: a session sees every commit made before it took the lock, and a
+    second session waits while the first holds it."""
+    import threading
+
+    from convection.persistence.base import CommitEntry, decode_written_keys, encode_written_keys
+
+    if not backend.durable:
+        pytest.skip(f"{backend.name} is one process's")
+    a = backend.open(tmp_path)
+    b = backend.open(tmp_path)
+    try:
+        keys = {5: [b"k1", b""], -3: [b"x" * 3000]}
+        assert decode_written_keys(encode_written_keys(keys)) == keys
+        with a.commit_session() as s:
+            assert s.commits_after(0) == []
+            s.write([doc(1, b"a", "v1")], [Entry(BY_ID, b"ka", 1, T, b"a")],
+                    [CommitEntry(1, encode_written_keys(keys))])
+        assert [(c.ts, decode_written_keys(c.keys)) for c in b.commits_after(0)] == [(1, keys)]
+        assert b.others_may_have_committed()
+        order: list[str] = []
+        inside = threading.Event()
+
+        def second() -> None:
+            inside.wait(10)
+            with b.commit_session() as s:
+                order.append("b")
+                assert [c.ts for c in s.commits_after(1)] == [2]
+                s.write([doc(3, b"c", "v3")], [], [CommitEntry(3, b"")])
+
+        t = threading.Thread(target=second)
+        t.start()
+        with a.commit_session() as s:
+            inside.set()
+            t.join(0.3)  # b cannot get in while a holds the lock
+            order.append("a")
+            s.write([doc(2, b"b", "v2")], [], [CommitEntry(2, b"")])
+        t.join(30)
+        assert order == ["a", "b"]
+        assert [c.ts for c in a.commits_after(0)] == [1, 2, 3]
+        assert a.max_ts() == 3 and b.max_ts() == 3
+        # a session that fails writes nothing
+        with pytest.raises(RuntimeError), a.commit_session() as s:
+            s.write([doc(4, b"d", "v4")], [], [CommitEntry(4, b"")])
+            raise RuntimeError("boom")
+        assert [c.ts for c in b.commits_after(3)] == [] and b.get_document(T, b"d", 9) is None
+    finally:
+        b.close()
+        a.close()
+
+
 def test_concurrent_reads_see_whole_writes(backend: Backend, tmp_path: Path) -> None:
     """Readers on several threads while one thread writes: every read is a snapshot.
 

@@ -1,5 +1,5 @@
 """PostgreSQL-specific behaviour of PostgresPersistence (the shared contract is in
-test_conformance.py): query plans, keys longer than the B-tree limit, the writer lease, URLs,
+test_conformance.py): query plans, keys longer than the B-tree limit, URLs,
 schema versions, reconnection, and a Database restarting on the same store."""
 
 from __future__ import annotations
@@ -225,36 +225,6 @@ def test_keys_longer_than_the_btree_limit(store: PostgresPersistence) -> None:
                 assert found == [k for k in (got[::-1] if reverse else got) if k in want]
     [(key, revision)] = list(store.index_scan(INDEX, longs[3], longs[3] + b"\x00", 2**62))
     assert key == longs[3] and revision.value == b'{"ts":%d}' % (ordered.index(longs[3]) + 1)
-
-
-# --- the writer lease ------------------------------------------------------------------------
-
-
-def test_second_open_takes_the_lease_and_fences_the_first(postgres_url: str, schema: str) -> None:
-    first = PostgresPersistence(postgres_url, schema=schema)
-    try:
-        put(first, 1, b"a")
-        second = PostgresPersistence(postgres_url, schema=schema)
-        try:
-            assert second.lease_generation == first.lease_generation + 1
-            assert second.max_ts() == 1
-            for call in (
-                lambda: put(first, 2, b"b"),
-                lambda: first.set_global("k", 1),
-                lambda: first.delete_index(INDEX),
-                lambda: first.prune(1, 1),
-            ):
-                with pytest.raises(StorageFailure, match="lease"):
-                    call()
-            # The fenced store can still read; the new one writes.
-            assert keys(first, b"", None) == [b"a"]
-            put(second, 2, b"b")
-            second.set_global("k", 2)
-            assert keys(second, b"", None) == [b"a", b"b"] and second.get_global("k") == 2
-        finally:
-            second.close()
-    finally:
-        first.close()
 
 
 # --- URLs, versions, connections -------------------------------------------------------------

@@ -11,14 +11,9 @@ from hypothesis import strategies as st
 
 from convection import knobs
 from convection.errors import LimitError, SchemaError, ValidationError
-from convection.schema.validators import (
-    ObjectValidator,
-    Validator,
-    as_args_validator,
-    pagination_opts_validator,
-    v,
-    validator_from_json,
-)
+from convection.schema.builders import as_args_validator, pagination_opts_validator, v
+from convection.schema.validator_json import validator_from_json
+from convection.schema.validators import ObjectValidator, Validator
 from convection.values.ids import encode_id
 from convection.values.model import UNSET, Int64, normalize
 

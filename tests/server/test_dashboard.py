@@ -172,3 +172,67 @@ def test_cron_jobs_are_listed(client: TestClient, admin: dict[str, str], deploym
     assert body["crons"][0]["schedule"]["type"] == "interval"
     assert isinstance(body["crons"][0]["nextTs"], float)
     assert body["logs"] == []
+
+
+def test_a_tab_closing_during_a_logs_long_poll_ends_it_quietly(deployment: Deployment) -> None:
+    """Regression: the Logs page long-polls ``/api/admin/logs?after=N``; when the tab closes the
+    handler cancelled the poll and then asked the cancelled task for its result
+    (``InvalidStateError: Result is not set``, a traceback in the dev terminal)."""
+    import asyncio
+
+    app = build_app(deployment)
+    key = deployment.app.admin_key
+    sent: list[dict[str, Any]] = []
+
+    async def call() -> None:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": "/api/admin/logs", "raw_path": b"/api/admin/logs",
+            "query_string": b"after=0", "root_path": "",
+            "headers": [(b"host", b"testserver"), (b"authorization", f"Convex {key}".encode())],
+            "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}  # the tab is already gone
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+
+    asyncio.run(call())  # raised InvalidStateError before the fix
+    assert sent and sent[0]["type"] == "http.response.start" and sent[0]["status"] == 204
+
+
+@pytest.mark.parametrize("path", ["/data", "/schema", "/files", "/functions", "/logs", "/schedules", "/env", "/backups"])
+def test_every_page_has_an_address(client: TestClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200 and "convection admin-key" in r.text
+    assert r.headers["content-security-policy"] == client.get("/").headers["content-security-policy"]
+
+
+def test_the_schema_route_shows_indexes_with_their_state_and_backfill_progress(
+    client: TestClient, admin: dict[str, str], deployment: Deployment
+) -> None:
+    assert client.get("/api/admin/schema").status_code == 401
+    for text in ("a", "b", "c"):
+        client.post("/api/mutation", json={"path": "notes:add", "args": {"text": text}, "format": "json"})
+    body = client.get("/api/admin/schema", headers=admin).json()
+    assert body["hasSchema"] is False and body["schemaValidation"] is False
+    [notes] = [t for t in body["tables"] if t["name"] == "notes"]
+    assert notes["documents"] == 3 and notes["validator"] is None
+    assert {i["name"]: i["state"] for i in notes["indexes"]} == {"by_creation_time": "enabled", "by_id": "enabled"}
+    # An index being backfilled reports how far it got (entries written / documents).
+    seen: list[dict[str, Any]] = []
+
+    def progress(label: str, done: int) -> None:
+        body = client.get("/api/admin/schema", headers=admin).json()
+        seen.extend(i for t in body["tables"] if t["name"] == "notes" for i in t["indexes"] if i["name"] == "by_text")
+
+    deployment.app.db.backfill_index("notes", "by_text", ("text",), progress=progress, chunk=1)
+    assert seen[0] == {"name": "by_text", "fields": ["text"], "state": "backfilling", "progress": {"done": 1, "total": 3}}
+    assert seen[-1]["progress"] == {"done": 3, "total": 3}
+    body = client.get("/api/admin/schema", headers=admin).json()
+    [ix] = [i for t in body["tables"] if t["name"] == "notes" for i in t["indexes"] if i["name"] == "by_text"]
+    assert ix == {"name": "by_text", "fields": ["text"], "state": "enabled"}

@@ -598,13 +598,13 @@ def test_expired_token_during_a_request() -> None:
     assert closes(effects)[0].reason == "TokenExpired"
 
 
-def test_authenticate_with_wrong_base_version_is_an_internal_error() -> None:
+def test_authenticate_with_wrong_base_version_is_fatal() -> None:
     state = SyncState()
     connect(state)
     effects = state.receive_text(
         text({"type": "Authenticate", "baseVersion": 3, "tokenType": "None"})
     )
-    assert effects == [Close(1011, "InternalServerError", effects[0].detail)]  # type: ignore[union-attr]
+    assert_fatal(effects, "BaseVersionMismatch", "Authenticate baseVersion 3")
     assert state.closed
 
 
@@ -693,7 +693,41 @@ def test_query_set_version_must_grow() -> None:
     effects = state.receive_text(
         text({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 0, "modifications": []})
     )
-    assert [(c.code, c.reason) for c in closes(effects)] == [(1011, "InternalServerError")]
+    assert_fatal(effects, "BaseVersionMismatch", "newVersion 0 must be above")
+
+
+def test_duplicate_query_id_is_fatal() -> None:
+    state = SyncState()
+    connect(state)
+    modify(state, 0, add(1))
+    transition(state, 1)
+    assert_fatal(modify(state, 1, add(1)), "DuplicateQueryId", "queryId 1")
+    # twice in one message, before any transition ran
+    state = SyncState()
+    connect(state)
+    assert_fatal(modify(state, 0, add(4), add(4)), "DuplicateQueryId", "queryId 4")
+
+
+def test_removed_query_id_may_be_added_again() -> None:
+    state = SyncState()
+    connect(state)
+    modify(state, 0, add(1))
+    assert modify(state, 1, {"type": "Remove", "queryId": 1}, add(1)) != []
+    assert not state.closed
+
+
+def test_query_set_size_is_limited() -> None:
+    state = SyncState(max_queries_per_modify=3, max_queries=4)
+    connect(state)
+    assert_fatal(
+        modify(state, 0, *(add(i) for i in range(4))),
+        "TooManyQueries",
+        "SYNC_MAX_QUERIES_PER_MODIFY_COUNT",
+    )
+    state = SyncState(max_queries_per_modify=3, max_queries=4)
+    connect(state)
+    modify(state, 0, add(0), add(1), add(2))
+    assert_fatal(modify(state, 1, add(3), add(4)), "TooManyQueries", "SYNC_MAX_QUERIES_PER_SOCKET_COUNT")
 
 
 @pytest.mark.parametrize(
@@ -706,12 +740,11 @@ def test_malformed_messages_are_fatal(frame: str) -> None:
     assert_fatal(state.receive_text(frame), "WSMessageInvalidJson", "")
 
 
-def test_binary_frames_are_an_internal_error() -> None:
+def test_binary_frames_are_fatal() -> None:
     state = SyncState()
     connect(state)
     effects = state.receive_bytes(b"\x00\x01")
-    assert [(c.code, c.reason) for c in closes(effects)] == [(1011, "InternalServerError")]
-    assert sent(effects) == []
+    assert_fatal(effects, "WSMessageNotText", "binary WebSocket frame (2 bytes)")
 
 
 def test_huge_messages_close_1009() -> None:

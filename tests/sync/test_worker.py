@@ -17,7 +17,7 @@ from convection.application.interface import (
     QueryRun,
 )
 from convection.clock import ManualClock
-from convection.protocol.timestamps import decode_ts
+from convection.protocol.timestamps import decode_ts, encode_ts
 from convection.sync.worker import SyncWorker
 
 # --- fakes ------------------------------------------------------------------------------
@@ -50,6 +50,7 @@ class FakeApp:
 
     def __init__(self) -> None:
         self.ts = 100
+        self.bumped: list[int] = []
         self.values: dict[str, Any] = {"messages:list": []}
         self.subs: list[FakeSubscription] = []
         self.query_calls: list[tuple[str, Any, Identity, str | None, int]] = []
@@ -66,6 +67,9 @@ class FakeApp:
 
     def latest_ts(self) -> int:
         return self.ts
+
+    def bump_ts(self, ts: int) -> None:
+        self.bumped.append(ts)
 
     def commit(self, key: str, value: Any) -> int:
         """A write by anyone: invalidate readers, then publish the ts."""
@@ -606,12 +610,28 @@ async def test_wrong_base_version_is_fatal(h: Harness) -> None:
     assert h.closes == [(1000, "BaseVersionMismatch")]
 
 
-async def test_binary_frame_closes_1011(h: Harness) -> None:
+async def test_binary_frame_is_fatal(h: Harness) -> None:
     await h.connect()
     await h.worker.handle_bytes(b"\x00")
     await h.settle()
+    assert h.closes == [(1000, "WSMessageNotText")]
+    assert [m["type"] for m in h.sent] == ["FatalError"]
+
+
+async def test_max_observed_ts_slightly_ahead_moves_the_clock(h: Harness) -> None:
+    ahead = h.app.ts + 5_000
+    await h.connect(maxObservedTimestamp=encode_ts(ahead))
+    await h.settle()
+    assert h.app.bumped == [ahead]
+    assert h.closes == []
+
+
+async def test_max_observed_ts_far_in_the_future_closes_1011(h: Harness) -> None:
+    far = 1_000_000 * 1_000_000 + 3_600 * 10**9  # an hour past the harness's wall clock
+    await h.connect(maxObservedTimestamp=encode_ts(far))
+    await h.settle()
+    assert h.app.bumped == []
     assert h.closes == [(1011, "InternalServerError")]
-    assert h.sent == []
 
 
 async def test_huge_message_closes_1009() -> None:

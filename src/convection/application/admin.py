@@ -46,9 +46,10 @@ Every operation takes the caller's :class:`Identity` and refuses anything but an
   (:func:`apply_stored_env`, so module-level code sees them), and on every change (a removed variable gets
   back the value the process started with, if any), and every cached query is invalidated.
   ``os.environ`` is per process, so **one process serves one deployment**.
-* ``_system:logs``: recent function log lines, one :class:`LogEntry` per call, in a bounded
-  in-memory ring (:class:`LogBuffer`, fed by the runner's ``on_log``) with sequence numbers
-  for tailing (long-poll).
+* ``_system:logs``: the call log: one :class:`LogEntry` per function call (kind, path,
+  duration, outcome, request id, identity, log lines) in a bounded in-memory ring
+  (:class:`LogBuffer`, fed by the runner's ``on_call``) with sequence numbers for tailing
+  (long-poll), filterable by path and status.
 * ``_system:deploy``: a ZIP of a functions folder is unpacked into
   ``<data dir>/deployed/<n>/convex``, loaded, and pushed (schema check, index backfill, code
   swap: ``application/push.py``). The folder in force is recorded in
@@ -96,7 +97,7 @@ from convection.database.catalog import BY_CREATION_TIME
 from convection.database.database import Database
 from convection.database.query import Query
 from convection.database.retry import run_in_transaction
-from convection.database.transaction import SYSTEM_FIELDS, Transaction
+from convection.database.transaction import SYSTEM_FIELDS, SystemView, Transaction
 from convection.errors import (
     ConvectionError,
     ConvexError,
@@ -109,7 +110,6 @@ from convection.functions.identity import Identity
 from convection.functions.loader import LoadedApp, load_app
 from convection.model import modules
 from convection.model.file_storage import STORAGE_TABLE
-from convection.model.scheduled_jobs import system_access
 from convection.values.ids import decode_id, encode_id
 from convection.values.json import to_convex_json
 from convection.values.model import normalize, value_size
@@ -209,7 +209,6 @@ def stored_env(db: Database) -> dict[str, str]:
     if db.catalog.table_number(ENV_TABLE) is None:
         return {}
     txn = db.begin(read_only=True)
-    txn._system_access = True
     rows = Query(txn, ENV_TABLE).collect()
     return {r["name"]: r["value"] for r in sorted(rows, key=lambda r: str(r["name"]))}
 
@@ -232,16 +231,16 @@ def write_env(db: Database, name: str, value: str | None) -> bool:
     ensure_env_table(db)
 
     def fn(txn: Transaction) -> bool:
-        txn._system_access = True
+        system = SystemView(txn)
         row = Query(txn, ENV_TABLE).with_index(ENV_INDEX, lambda q: q.eq("name", name)).first()
         if row is None:
             if value is not None:
-                txn.insert(ENV_TABLE, {"name": name, "value": value})
+                system.insert(ENV_TABLE, {"name": name, "value": value})
             return False
         if value is None:
-            txn.delete(row["_id"])
+            system.delete(row["_id"])
         else:
-            txn.patch(row["_id"], {"value": value})
+            system.patch(row["_id"], {"value": value})
         return True
 
     existed, _ = run_in_transaction(db, fn)
@@ -268,6 +267,55 @@ class Admin:
         self._deploy_lock = threading.Lock()
         ensure_env_table(app.db)
         apply_stored_env(app.db)
+
+    def follow_other_processes(self, *, reload_code: bool) -> None:
+        """Apply what other processes of the deployment commit to the state this process
+        keeps outside the log: deployment variables (``os.environ``, then every cached query
+        is invalidated) and, with ``reload_code``, deployed code (``_modules``: a deploy to any
+        node reloads the code on every node, without a restart)."""
+        db = self.app.db
+        changed = {"env": False, "code": False}
+
+        def durable(batch: list[Any]) -> None:  # committer thread: quick, no I/O but os.environ
+            for rec in batch:
+                if not rec.remote:
+                    continue
+                for w in rec.writes:
+                    if w.table == ENV_TABLE:
+                        doc = w.new if w.new is not None else w.old
+                        if doc is not None:
+                            _apply_env(doc["name"], None if w.new is None else w.new["value"])
+                        changed["env"] = True
+                    elif w.table == modules.MODULES_TABLE and reload_code:
+                        changed["code"] = True
+
+        def published(batch: list[Any]) -> None:
+            if changed["env"]:
+                changed["env"] = False
+                self.app.cache.invalidate_all(self.app.latest_ts())
+            if changed["code"]:
+                changed["code"] = False
+                threading.Thread(target=self._reload_deployed, name="convection-reload", daemon=True).start()
+
+        db.add_durable_hook(durable)
+        db.add_publish_hook(published)
+
+    def _reload_deployed(self) -> None:
+        """Serve the code another process deployed (its schema is already in force)."""
+        import logging
+
+        with self._deploy_lock:
+            try:
+                folder = deployed_folder(self.app.db, self.data_dir)
+                previous = self.app.loaded
+                if folder is None or folder.resolve() == previous.folder.resolve():
+                    return
+                loaded = load_app(folder)
+                self.app.set_app(loaded)
+                previous.unload()
+                logging.getLogger("convection.admin").info("serving code deployed by another process: %s", folder)
+            except Exception:
+                logging.getLogger("convection.admin").exception("reloading code deployed by another process failed")
 
     @staticmethod
     def _require_admin(identity: Identity) -> None:
@@ -311,7 +359,6 @@ class Admin:
                 code="InvalidPaginationLimit",
             )
         txn = db.begin(read_only=True)
-        txn._system_access = True
         try:
             result = Query(txn, table).order("desc").paginate({"numItems": limit, "cursor": cursor or None})
         except ConvexError:
@@ -509,18 +556,17 @@ class Admin:
             written: list[str] = []
             kept = 0
             try:
-                with system_access(txn):
-                    for f in batch:
-                        doc = ImportDoc(f.where, f.fields(), f.id, f.creation_time)
-                        if keep_ids and _id_number(f.id) == number and insert_keeping_id(txn, STORAGE_TABLE, number, doc):
-                            storage_id = f.id
-                            kept += 1
-                        else:
-                            storage_id = txn.insert(STORAGE_TABLE, doc.fields)
-                        with files._lock:
-                            files._pending.add(storage_id)
-                        written.append(storage_id)
-                        files.blobs.put(storage_id, s.read(f))
+                system = SystemView(txn)
+                for f in batch:
+                    doc = ImportDoc(f.where, f.fields(), f.id, f.creation_time)
+                    if keep_ids and _id_number(f.id) == number and insert_keeping_id(system, STORAGE_TABLE, number, doc):
+                        storage_id = f.id
+                        kept += 1
+                    else:
+                        storage_id = system.insert(STORAGE_TABLE, doc.fields)
+                    files.hold(storage_id)
+                    written.append(storage_id)
+                    files.blobs.put(storage_id, s.read(f))
                 try:
                     db.commit(txn)
                 except StorageFailure:
@@ -535,8 +581,7 @@ class Admin:
                     code=exc.code,
                 ) from None
             finally:
-                with files._lock:
-                    files._pending.difference_update(written)
+                files.release(written)
             s.imported += len(batch)
             s.kept_ids += kept
             if progress is not None:
@@ -645,11 +690,23 @@ class Admin:
         return self._env_write(name, None)
 
     # --- logs ----------------------------------------------------------------------------------
-    async def logs_after(self, identity: Identity, after: int | None, history: int, timeout_s: float) -> dict[str, Any]:
-        """``_system:logs``: with ``after`` None, the last ``history`` entries at once; otherwise
-        the entries after ``after``, waiting up to ``timeout_s`` for one. ``cursor`` is the
-        ``after`` of the next call."""
+    async def logs_after(
+        self,
+        identity: Identity,
+        after: int | None,
+        history: int,
+        timeout_s: float,
+        *,
+        path: str | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """``_system:logs``: with ``after`` None, the last ``history`` calls at once; otherwise
+        the calls after ``after``, waiting up to ``timeout_s`` for one. ``cursor`` is the
+        ``after`` of the next call. ``path`` (a substring) and ``status`` (``success`` or
+        ``failure``) filter the entries returned; the cursor moves past filtered-out ones."""
         self._require_admin(identity)
+        if status not in (None, "", "success", "failure"):
+            raise AdminError(f"status must be 'success' or 'failure', got {status!r}", code="BadRequest")
         if after is None:
             entries = self.logs.tail(history)
             cursor = self.logs.last_seq
@@ -658,7 +715,8 @@ class Admin:
                 after = 0
             entries = await self.logs.wait(after, timeout_s)
             cursor = entries[-1].seq if entries else max(after, 0)
-        return {"entries": [e.to_json() for e in entries], "cursor": cursor}
+        shown = [e.to_json() for e in entries if e.matches(path, status)]
+        return {"entries": shown, "cursor": cursor, "capacity": self.logs.capacity}
 
     # --- deploy --------------------------------------------------------------------------------
     def deploy(self, identity: Identity, bundle: bytes) -> dict[str, Any]:
@@ -688,7 +746,7 @@ class Admin:
             try:
                 from convection.application.push import push
 
-                push(self.app, loaded, in_commit=lambda txn: modules.write_modules(txn, files))
+                push(self.app, loaded, in_commit=lambda system: modules.write_modules(system, files))
             except BaseException:
                 loaded.unload()
                 if not in_use:
@@ -725,7 +783,7 @@ def deployed_folder(db: Database, data_dir: Path) -> Path | None:
         if legacy is None:
             return None
         files = modules.read_folder(legacy)
-        db.run_system(lambda txn: modules.write_modules(txn, files))
+        db.run_system(lambda txn: modules.write_modules(SystemView(txn), files))
     return modules.materialize(files, data_dir)
 
 

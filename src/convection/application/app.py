@@ -21,20 +21,23 @@ from typing import Any, cast
 from convection import knobs
 from convection.application.cache import CacheEntry, CacheHandle, CacheKey, QueryCache
 from convection.application.interface import AuthFailure, FunctionKind, QueryRun
+from convection.application.lanes import Lanes
 from convection.application.scheduler import SchedulerExecutor
 from convection.auth.errors import AuthError
 from convection.auth.jwks import JwksCache
 from convection.auth.verifier import TokenVerifier
 from convection.database.database import Database
-from convection.database.transaction import Transaction
-from convection.errors import ConvexError
+from convection.database.transaction import SystemView
+from convection.errors import ConvexError, DatabaseError
 from convection.files.blobs import BlobStore, MemoryBlobStore
 from convection.files.service import FileStorage
+from convection.functions.calllog import CallSink
 from convection.functions.context import ActionHost
 from convection.functions.identity import ANONYMOUS, Identity
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
-from convection.functions.paths import canonical_path, function_path
+from convection.functions.paths import canonical_path
+from convection.functions.references import function_path
 from convection.functions.runner import FunctionCallError, Runner
 from convection.search.service import TextSearchService
 from convection.values.json import dumps, loads
@@ -59,6 +62,7 @@ class Application:
         secret: bytes | None = None,
         redact_errors: bool = False,
         on_log: Callable[[str, str, list[str]], None] | None = None,
+        on_call: CallSink | None = None,
         workers: int | None = None,
         blobs: BlobStore | None = None,
         origin: str | None = None,
@@ -68,14 +72,16 @@ class Application:
         self.admin_key = derive_admin_key(self.secret)
         self.redact_errors = redact_errors
         self.on_log = on_log
+        self.on_call = on_call
         self.cache = QueryCache()
-        self.executor = ThreadPoolExecutor(
-            max_workers=workers or knobs.FUNCTION_WORKER_THREADS_COUNT, thread_name_prefix="convection-fn"
-        )
+        pool = workers or knobs.FUNCTION_WORKER_THREADS_COUNT
+        self.executor = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="convection-fn")
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
+        # One function path may hold only part of the pool (application/lanes.py).
+        self.lanes = Lanes(min(knobs.FUNCTION_MAX_THREADS_PER_PATH_COUNT, max(1, pool // 2)))
         self.jwks = JwksCache()
         self.verifier = self._make_verifier(app)
-        self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log)
+        self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log, on_call=on_call)
         self.loaded = app
         self.host = _ActionHost(self)
         db.set_schema(app.schema)
@@ -84,7 +90,7 @@ class Application:
         # Scheduled functions and crons (application/scheduler.py); ctx members are added by
         # the decorators in _ctx_decorators, run on every ctx the runner builds.
         self.scheduler = SchedulerExecutor(self)
-        self._ctx_decorators: list[Callable[[Any, Transaction | None], None]] = [self.scheduler.decorate_ctx]
+        self._ctx_decorators: list[Callable[[Any, SystemView | None], None]] = [self.scheduler.decorate_ctx]
         # File storage (convection/files): ctx.storage, the _storage table, blobs (in memory
         # unless the wiring passes a store), URLs under ``origin``.
         self.files = FileStorage(
@@ -99,9 +105,9 @@ class Application:
         self._ctx_decorators.append(self.vector_search.decorate_ctx)
         self.runner.decorate_ctx = self._decorate_ctx
 
-    def _decorate_ctx(self, ctx: Any, txn: Transaction | None) -> None:
+    def _decorate_ctx(self, ctx: Any, system: SystemView | None) -> None:
         for decorate in self._ctx_decorators:
-            decorate(ctx, txn)
+            decorate(ctx, system)
 
     async def start(self) -> None:
         """Start the background services (scheduler and crons). The server calls it once its
@@ -126,12 +132,12 @@ class Application:
         removed = 0
         while True:
             txn = self.db.begin()
-            txn._system_access = True
+            system = SystemView(txn)
             old = Query(txn, MUTATION_RESULTS_TABLE).with_index(
                 "by_creation_time", lambda q: q.lt("_creationTime", cutoff)
             ).take(500)
             for doc in old:
-                txn.delete(doc["_id"])
+                system.delete(doc["_id"])
             if not old:
                 return removed
             self.db.commit(txn)
@@ -146,7 +152,9 @@ class Application:
 
         Raises AuthConfigError (nothing changes) when its ``auth_config.py`` is invalid."""
         verifier = self._make_verifier(app)
-        runner = Runner(self.db, app, redact_errors=self.redact_errors, on_log=self.on_log, stats=self.runner.stats)
+        runner = Runner(
+            self.db, app, redact_errors=self.redact_errors, on_log=self.on_log, stats=self.runner.stats, on_call=self.on_call
+        )
         runner.decorate_ctx = self.runner.decorate_ctx
         self.db.set_schema(app.schema)
         self.text_search.sync()
@@ -159,6 +167,9 @@ class Application:
 
     def latest_ts(self) -> int:
         return self.db.latest_ts()
+
+    def bump_ts(self, ts: int) -> None:
+        self.db.bump_ts(ts)
 
     _loop: asyncio.AbstractEventLoop | None = None
 
@@ -176,6 +187,14 @@ class Application:
     async def _in_thread(self, fn: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, fn)
+
+    async def _in_lane(self, path: Any, fn: Callable[[], Any]) -> Any:
+        """``fn`` in the worker pool, admitted through the lane of function ``path``."""
+        try:
+            key = canonical_path(path)
+        except Exception:
+            key = str(path)
+        return await self.lanes.run(key, lambda: self._in_thread(fn))
 
     # --- queries ----------------------------------------------------------------------------
     async def subscribe_query(
@@ -197,6 +216,14 @@ class Application:
     async def _cached_query(
         self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
     ) -> CacheEntry:
+        latest = self.latest_ts()
+        if ts > latest:
+            # Neither a cached entry nor a run may answer for a ts nobody committed yet: a
+            # commit in flight below it could still change the result.
+            raise DatabaseError(
+                f"Timestamp {ts} is in the future (the latest commit is at {latest})",
+                code="TooEarly",
+            )
         shared_key, own_key = self._keys(path, args, identity, journal)
         while True:
             entry = self.cache.lookup(shared_key, ts) or self.cache.lookup(own_key, ts)
@@ -215,7 +242,7 @@ class Application:
             try:
                 entry = cast(
                     CacheEntry,
-                    await self._in_thread(lambda: self._execute_query(path, args, identity, journal, ts)),
+                    await self._in_lane(path, lambda: self._execute_query(path, args, identity, journal, ts)),
                 )
                 if entry.outcome.success:
                     self.cache.store(own_key if entry.identity_read else shared_key, entry)
@@ -249,7 +276,7 @@ class Application:
         idempotency_key: tuple[str, int] | None = None,
     ) -> FunctionOutcome:
         self.check_identity(identity)
-        return await self._in_thread(lambda: self._mutation_sync(path, args, identity, idempotency_key))  # type: ignore[no-any-return]
+        return await self._in_lane(path, lambda: self._mutation_sync(path, args, identity, idempotency_key))  # type: ignore[no-any-return]
 
     def _mutation_sync(
         self, path: Any, args: Any, identity: Identity | None, key: tuple[str, int] | None
@@ -258,10 +285,10 @@ class Application:
             return self.runner.run_mutation(path, args, identity)
         session, request = key
 
-        def lookup(txn: Transaction) -> FunctionOutcome | None:
-            txn._system_access = True
+        def lookup(system: SystemView) -> FunctionOutcome | None:
             from convection.database.query import Query
 
+            txn = system.txn
             q = Query(txn, MUTATION_RESULTS_TABLE).with_index(
                 "by_request", lambda r: r.eq("sessionId", session).eq("requestId", float(request))
             )
@@ -275,9 +302,8 @@ class Application:
                 ts=rev.ts if rev is not None else txn.begin_ts,
             )
 
-        def store(txn: Transaction, outcome: FunctionOutcome) -> None:
-            txn._system_access = True
-            txn.insert(
+        def store(system: SystemView, outcome: FunctionOutcome) -> None:
+            system.insert(
                 MUTATION_RESULTS_TABLE,
                 {
                     "sessionId": session,
@@ -286,7 +312,6 @@ class Application:
                     "logLines": outcome.log_lines,
                 },
             )
-            txn._system_access = False
 
         return self.runner.run_mutation(path, args, identity, check_first=lookup, before_commit=store)
 
@@ -301,6 +326,10 @@ class Application:
             entry = await self._cached_query(path, args, identity, None, at)
         except Exception as exc:
             return FunctionOutcome(success=False, error_message=str(exc))
+        # A one-shot caller holds the entry only for this answer: take and drop a reference,
+        # so an entry the cache did not keep (an error, an evicted result) releases its
+        # database subscription now instead of never.
+        CacheHandle(self.cache, entry).close()
         return entry.outcome
 
     async def run_function(
@@ -332,7 +361,7 @@ class Application:
             return PlainTextResponse("No matching routes found", status_code=404)
         result, _lines, exc = await run_http_action(self.runner, route.handler, request, identity, self.host)
         if exc is not None:
-            if self.redact_errors:
+            if self.redact_errors and not identity.is_admin:
                 return PlainTextResponse("Server Error", status_code=500)
             return PlainTextResponse(f"Server Error\nUncaught {type(exc).__name__}: {exc}", status_code=500)
         if not isinstance(result, Response):
@@ -417,13 +446,13 @@ class _ActionHost(ActionHost):
     async def run_query(self, ref: Any, args: Any, identity: Identity | None) -> Any:
         app = self._app
         path = function_path(ref)
-        ex = await app._in_thread(lambda: app.runner.run_query(path, args or {}, _system_view(identity)))
+        ex = await app._in_lane(path, lambda: app.runner.run_query(path, args or {}, _system_view(identity)))
         return self._value(ex.outcome)
 
     async def run_mutation(self, ref: Any, args: Any, identity: Identity | None) -> Any:
         app = self._app
         path = function_path(ref)
-        outcome = await app._in_thread(lambda: app.runner.run_mutation(path, args or {}, _system_view(identity)))
+        outcome = await app._in_lane(path, lambda: app.runner.run_mutation(path, args or {}, _system_view(identity)))
         return self._value(outcome)
 
     async def run_action(self, ref: Any, args: Any, identity: Identity | None) -> Any:

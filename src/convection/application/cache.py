@@ -73,7 +73,7 @@ class CacheEntry:
         subscription.set_callback(self._fire if deliver is None else (lambda: deliver(self._fire)))
 
     def valid_at(self, ts: int) -> bool:
-        if ts < self.ts:
+        if ts < self.ts or self.subscription.closed:
             return False
         inv = self.subscription.invalidated_at
         if inv is not None and inv <= ts:

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
-from convection.application.scheduler import (
+from convection.application.workers import (
     RETRY_FOREVER,
     SKIPPED,
     TRANSIENT_ACTION_ERROR,
-    SchedulerExecutor,
+    JobRuntime,
     error_text,
 )
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
+from convection.functions.calllog import call_origin
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.model.cron_jobs import (
@@ -46,8 +48,11 @@ log = logging.getLogger("convection.crons")
 class CronRunner:
     """The cron half of the executor: sync, run one cron, read logs."""
 
-    def __init__(self, executor: SchedulerExecutor) -> None:
+    def __init__(self, executor: JobRuntime, *, may_run: Callable[[], bool] = lambda: True) -> None:
         self.executor = executor
+        # The executor's fencing check (it holds the scheduler lease), asked in each run's
+        # first transaction.
+        self.may_run = may_run
 
     @property
     def _now(self) -> float:
@@ -62,8 +67,8 @@ class CronRunner:
             wanted[spec.name] = spec_fields(spec.function_path, normalize(spec.args), normalize(spec.schedule))
         now = self._now
 
-        def run(txn: Transaction) -> dict[str, list[str]]:
-            model = CronJobs(txn)
+        def run(system: SystemView) -> dict[str, list[str]]:
+            model = CronJobs(system)
             report: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
             existing: dict[str, CronJob] = {}
             for job in model.all():
@@ -89,33 +94,32 @@ class CronRunner:
         return report
 
     def logs(self, name: str | None, limit: int) -> list[dict[str, Any]]:
-        txn = self.executor.db.begin(read_only=True)
-        return CronJobs(txn).logs(name, limit)
+        return CronJobs(SystemView(self.executor.db.begin(read_only=True))).logs(name, limit)
 
     # --- runs -------------------------------------------------------------------------------
     async def run(self, cron: CronJob) -> None:
         ex = self.executor
         if cron.state == IN_PROGRESS:
-            await ex._in_thread(lambda: self._fail_orphan(cron))
+            await ex.in_thread(lambda: self._fail_orphan(cron))
             return
         spec = ex.app.loaded.get(cron.udf_path)
         if spec is not None and spec.kind == "action":
             await self._run_action(cron)
         else:
-            await ex._in_thread(lambda: self._run_mutation(cron))
+            await ex.in_thread(lambda: self._run_mutation(cron))
 
     @staticmethod
-    def _unchanged(txn: Transaction, cron: CronJob) -> bool:
-        cur = CronJobs(txn).get(cron.id)
+    def _unchanged(system: SystemView, cron: CronJob) -> bool:
+        cur = CronJobs(system).get(cron.id)
         return cur is not None and cur.version == cron.version
 
     def _fail_orphan(self, cron: CronJob) -> None:
         now = self._now
 
-        def run(txn: Transaction) -> bool:
-            if not self.executor.lease.holds() or not self._unchanged(txn, cron):
+        def run(system: SystemView) -> bool:
+            if not self.may_run() or not self._unchanged(system, cron):
                 return False
-            model = CronJobs(txn)
+            model = CronJobs(system)
             model.log(cron, {"kind": "failed", "error": TRANSIENT_ACTION_ERROR}, [], 0.0)
             model.finish_run(cron, now)
             return True
@@ -127,21 +131,21 @@ class CronRunner:
         ex = self.executor
         started = time.perf_counter()
 
-        def check_first(txn: Transaction) -> FunctionOutcome | None:
-            # Fencing: see SchedulerExecutor._run_mutation_job.
-            if not ex.lease.holds():
+        def check_first(system: SystemView) -> FunctionOutcome | None:
+            if not self.may_run():  # fencing: see SchedulerExecutor._run_mutation_job
                 return SKIPPED
-            return None if self._unchanged(txn, cron) and cron.state == PENDING else SKIPPED
+            return None if self._unchanged(system, cron) and cron.state == PENDING else SKIPPED
 
-        def before_commit(txn: Transaction, outcome: FunctionOutcome) -> None:
-            model = CronJobs(txn)
+        def before_commit(system: SystemView, outcome: FunctionOutcome) -> None:
+            model = CronJobs(system)
             model.log(cron, {"kind": "success"}, outcome.log_lines, time.perf_counter() - started)
             model.finish_run(cron, self._now)
 
-        outcome = ex.app.runner.run_mutation(
-            cron.udf_path, cron.args, None, check_first=check_first, before_commit=before_commit,
-            max_retries=RETRY_FOREVER,
-        )
+        with call_origin("cron", cron.udf_path):
+            outcome = ex.app.runner.run_mutation(
+                cron.udf_path, cron.args, None, check_first=check_first, before_commit=before_commit,
+                max_retries=RETRY_FOREVER,
+            )
         if outcome is SKIPPED:
             return
         if not outcome.success:
@@ -149,9 +153,9 @@ class CronRunner:
             elapsed = time.perf_counter() - started
             now = self._now
 
-            def record(txn: Transaction) -> None:
-                if self._unchanged(txn, cron):
-                    model = CronJobs(txn)
+            def record(system: SystemView) -> None:
+                if self._unchanged(system, cron):
+                    model = CronJobs(system)
                     model.log(cron, {"kind": "failed", "error": message}, outcome.log_lines, elapsed)
                     model.finish_run(cron, now)
 
@@ -163,29 +167,30 @@ class CronRunner:
     async def _run_action(self, cron: CronJob) -> None:
         ex = self.executor
 
-        def begin(txn: Transaction) -> CronJob | None:
-            if not ex.lease.holds() or not self._unchanged(txn, cron) or cron.state != PENDING:
+        def begin(system: SystemView) -> CronJob | None:
+            if not self.may_run() or not self._unchanged(system, cron) or cron.state != PENDING:
                 return None
-            return CronJobs(txn).mark_in_progress(cron)
+            return CronJobs(system).mark_in_progress(cron)
 
-        marked = await ex._in_thread(lambda: ex.transact(begin))
+        marked = await ex.in_thread(lambda: ex.transact(begin))
         if marked is None:
             return
         started = time.perf_counter()
-        outcome = await ex.app.runner.run_action(cron.udf_path, cron.args, None, ex.app.host)
+        with call_origin("cron", cron.udf_path):
+            outcome = await ex.app.runner.run_action(cron.udf_path, cron.args, None, ex.app.host)
         elapsed = time.perf_counter() - started
         status: dict[str, Any] = (
             {"kind": "success"} if outcome.success else {"kind": "failed", "error": error_text(outcome)}
         )
         now = self._now
 
-        def finish(txn: Transaction) -> None:
-            if self._unchanged(txn, marked):
-                model = CronJobs(txn)
+        def finish(system: SystemView) -> None:
+            if self._unchanged(system, marked):
+                model = CronJobs(system)
                 model.log(marked, status, outcome.log_lines, elapsed)
                 model.finish_run(marked, now)
 
-        await ex._in_thread(lambda: ex.transact(finish))
+        await ex.in_thread(lambda: ex.transact(finish))
         self._report(cron, "success" if outcome.success else f"failed: {status['error']}")
 
     def _report(self, cron: CronJob, what: str) -> None:

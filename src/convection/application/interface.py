@@ -67,6 +67,10 @@ class ApplicationInterface(Protocol):
     def latest_ts(self) -> int:
         """The newest published commit ts (every invalidation up to it is already marked)."""
 
+    def bump_ts(self, ts: int) -> None:
+        """Move the commit clock so that every later commit, and ``latest_ts()`` once no
+        commit is in flight, is at least ``ts`` (a client observed ``ts``: PROTOCOL.md §4.3)."""
+
     async def subscribe_query(
         self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
     ) -> QueryRun:

@@ -24,6 +24,7 @@ import math
 
 from convection.database.database import Database
 from convection.database.readset import FrozenReadSet
+from convection.database.transaction import SystemView
 from convection.model.leases import Lease, Leases, new_holder_id
 
 log = logging.getLogger("convection.lease")
@@ -73,7 +74,7 @@ class LeaseKeeper:
         third = self.period_ms / 3.0
         try:
             lease, _ = self.db.run_system(
-                lambda txn: Leases(txn).take(self.name, self.holder, started, self.period_ms)
+                lambda txn: Leases(SystemView(txn)).take(self.name, self.holder, started, self.period_ms)
             )
         except Exception:
             log.exception("renewing the %r lease failed; retrying in %.1f s", self.name, third / 1000)
@@ -98,14 +99,14 @@ class LeaseKeeper:
         self._note(False)
         if not was:
             return False
-        released, _ = self.db.run_system(lambda txn: Leases(txn).release(self.name, self.holder))
+        released, _ = self.db.run_system(lambda txn: Leases(SystemView(txn)).release(self.name, self.holder))
         return released
 
     def watch(self) -> tuple[FrozenReadSet, int]:
         """A read of the lease document (read set and snapshot ts), to subscribe to: a commit
         releasing or taking the lease invalidates it."""
         txn = self.db.begin(read_only=True)
-        self.last_seen = Leases(txn).get(self.name)
+        self.last_seen = Leases(SystemView(txn)).get(self.name)
         return txn.reads.freeze(), txn.begin_ts
 
     def _note(self, held: bool) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView, Transaction
 from convection.errors import SchemaError, ValidationError
 from convection.functions.loader import LoadedApp
 from convection.schema.schema import SchemaDefinition
@@ -93,16 +93,22 @@ def push(
     loaded: LoadedApp,
     progress: Progress | None = None,
     *,
-    in_commit: Callable[[Transaction], None] | None = None,
+    in_commit: Callable[[SystemView], None] | None = None,
 ) -> None:
     """Make ``loaded`` live (see the module docstring). Blocking: call from a thread.
-    ``in_commit(txn)`` adds writes to the commit that makes the schema take effect (a deploy
-    stores the code there, so code and schema change together)."""
+    ``in_commit(system)`` adds writes, through the system view of the commit that makes the
+    schema take effect, to that commit (a deploy stores the code there, so code and schema
+    change together)."""
     db = app.db
     old_schema = db.schema
     new_schema = loaded.schema
     tables = _changed_tables(old_schema, new_schema)
-    check: Callable[[Transaction], None] | None = in_commit
+
+    def add_writes(txn: Transaction) -> None:
+        if in_commit is not None:
+            in_commit(SystemView(txn))
+
+    check: Callable[[Transaction], None] | None = add_writes if in_commit is not None else None
     if new_schema is not None and tables:
         snapshot = db.latest_ts()
         check_documents(app, new_schema, tables, snapshot, progress)
@@ -119,8 +125,7 @@ def push(
             checked[0] = max(checked[0], txn.begin_ts)
             for table in tables:
                 txn.record_table_read(table)
-            if in_commit is not None:
-                in_commit(txn)
+            add_writes(txn)
 
     db.set_schema(new_schema, check=check, progress=progress)
     app.set_app(loaded)

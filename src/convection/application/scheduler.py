@@ -47,18 +47,26 @@ import asyncio
 import concurrent.futures
 import logging
 import math
-import sys
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from convection import knobs
+from convection.application.crons import CronRunner
 from convection.application.lease import LeaseKeeper
+from convection.application.workers import (
+    RETRY_FOREVER,
+    SKIPPED,
+    TRANSIENT_ACTION_ERROR,
+    WorkerHost,
+    error_text,
+)
 from convection.database.readset import FrozenReadSet
 from convection.database.retry import run_in_transaction
 from convection.database.subscriptions import Subscription
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
+from convection.functions.calllog import call_origin
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.runner import FunctionCallError
@@ -67,33 +75,11 @@ from convection.model import cron_jobs, leases, scheduled_jobs
 from convection.model.cron_jobs import CronJob, CronJobs
 from convection.model.scheduled_jobs import JobState, ScheduledJob, ScheduledJobs
 
-if TYPE_CHECKING:
-    from convection.application.app import Application
-
 log = logging.getLogger("convection.scheduler")
 
 T = TypeVar("T")
 
 SCHEDULER_LEASE = "scheduler"
-
-TRANSIENT_ACTION_ERROR = "Transient error while executing action"
-RETRY_FOREVER = sys.maxsize
-# Returned by a run's check_first when the job changed before it could run (canceled, ...).
-SKIPPED = FunctionOutcome(success=True)
-
-
-def error_text(outcome: FunctionOutcome) -> str:
-    """The message recorded for a failed run: the client-facing error without the request
-    id prefix."""
-    msg = outcome.error_message
-    if msg.startswith("[Request ID: "):
-        _head, sep, rest = msg.partition("] ")
-        if sep:
-            msg = rest
-            if msg.startswith("Server Error\n"):
-                msg = msg[len("Server Error\n") :]
-    return msg.strip() or "Server Error"
-
 
 @dataclass
 class _Pass:
@@ -118,7 +104,7 @@ class SchedulerExecutor:
 
     def __init__(
         self,
-        app: Application,
+        app: WorkerHost,
         *,
         parallelism: int | None = None,
         lease_ms: float | None = None,
@@ -131,13 +117,11 @@ class SchedulerExecutor:
         scheduled_jobs.ensure_tables(self.db)
         cron_jobs.ensure_tables(self.db)
         leases.ensure_tables(self.db)
-        # Only the holder of this lease runs jobs (module docstring, "One node at a time").
+        # Only the holder of this lease runs jobs (module docstring, "One process at a time").
         self.lease = LeaseKeeper(
             self.db, SCHEDULER_LEASE, period_ms=lease_ms or knobs.SCHEDULER_LEASE_MS, holder=holder
         )
-        from convection.application.crons import CronRunner  # crons.py imports this module
-
-        self.crons = CronRunner(self)
+        self.crons = CronRunner(self, may_run=self.lease.holds)
         self.services = SchedulerServices(
             resolve=self._resolve, now_ms=self.clock.now_ms, run_transaction=self._run_transaction
         )
@@ -153,9 +137,9 @@ class SchedulerExecutor:
         self._last: _Pass = _Pass()
 
     # --- hooks for the application ----------------------------------------------------------
-    def decorate_ctx(self, ctx: Any, txn: Transaction | None) -> None:
+    def decorate_ctx(self, ctx: Any, system: SystemView | None) -> None:
         """Install ``ctx.scheduler`` (the runner's ``decorate_ctx`` hook)."""
-        decorate(ctx, txn, self.services)
+        decorate(ctx, system, self.services)
 
     def sync_crons(self, loaded: LoadedApp) -> None:
         """Make ``_cron_jobs`` match ``loaded.crons`` (blocking; called on every push)."""
@@ -177,14 +161,15 @@ class SchedulerExecutor:
             )
         return spec.path
 
-    async def _run_transaction(self, fn: Callable[[Transaction], Any]) -> Any:
-        return await self._in_thread(lambda: self.transact(fn))
+    async def _run_transaction(self, fn: Callable[[SystemView], Any]) -> Any:
+        return await self.in_thread(lambda: self.transact(fn))
 
-    def transact(self, fn: Callable[[Transaction], T]) -> T:
-        """Run ``fn`` in a transaction and commit it, retrying conflicts without limit."""
-        return run_in_transaction(self.db, fn, max_retries=RETRY_FOREVER)[0]
+    def transact(self, fn: Callable[[SystemView], T]) -> T:
+        """Run ``fn`` on the system view of a transaction and commit it, retrying conflicts
+        without limit."""
+        return run_in_transaction(self.db, lambda txn: fn(SystemView(txn)), max_retries=RETRY_FOREVER)[0]
 
-    async def _in_thread(self, fn: Callable[[], T]) -> T:
+    async def in_thread(self, fn: Callable[[], T]) -> T:
         """Run blocking work on the application's worker threads. Tracked so that ``stop()``
         can wait for it: a cancelled task does not stop its thread, and the database must
         not close under it."""
@@ -209,7 +194,7 @@ class SchedulerExecutor:
     async def start(self, *, background: bool = True) -> None:
         """Sync crons with the code in force, then (``background``) run the executor loop."""
         self._bind()
-        await self._in_thread(lambda: self.crons.sync(self.app.loaded))
+        await self.in_thread(lambda: self.crons.sync(self.app.loaded))
         if background and self._loop_task is None:
             self._loop_task = asyncio.create_task(self._run_loop(), name="convection-scheduler")
 
@@ -234,7 +219,7 @@ class SchedulerExecutor:
             self._subscription = None
         if release:
             try:
-                await self._in_thread(self.lease.release)
+                await self.in_thread(self.lease.release)
             except Exception:
                 log.exception("could not release the scheduler lease; it expires on its own")
 
@@ -282,13 +267,14 @@ class SchedulerExecutor:
     # --- passes -----------------------------------------------------------------------------
     def _read_queues(self, now: float, busy: frozenset[str], capacity: int) -> _Pass:
         txn = self.db.begin(read_only=True)
+        system = SystemView(txn)
         found = _Pass()
 
         def later(ts: float) -> None:
             if found.next_due is None or ts < found.next_due:
                 found.next_due = ts
 
-        for job in ScheduledJobs(txn).queue():
+        for job in ScheduledJobs(system).queue():
             assert job.next_ts is not None
             if job.next_ts > now:
                 later(job.next_ts)
@@ -299,7 +285,7 @@ class SchedulerExecutor:
                 found.saturated = True
                 break
             found.jobs.append(job)
-        for cron in CronJobs(txn).queue():
+        for cron in CronJobs(system).queue():
             if cron.next_ts > now:
                 later(cron.next_ts)
                 break
@@ -317,7 +303,7 @@ class SchedulerExecutor:
         """Renew (or try to take) the lease when due, or at once when it was last seen free;
         whether this process holds it."""
         if self.lease.renewal_due() or self.lease.seen_free():
-            await self._in_thread(self.lease.refresh)
+            await self.in_thread(self.lease.refresh)
         return self.lease.holds()
 
     async def _dispatch(self, *, subscribe: bool = False) -> int:
@@ -328,7 +314,7 @@ class SchedulerExecutor:
             # Idle: wake when the lease is due for another try, or released (subscription).
             self._last = _Pass()
             if subscribe:
-                read_set, ts = await self._in_thread(self.lease.watch)
+                read_set, ts = await self.in_thread(self.lease.watch)
                 self._resubscribe(read_set, ts)
                 if self.lease.seen_free():  # released or expired since the last try
                     self.wake()
@@ -337,7 +323,7 @@ class SchedulerExecutor:
         blocked = {k for k, (_, at) in self._failures.items() if at > now}
         busy = frozenset(self._running) | blocked
         capacity = self.parallelism - len(self._running)
-        found = await self._in_thread(lambda: self._read_queues(now, busy, capacity))
+        found = await self.in_thread(lambda: self._read_queues(now, busy, capacity))
         for _, at in self._failures.values():
             if at > now and (found.next_due is None or at < found.next_due):
                 found.next_due = at
@@ -402,7 +388,8 @@ class SchedulerExecutor:
     def next_scheduled_time(self) -> float | None:
         """The due time of the earliest pending scheduled function (crons excluded)."""
         txn = self.db.begin(read_only=True)
-        for job in ScheduledJobs(txn).queue():
+        system = SystemView(txn)
+        for job in ScheduledJobs(system).queue():
             if job.state is JobState.PENDING:
                 return job.next_ts
         return None
@@ -414,7 +401,7 @@ class SchedulerExecutor:
         ran = await self.run_due_jobs()
         if ran:
             return ran
-        nxt = await self._in_thread(self.next_scheduled_time)
+        nxt = await self.in_thread(self.next_scheduled_time)
         if nxt is None:
             return 0
         if nxt > self.clock.now_ms():
@@ -429,7 +416,7 @@ class SchedulerExecutor:
         total = 0
         for _ in range(max_rounds):
             total += await self.run_due_jobs()
-            nxt = await self._in_thread(self.next_scheduled_time)
+            nxt = await self.in_thread(self.next_scheduled_time)
             if nxt is None:
                 return total
             if nxt > self.clock.now_ms():
@@ -443,20 +430,20 @@ class SchedulerExecutor:
     # --- scheduled functions ----------------------------------------------------------------
     async def _run_job(self, job: ScheduledJob) -> None:
         if job.state is JobState.IN_PROGRESS:
-            await self._in_thread(lambda: self._fail_orphan(job))
+            await self.in_thread(lambda: self._fail_orphan(job))
             return
         spec = self.app.loaded.get(job.name)
         if spec is not None and spec.kind == "action":
             await self._run_action_job(job)
         else:
-            await self._in_thread(lambda: self._run_mutation_job(job))
+            await self.in_thread(lambda: self._run_mutation_job(job))
 
     def _fail_orphan(self, job: ScheduledJob) -> None:
         if not self.lease.holds():
             return
         now = self.clock.now_ms()
         changed = self.transact(
-            lambda txn: ScheduledJobs(txn).complete(
+            lambda system: ScheduledJobs(system).complete(
                 job.id, JobState.FAILED, now, error=TRANSIENT_ACTION_ERROR, expect=JobState.IN_PROGRESS
             )
         )
@@ -465,22 +452,23 @@ class SchedulerExecutor:
 
     def _job_args(self, job: ScheduledJob) -> dict[str, Any]:
         txn = self.db.begin(read_only=True)
-        return ScheduledJobs(txn).args_of(job)
+        system = SystemView(txn)
+        return ScheduledJobs(system).args_of(job)
 
     def _run_mutation_job(self, job: ScheduledJob) -> None:
         args = self._job_args(job)
 
-        def check_first(txn: Transaction) -> FunctionOutcome | None:
+        def check_first(system: SystemView) -> FunctionOutcome | None:
             # Fencing: a process that may have lost the lease leaves the job pending for the
             # new holder. Staged inProgress: visible only inside this transaction.
             if not self.lease.holds():
                 return SKIPPED
-            return None if ScheduledJobs(txn).mark_in_progress(job.id) else SKIPPED
+            return None if ScheduledJobs(system).mark_in_progress(job.id) else SKIPPED
 
-        def before_commit(txn: Transaction, outcome: FunctionOutcome) -> None:
-            ScheduledJobs(txn).complete(job.id, JobState.SUCCESS, self.clock.now_ms())
+        def before_commit(system: SystemView, outcome: FunctionOutcome) -> None:
+            ScheduledJobs(system).complete(job.id, JobState.SUCCESS, self.clock.now_ms())
 
-        with running_job(job.id):
+        with running_job(job.id), call_origin("scheduled", job.name):
             outcome = self.app.runner.run_mutation(
                 job.name, args, None, check_first=check_first, before_commit=before_commit,
                 max_retries=RETRY_FOREVER,
@@ -490,29 +478,29 @@ class SchedulerExecutor:
         message = error_text(outcome)
         now = self.clock.now_ms()
         self.transact(
-            lambda txn: ScheduledJobs(txn).complete(
+            lambda system: ScheduledJobs(system).complete(
                 job.id, JobState.FAILED, now, error=message, expect=JobState.PENDING
             )
         )
 
     async def _run_action_job(self, job: ScheduledJob) -> None:
-        def begin(txn: Transaction) -> dict[str, Any] | None:
-            model = ScheduledJobs(txn)
+        def begin(system: SystemView) -> dict[str, Any] | None:
+            model = ScheduledJobs(system)
             if not self.lease.holds() or not model.mark_in_progress(job.id):
                 return None
             return model.args_of(job)
 
-        args = await self._in_thread(lambda: self.transact(begin))
+        args = await self.in_thread(lambda: self.transact(begin))
         if args is None:
             return
-        with running_job(job.id):
+        with running_job(job.id), call_origin("scheduled", job.name):
             outcome = await self.app.runner.run_action(job.name, args, None, self.app.host)
         state = JobState.SUCCESS if outcome.success else JobState.FAILED
         message = None if outcome.success else error_text(outcome)
         now = self.clock.now_ms()
-        await self._in_thread(
+        await self.in_thread(
             lambda: self.transact(
-                lambda txn: ScheduledJobs(txn).complete(
+                lambda system: ScheduledJobs(system).complete(
                     job.id, state, now, error=message, expect=JobState.IN_PROGRESS
                 )
             )
@@ -524,7 +512,7 @@ class SchedulerExecutor:
         if now < self._next_prune_ms or not self.lease.holds():
             return
         self._next_prune_ms = now + knobs.SCHEDULER_PRUNE_INTERVAL_MS
-        await self._in_thread(lambda: self.prune(now))
+        await self.in_thread(lambda: self.prune(now))
 
     def prune(self, now_ms: float) -> int:
         """Delete finished jobs and cron logs older than the retention (blocking)."""
@@ -533,12 +521,12 @@ class SchedulerExecutor:
         total = 0
         while True:
 
-            def run(txn: Transaction) -> int:
-                model = ScheduledJobs(txn)
+            def run(system: SystemView) -> int:
+                model = ScheduledJobs(system)
                 old = model.finished_before(cutoff, batch)
                 for job in old:
                     model.delete(job)
-                return len(old) + CronJobs(txn).prune_logs(cutoff, batch)
+                return len(old) + CronJobs(system).prune_logs(cutoff, batch)
 
             n = self.transact(run)
             total += n

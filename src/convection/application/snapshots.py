@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from convection.database.transaction import Transaction, Write
+from convection.database.transaction import SystemView, Transaction
 from convection.errors import ConvectionError, IdError
 from convection.schema.schema import MAX_TABLE_NAME_LENGTH
 from convection.values.ids import decode_id
@@ -363,19 +363,9 @@ def snapshot_number(rows: list[tuple[str, dict[str, Any]]]) -> int | None:
     return None
 
 
-def insert_keeping_id(txn: Transaction, table: str, number: int, doc: ImportDoc) -> bool:
-    """Insert ``doc`` under its original ``_id`` and ``_creationTime``. False (nothing
-    written) when that id is live in this transaction's view."""
+def insert_keeping_id(writer: Transaction | SystemView, table: str, number: int, doc: ImportDoc) -> bool:
+    """Insert ``doc`` under its original ``_id`` and ``_creationTime`` through ``writer`` (a
+    transaction for user tables, its system view for ``_storage``). False (nothing written)
+    when that id is live in the transaction's view."""
     assert doc.id is not None
-    if txn.get(doc.id) is not None:  # also records the read: a concurrent insert conflicts
-        return False
-    _, internal = decode_id(doc.id)
-    txn._check_writable()
-    creation = doc.creation_time if doc.creation_time is not None else txn.now_ms
-    prepared = txn._prepare(table, doc.fields, doc.id, creation)
-    pending = txn.writes.get(internal)
-    if pending is not None:  # deleted earlier in this transaction: becomes a replacement
-        pending.new = prepared
-    else:
-        txn.writes[internal] = Write(table, number, doc.id, internal, None, None, prepared)
-    return True
+    return writer.insert_with_id(table, number, doc.id, doc.creation_time, doc.fields)

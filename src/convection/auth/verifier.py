@@ -287,8 +287,12 @@ class TokenVerifier:
 
 
 def identity_attributes(claims: Mapping[str, Any]) -> dict[str, Any]:
-    """The UserIdentity attributes of verified claims (PROTOCOL.md §7 table)."""
-    issuer = str(claims["iss"])
+    """The UserIdentity attributes of verified claims (PROTOCOL.md §7 table).
+
+    ``issuer`` (and so ``tokenIdentifier``) drops trailing ``/`` s of ``iss``: providers are
+    matched on the issuer without them, so ``https://a.com/`` and ``https://a.com`` are the
+    same issuer and must give the same user one identity."""
+    issuer = str(claims["iss"]).rstrip("/")
     subject = str(claims["sub"])
     attrs: dict[str, Any] = {
         "tokenIdentifier": f"{issuer}|{subject}",

@@ -20,6 +20,8 @@ async def watch_and_push(deployment: Any, console: Console) -> None:
     from watchfiles import awatch
 
     folder = deployment.functions_dir
+    if deployment.admin is not None:  # one line per function call, failures in red
+        deployment.admin.logs.add_listener(lambda call: print_call(console, call))
     _write_generated(deployment.app.loaded, console)
     async for changes in awatch(folder, watch_filter=lambda _c, p: p.endswith(".py") and "/_generated/" not in p):
         names = sorted({c[1].rsplit("/", 1)[-1] for c in changes})
@@ -52,3 +54,23 @@ def _write_generated(loaded: LoadedApp, console: Console) -> None:
         write_generated(loaded)
     except (ConvectionError, OSError) as exc:
         console.print(f"[yellow]! codegen failed:[/yellow] {escape(str(exc))}", highlight=False)
+
+
+def print_call(console: Console, call: Any) -> None:
+    """``convection dev``'s call log: one line per call (``functions/calllog.py``), then its
+    log lines; a failure in red with its message and user frames. The dashboard's own
+    ``_system/...`` calls are left out (the dashboard shows their errors itself)."""
+    from rich.markup import escape
+
+    from convection.functions.calllog import format_call_line
+
+    if call.path.startswith("_system/"):
+        return
+
+    line = escape(format_call_line(call))
+    console.print(line if call.success else f"[bold red]{line}[/bold red]", highlight=False)
+    for extra in call.lines:
+        console.print("    " + escape(extra), style="dim", highlight=False)
+    if not call.success:
+        for frame in call.frames:
+            console.print("    " + escape(frame), style="red", highlight=False)

@@ -68,18 +68,17 @@ def _origin(origin: str | None, host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | None, *, dev: bool, redact: bool, site_port: int = 3211, origin: str | None = None, storage: str | None = None) -> None:
-    import uvicorn
-
-    from convection import knobs
+def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | None, *, dev: bool, redact: bool, site_port: int = 3211, origin: str | None = None, storage: str | None = None, workers: int = 1) -> None:
     from convection.application.app import derive_admin_key
     from convection.cli.connect import data_dir_of, report_error
     from convection.errors import ConvectionError
-    from convection.server.app import build_app, open_deployment
     from convection.server.owner import acquire
 
     if not functions.is_dir():
         report_error(f"No functions folder at {functions}: create it or pass --functions DIR")
+        raise typer.Exit(2)
+    if workers < 1:
+        report_error(f"--workers must be at least 1, got {workers}")
         raise typer.Exit(2)
     ddir = data_dir_of(functions, data)
     try:
@@ -87,77 +86,139 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
     except ConvectionError as exc:
         report_error(exc.message, exc.code)
         raise typer.Exit(1) from None
-    try:
-        deployment = open_deployment(
-            functions, ddir, db_url=db, redact_errors=redact, dev=dev, on_log=_print_logs if dev else None,
+    local_url = _origin(None, host, port)  # where CLI commands on this machine reach it
+
+    def open_it() -> Any:
+        from convection.server.app import open_deployment
+
+        return open_deployment(
+            functions, ddir, db_url=db, redact_errors=redact, dev=dev,
             origin=_origin(origin, host, port), storage_url=storage,
         )
+
+    def banner_rows(functions_dir: Path, data_dir: Path) -> list[tuple[str, str]]:
+        url = f"http://{host}:{port}"
+        rows = [("serving", str(functions_dir)), ("API", url), ("dashboard", local_url + "/")]
+        if site_port:
+            rows.append(("HTTP actions", f"http://{host}:{site_port}/<path> and {url}/http/<path>"))
+        if workers > 1:
+            rows.append(("workers", f"{workers} processes (docs/deploy.md)"))
+        rows += [("data", str(data_dir)), ("admin key", f"convection admin-key --data {data_dir}")]
+        return rows
+
+    if workers > 1:
+        _serve_workers(owner, workers, host, port, site_port, open_it, banner_rows, local_url, ddir)
+        return
+    try:
+        deployment = open_it()
     except ConvectionError as exc:  # a module that fails to load: file:line and the message
         owner.release()
         report_error(exc.message, exc.code)
         raise typer.Exit(1) from None
-    local_url = _origin(None, host, port)  # where CLI commands on this machine reach it
     owner.publish(local_url, derive_admin_key(deployment.secret))
-    app = build_app(deployment)
-    url = f"http://{host}:{port}"
-    banner = [
-        ("serving", str(deployment.functions_dir)),
-        ("API", url),
-        ("dashboard", local_url + "/"),
-    ]
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", loop="auto", ws="websockets-sansio",
-        lifespan="off", ws_max_size=knobs.SYNC_MAX_MESSAGE_SIZE_BYTES,
-        # No permessage-deflate: compressing every Transition cost more server (and client)
-        # CPU than loopback/LAN bandwidth saves; F1 at N=10,000 went 1,236 -> 822 ms and idle
-        # memory per connection 88 -> 45 KB without it (bench/PROFILES.md).
-        ws_per_message_deflate=False,
-    )
-    server = uvicorn.Server(config)
-    site_server = None
-    if site_port:
-        from convection.server.app import build_site_app
-
-        site_server = uvicorn.Server(uvicorn.Config(
-            build_site_app(deployment), host=host, port=site_port, log_level="warning", lifespan="off",
-        ))
-        banner.append(("HTTP actions", f"http://{host}:{site_port}/<path> and {url}/http/<path>"))
-    banner += [("data", str(deployment.data_dir)), ("admin key", f"convection admin-key --data {deployment.data_dir}")]
-    _print_banner("dev" if dev else "serve", banner)
-
-    async def main() -> None:
-        await deployment.app.start()  # scheduler and crons
-        tasks = [asyncio.create_task(server.serve())]
-        if site_server is not None:
-            site = site_server
-
-            async def serve_site() -> None:
-                try:
-                    await site.serve()
-                except (SystemExit, OSError):
-                    console.print(f"[yellow]could not listen on site port {site_port}[/yellow]; HTTP actions stay at {url}/http/<path>")
-
-            tasks.append(asyncio.create_task(serve_site()))
-        if dev:
-            from convection.cli.dev import watch_and_push
-
-            tasks.append(asyncio.create_task(watch_and_push(deployment, console)))
-        try:
-            await tasks[0]
-        finally:
-            for t in tasks[1:]:
-                t.cancel()
-            await deployment.app.stop()
-
+    _print_banner("dev" if dev else "serve", banner_rows(deployment.functions_dir, deployment.data_dir))
     _tune_gc()
     _exit_on_sigterm()
     try:
-        _run_loop(main())
+        _run_loop(_serve_deployment(deployment, host, port, site_port, dev=dev))
     except KeyboardInterrupt:  # Ctrl-C: a clean stop, not an error
         pass
     finally:
         deployment.close()
         owner.release()
+
+
+def _serve_workers(owner: Any, workers: int, host: str, port: int, site_port: int,
+                   open_it: Any, banner_rows: Any, local_url: str, ddir: Path) -> None:
+    """``serve --workers N``: bind the sockets here, fork N workers (server/workers.py)."""
+    from convection.application.app import derive_admin_key
+    from convection.cli.connect import report_error
+    from convection.errors import ConvectionError
+    from convection.server.app import instance_secret
+    from convection.server.workers import Supervisor, bind
+
+    try:
+        sockets = [bind(host, port)] + ([bind(host, site_port)] if site_port else [])
+    except OSError as exc:
+        owner.release()
+        report_error(f"cannot listen on {host}:{port}{f' or {site_port}' if site_port else ''}: {exc}")
+        raise typer.Exit(1) from None
+
+    def worker(shared: list[Any], ready: Any) -> int:
+        try:
+            deployment = open_it()
+        except ConvectionError as exc:
+            report_error(exc.message, exc.code)
+            return 1
+        ready()
+        _tune_gc()
+        _exit_on_sigterm()
+        try:
+            _run_loop(_serve_deployment(deployment, host, port, site_port, dev=False, sockets=shared))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            deployment.close()
+        return 0
+
+    def started() -> None:
+        owner.publish(local_url, derive_admin_key(instance_secret(ddir)))
+        _print_banner("serve", banner_rows(Path("(the deployment's code)"), ddir))
+
+    code = Supervisor(workers, sockets, worker, on_started=started).run()
+    owner.release()
+    if code:
+        raise typer.Exit(code)
+
+
+async def _serve_deployment(deployment: Any, host: str, port: int, site_port: int, *, dev: bool,
+                            sockets: list[Any] | None = None) -> None:
+    """Serve one deployment on this process's event loop until uvicorn stops (a signal)."""
+    import uvicorn
+
+    from convection import knobs
+    from convection.server.app import build_app, build_site_app
+    from convection.server.http_timeouts import protocol_class
+
+    url = f"http://{host}:{port}"
+    config = uvicorn.Config(
+        build_app(deployment), host=host, port=port, log_level="warning", loop="auto",
+        ws="websockets-sansio", lifespan="off", ws_max_size=knobs.SYNC_MAX_MESSAGE_SIZE_BYTES,
+        # No permessage-deflate: compressing every Transition cost more server (and client)
+        # CPU than loopback/LAN bandwidth saves; F1 at N=10,000 went 1,236 -> 822 ms and idle
+        # memory per connection 88 -> 45 KB without it (bench/PROFILES.md).
+        ws_per_message_deflate=False,
+        http=protocol_class(knobs.HTTP_REQUEST_IDLE_TIMEOUT_MS / 1000),
+    )
+    server = uvicorn.Server(config)
+    site_server = None
+    if site_port:
+        site_server = uvicorn.Server(uvicorn.Config(
+            build_site_app(deployment), host=host, port=site_port, log_level="warning", lifespan="off",
+            http=protocol_class(knobs.HTTP_REQUEST_IDLE_TIMEOUT_MS / 1000),
+        ))
+    await deployment.app.start()  # scheduler and crons
+    tasks = [asyncio.create_task(server.serve(sockets=sockets[:1] if sockets else None))]
+    if site_server is not None:
+        site = site_server
+
+        async def serve_site() -> None:
+            try:
+                await site.serve(sockets=sockets[1:2] if sockets else None)
+            except (SystemExit, OSError):
+                console.print(f"[yellow]could not listen on site port {site_port}[/yellow]; HTTP actions stay at {url}/http/<path>")
+
+        tasks.append(asyncio.create_task(serve_site()))
+    if dev:
+        from convection.cli.dev import watch_and_push
+
+        tasks.append(asyncio.create_task(watch_and_push(deployment, console)))
+    try:
+        await tasks[0]
+    finally:
+        for t in tasks[1:]:
+            t.cancel()
+        await deployment.app.stop()
 
 
 def _exit_on_sigterm() -> None:
@@ -208,14 +269,6 @@ def _run_loop(coro: Any) -> None:
     uvloop.run(coro)
 
 
-def _print_logs(path: str, kind: str, lines: list[str]) -> None:
-    import datetime
-
-    now = datetime.datetime.now().strftime("%H:%M:%S")
-    for line in lines:
-        console.print(f"{now} {kind[0].upper()} {path} {line}", highlight=False, markup=False)
-
-
 @cli.command(cls=Command)
 def serve(
     functions: FunctionsOpt = Path("convex"),
@@ -226,10 +279,11 @@ def serve(
     data: DataOpt = None,
     db: DbOpt = None,
     storage: StorageOpt = None,
-    redact_errors: Annotated[bool, typer.Option("--redact-errors", help="Send 'Server Error' without details to clients.")] = False,
+    redact_errors: Annotated[bool, typer.Option("--redact-errors/--no-redact-errors", help="Callers that are not admins get 'Server Error' and a request id instead of a function's error message and traceback (the full text goes to the server log). On by default; --no-redact-errors shows everything (as `convection dev` does).")] = True,
+    workers: Annotated[int, typer.Option("--workers", envvar="CONVECTION_WORKERS", help="Server processes sharing the port and the store (docs/deploy.md).")] = 1,
 ) -> None:
     """Run the backend on a functions folder (production: no watching)."""
-    _serve(functions, host, port, data, db, dev=False, redact=redact_errors, site_port=site_port, origin=origin, storage=storage)
+    _serve(functions, host, port, data, db, dev=False, redact=redact_errors, site_port=site_port, origin=origin, storage=storage, workers=workers)
 
 
 @cli.command(cls=Command)

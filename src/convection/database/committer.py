@@ -1,20 +1,36 @@
-"""The committer: the single write path of the database.
+"""The committer: the write path of the database, shared by every process using the store.
 
-``commit`` (called from any thread) validates a transaction's read set against every commit
-after its begin ts (published or still being written), assigns the commit ts from a hybrid
-clock (``max(last + 1, wall clock ns)``: strictly increasing, close to wall time, never going
-backwards, also across restarts since it starts above the persisted max ts), and queues the
-commit. One writer thread persists queued commits in batches (group commit: everything
-queued while the previous write was in flight goes into one durable SQL transaction), then
-publishes them in ts order: write log, subscription invalidation, then ``latest_ts``. The
-caller's ``commit`` returns once its commit is published.
+``commit`` (called from any thread) checks a transaction's read set against the commits this
+process already knows (an early, cheap refusal) and queues it. One writer thread takes the
+queued commits as a batch (group commit) and, holding the store's **commit lock**
+(``Persistence.commit_session``: SQLite's write lock, a PostgreSQL advisory lock), which every
+process and node using the store takes in turn:
+
+1. **catches up**: reads the commit-log entries other processes wrote since the last ts this
+   process knows (their written keys), and hands their document revisions to the database
+   (``on_remote``: the catalog learns their tables and indexes, derived indexes their writes);
+2. **validates** each queued commit against every commit after its begin ts (this process's,
+   the other processes', and the batch's earlier ones): an overlap fails it with OccConflict;
+3. **assigns** its ts from a hybrid clock (``max(last ts known + 1, wall clock ns)``: strictly
+   increasing across processes, close to wall time) and **builds** its rows and written keys
+   with the catalog at that ts;
+4. **writes** the rows and the commit-log entries in one durable transaction, releasing the
+   lock.
+
+Then it publishes, in ts order, the other processes' commits and its own: write log,
+subscription invalidation, then ``latest_ts``; the callers of ``commit`` return. When no commit
+is queued the writer **tails** the log: every ``LOG_TAIL_POLL_MS`` it asks the store (cheaply)
+whether another process committed, and publishes what it finds.
 
 Invariants:
-* the write log holds commits in strictly increasing ts order;
-* ``latest_ts`` only moves forward and only after subscriptions saw every commit up to it;
+* the write log holds commits in strictly increasing ts order, and a ts is never reused by any
+  process (ts assignment and the write happen under the one commit lock);
+* ``latest_ts`` only moves forward, only after subscriptions saw every commit up to it, and
+  everything committed at or before it (by any process) is known here: a snapshot at
+  ``latest_ts`` never changes;
 * a persistence failure (unknown outcome) stops the committer for good: every waiting and
-  later commit raises :class:`StorageFailure`, and the process should restart and recover
-  from the log rather than guess.
+  later commit raises :class:`StorageFailure`, and the process should restart and recover from
+  the log rather than guess.
 """
 
 from __future__ import annotations
@@ -30,10 +46,17 @@ from typing import Any
 
 from convection import knobs
 from convection.clock import Clock
-from convection.database.readset import FrozenReadSet
+from convection.database.readset import EMPTY_READ_SET, FrozenReadSet
 from convection.database.subscriptions import SubscriptionManager
 from convection.errors import OccConflict, StorageFailure
-from convection.persistence.base import DocumentRevision, IndexEntry, Persistence
+from convection.persistence.base import (
+    CommitEntry,
+    DocumentRevision,
+    IndexEntry,
+    Persistence,
+    decode_written_keys,
+    encode_written_keys,
+)
 from convection.stats import BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S, Histogram
 
 log = logging.getLogger("convection.committer")
@@ -41,6 +64,10 @@ log = logging.getLogger("convection.committer")
 # Called under the commit lock with the assigned ts: the commit's revisions, index entries and
 # written keys (index id -> keys), computed with the catalog at that ts.
 RowsBuilder = Callable[[int], tuple[list[DocumentRevision], list[IndexEntry], dict[int, list[bytes]]]]
+# The database's view of commits made by other processes: given their revisions (in ts order,
+# grouped per commit), update what depends on them (the catalog) and return each commit's
+# ``Write`` s for derived indexes.
+RemoteHandler = Callable[[int, list[DocumentRevision]], list[Any]]
 
 
 @dataclass(eq=False)
@@ -54,14 +81,25 @@ class CommitRecord:
     error: BaseException | None = None
     source: str = ""
     # The transaction's ``Write`` s (table, id, old and new document), for ``on_durable``
-    # consumers (in-memory search indexes); dropped once published.
+    # consumers (derived in-memory indexes); dropped once published.
     writes: list[Any] = field(default_factory=list)
+    # Until the writer assigns the ts: what to validate and how to build the rows.
+    begin_ts: int = 0
+    read_set: FrozenReadSet = EMPTY_READ_SET
+    build: RowsBuilder | None = None
+    remote: bool = False  # committed by another process
+    min_ts: int = 0  # the ts must be at least this (bump_ts)
+
+
+def _empty_rows(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry], dict[int, list[bytes]]]:
+    return [], [], {}
 
 
 class Committer:
     """Owns the write log, the commit clock and the writer thread. See module docstring.
 
-    Counters for ``/metrics`` (read at scrape time, never reset): ``commits`` (published),
+    Counters for ``/metrics`` (read at scrape time, never reset): ``commits`` (published, this
+    process's), ``remote_commits`` (other processes' commits published here),
     ``occ_conflicts`` (commits refused by OCC validation), ``commit_seconds`` (from
     ``commit()`` to published, successful commits) and ``batch_sizes`` (commits per persisted
     group-commit batch)."""
@@ -75,6 +113,7 @@ class Committer:
         start_ts: int,
         on_publish: Callable[[list[CommitRecord]], None] | None = None,
         on_durable: Callable[[list[CommitRecord]], None] | None = None,
+        on_remote: RemoteHandler | None = None,
     ) -> None:
         self._persistence = persistence
         self._subscriptions = subscriptions
@@ -84,18 +123,20 @@ class Committer:
         # (before ``latest_ts`` moves past it): derived in-memory indexes see every commit a
         # reader can see. Must be quick and must not raise.
         self._on_durable = on_durable
+        self._on_remote = on_remote
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._log: list[CommitRecord] = []  # ts order; published prefix, then pending
+        self._log: list[CommitRecord] = []  # ts order; published prefix, then built ones
         self._log_ts: list[int] = []
         self._log_floor = start_ts  # commits at or before this ts are not in the log
         self._queue: deque[CommitRecord] = deque()
-        self._last_assigned = start_ts
+        self._last_assigned = start_ts  # the largest ts known to be taken, by anyone
+        self._known_ts = start_ts  # the commit log has been read up to here
         self.latest_ts = start_ts
         self._failed: BaseException | None = None
         self._stopping = False
-        self._listeners: list[Callable[[int], None]] = []
         self.commits = 0  # bumped by the writer thread only
+        self.remote_commits = 0
         self.occ_conflicts = 0  # bumped under self._lock
         self.commit_seconds = Histogram(LATENCY_BUCKETS_S)
         self.batch_sizes = Histogram(BATCH_SIZE_BUCKETS)
@@ -103,17 +144,22 @@ class Committer:
         self._thread.start()
 
     # --- public ---------------------------------------------------------------------------
-    def add_listener(self, fn: Callable[[int], None]) -> None:
-        """``fn(latest_ts)`` runs in the writer thread after each published batch."""
-        self._listeners.append(fn)
-
     def bump_ts(self, ts: int) -> None:
-        """Make every future commit and ``latest_ts`` at least ``ts`` (a client observed it)."""
+        """Make ``latest_ts`` at least ``ts`` (a client observed it: on another process, or
+        before a restart). An empty commit with a ts at or above it goes through the commit
+        path like any other, so every process sharing the store learns of it, and timestamps
+        stay strictly increasing across them (a local jump of ``latest_ts`` could let another
+        process commit below it, under a snapshot already served)."""
+        if self.latest_ts >= ts:
+            return
         with self._lock:
-            if ts > self._last_assigned:
-                self._last_assigned = ts
-            if not self._queue and ts > self.latest_ts:
-                self.latest_ts = ts
+            if self._failed is not None or self._stopping:
+                return
+            rec = CommitRecord(0, {}, source="observed ts", begin_ts=self.latest_ts,
+                               build=_empty_rows, min_ts=ts)
+            self._queue.append(rec)
+            self._cond.notify_all()
+        rec.done.wait()
 
     def commit(
         self,
@@ -132,22 +178,22 @@ class Committer:
                 raise StorageFailure(f"the database stopped after a storage failure: {self._failed}")
             if self._stopping:
                 raise StorageFailure("the database is shutting down")
-            self._validate(begin_ts, read_set)
-            ts = max(self._last_assigned + 1, self._clock.now_ns())
-            self._last_assigned = ts
-            docs, entries, index_keys = build_rows(ts)
-            rec = CommitRecord(ts, index_keys, docs, entries, source=source, writes=writes or [])
-            self._log.append(rec)
-            self._log_ts.append(ts)
+            self._check(begin_ts, read_set)  # early refusal: what this process already knows
+            rec = CommitRecord(0, {}, source=source, writes=writes or [], begin_ts=begin_ts,
+                               read_set=read_set, build=build_rows)
             self._queue.append(rec)
             self._cond.notify_all()
         rec.done.wait()
         if rec.error is not None:
+            if isinstance(rec.error, OccConflict):
+                raise rec.error
             raise StorageFailure(f"commit failed with an unknown outcome: {rec.error}") from rec.error
         self.commit_seconds.observe(time.perf_counter() - started)
-        return ts
+        return rec.ts
 
-    def _validate(self, begin_ts: int, read_set: FrozenReadSet) -> None:
+    def _check(self, begin_ts: int, read_set: FrozenReadSet) -> None:
+        """Raise OccConflict if a known commit after ``begin_ts`` overlaps ``read_set``
+        (call with the lock held)."""
         if begin_ts < self._log_floor:
             raise OccConflict(
                 "the transaction's snapshot is older than the write log's retention; retry it",
@@ -159,9 +205,10 @@ class Committer:
         for rec in self._log[i:]:
             if read_set.overlaps_keys(rec.index_keys):
                 self.occ_conflicts += 1
+                by = "another process" if rec.remote else rec.source
                 raise OccConflict(
                     "Documents read from or written to this transaction changed while it was "
-                    f"being run (conflicting commit at ts {rec.ts}{' by ' + rec.source if rec.source else ''}). "
+                    f"being run (conflicting commit at ts {rec.ts}{' by ' + by if by else ''}). "
                     "The mutation is retried automatically.",
                     conflict_ts=rec.ts,
                 )
@@ -182,12 +229,10 @@ class Committer:
 
     def wait_published(self, ts: int, timeout: float = 1.0) -> None:
         """Block until ``latest_ts >= ts`` (or the timeout passes, or the committer failed)."""
-        import time as _time
-
-        deadline = _time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         with self._lock:
             while self.latest_ts < ts and self._failed is None:
-                left = deadline - _time.monotonic()
+                left = deadline - time.monotonic()
                 if left <= 0:
                     return
                 self._cond.wait(left)
@@ -205,66 +250,134 @@ class Committer:
     # --- writer thread --------------------------------------------------------------------
     def _writer(self) -> None:
         max_batch = knobs.GROUP_COMMIT_MAX_BATCH_COUNT
+        poll_s = max(knobs.LOG_TAIL_POLL_MS, 0) / 1000 or None
         while True:
             with self._lock:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
+                if not self._queue and not self._stopping:
+                    self._cond.wait(poll_s)
                 if not self._queue and self._stopping:
                     return
                 batch: list[CommitRecord] = []
                 while self._queue and len(batch) < max_batch:
                     batch.append(self._queue.popleft())
+            try:
+                if batch:
+                    self._commit_batch(batch)
+                else:
+                    self._tail()
+            except BaseException as exc:  # unknown outcome: stop for good
+                self._fail(exc, batch)
+                return
+
+    def _tail(self) -> None:
+        if not self._persistence.others_may_have_committed():
+            return
+        remote = self._ingest(self._persistence.commits_after(self._known_ts))
+        if remote:
+            self._publish(remote)
+
+    def _commit_batch(self, batch: list[CommitRecord]) -> None:
+        built: list[CommitRecord] = []
+        refused: list[CommitRecord] = []
+        with self._persistence.commit_session() as session:
+            remote = self._ingest(session.commits_after(self._known_ts))
             docs: list[DocumentRevision] = []
             entries: list[IndexEntry] = []
             for rec in batch:
+                with self._lock:
+                    try:
+                        self._check(rec.begin_ts, rec.read_set)
+                    except OccConflict as exc:
+                        rec.error = exc
+                        refused.append(rec)
+                        continue
+                    ts = max(self._last_assigned + 1, self._clock.now_ns(), rec.min_ts)
+                    assert rec.build is not None
+                    rec.documents, rec.entries, rec.index_keys = rec.build(ts)
+                    self._last_assigned = rec.ts = ts
+                    rec.build, rec.read_set = None, EMPTY_READ_SET
+                    self._log.append(rec)
+                    self._log_ts.append(ts)
+                built.append(rec)
                 docs.extend(rec.documents)
                 entries.extend(rec.entries)
+            if built:
+                session.write(
+                    docs, entries,
+                    [CommitEntry(rec.ts, encode_written_keys(rec.index_keys)) for rec in built],
+                )
+        if built:
+            self._known_ts = built[-1].ts
+            self.batch_sizes.observe(len(built))
+        for rec in refused:
+            rec.done.set()
+        self._publish(remote + built)
+
+    def _ingest(self, found: list[CommitEntry]) -> list[CommitRecord]:
+        """Records for commits other processes made (``found``, in ts order, all after
+        ``_known_ts``), added to the write log as not yet published."""
+        found = [c for c in found if c.ts > self._known_ts]
+        if not found:
+            return []
+        revisions: dict[int, list[DocumentRevision]] = {}
+        for rev in self._persistence.document_log(self._known_ts, found[-1].ts):
+            revisions.setdefault(rev.ts, []).append(rev)
+        out = []
+        for entry in found:
+            writes = self._on_remote(entry.ts, revisions.get(entry.ts, [])) if self._on_remote else []
+            rec = CommitRecord(entry.ts, decode_written_keys(entry.keys), writes=writes, remote=True)
+            with self._lock:
+                self._log.append(rec)
+                self._log_ts.append(rec.ts)
+                self._last_assigned = max(self._last_assigned, rec.ts)
+            out.append(rec)
+        self._known_ts = found[-1].ts
+        return out
+
+    def _publish(self, batch: list[CommitRecord]) -> None:
+        """Make durable commits visible, in ts order (see the module docstring)."""
+        if self._on_durable is not None:
             try:
-                self._persistence.write(docs, entries)
-            except BaseException as exc:  # unknown outcome: stop for good
-                log.critical("persistence write failed; the database stops: %s", exc)
-                with self._lock:
-                    self._failed = exc
-                    failed = batch + list(self._queue)
-                    self._queue.clear()
-                for rec in failed:
-                    rec.error = exc
-                    rec.done.set()
-                return
-            if self._on_durable is not None:
-                try:
-                    self._on_durable(batch)
-                except Exception:
-                    log.exception("durable hook failed")
-            callbacks: list[Callable[[], None]] = []
-            for rec in batch:
-                with self._lock:
-                    rec.published = True
-                callbacks.extend(self._subscriptions.publish(rec.ts, rec.index_keys))
-                with self._lock:
-                    self.latest_ts = rec.ts
-                    self._cond.notify_all()
-                rec.documents = []
-                rec.entries = []
-                rec.writes = []
-            self._trim()
-            self.commits += len(batch)
-            self.batch_sizes.observe(len(batch))
-            if self._on_publish is not None:
-                self._on_publish(batch)
-            for rec in batch:
+                self._on_durable(batch)
+            except Exception:
+                log.exception("durable hook failed")
+        callbacks: list[Callable[[], None]] = []
+        for rec in batch:
+            with self._lock:
+                rec.published = True
+            callbacks.extend(self._subscriptions.publish(rec.ts, rec.index_keys))
+            with self._lock:
+                self.latest_ts = rec.ts
+                self._cond.notify_all()
+            rec.documents = []
+            rec.entries = []
+            rec.writes = []
+            if rec.remote:
+                self.remote_commits += 1
+            else:
+                self.commits += 1
+        self._trim()
+        if self._on_publish is not None:
+            self._on_publish(batch)
+        for rec in batch:
+            rec.done.set()
+        for cb in callbacks:
+            try:
+                cb()
+            except Exception:  # a subscriber's bug must not stop the committer
+                log.exception("subscription callback failed")
+
+    def _fail(self, exc: BaseException, batch: list[CommitRecord]) -> None:
+        log.critical("persistence write failed; the database stops: %s", exc)
+        with self._lock:
+            self._failed = exc
+            failed = batch + list(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        for rec in failed:
+            if not rec.done.is_set():
+                rec.error = rec.error or exc
                 rec.done.set()
-            for cb in callbacks:
-                try:
-                    cb()
-                except Exception:  # a subscriber's bug must not stop the committer
-                    log.exception("subscription callback failed")
-            latest = self.latest_ts
-            for fn in self._listeners:
-                try:
-                    fn(latest)
-                except Exception:
-                    log.exception("commit listener failed")
 
     def _trim(self) -> None:
         horizon = self._clock.now_ns() - knobs.WRITE_LOG_RETENTION_MS * 1_000_000

@@ -23,20 +23,23 @@ from convection.database.catalog import (
     BY_CREATION_TIME,
     BY_ID,
     ENABLED,
+    FIRST_SYSTEM_TABLE_NUMBER,
     Catalog,
     IndexInfo,
     legacy_catalog,
 )
 from convection.database.committer import CommitRecord, Committer
 from convection.database.pagination import CursorCodec
-from convection.database.query import Query, SearchProvider
+from convection.database.query import Query
 from convection.database.readset import FrozenReadSet
+from convection.database.search_provider import SearchProvider
 from convection.database.subscriptions import Subscription, SubscriptionManager
-from convection.database.transaction import Transaction, index_key
+from convection.database.transaction import Transaction, Write, index_key
 from convection.errors import DatabaseError
 from convection.persistence.base import DocumentRevision, IndexEntry, Persistence
 from convection.schema.schema import SchemaDefinition
-from convection.values.json import dumps
+from convection.values.ids import encode_id
+from convection.values.json import dumps, loads_stored
 
 T = TypeVar("T")
 # A transaction of the database's own (catalog, schema) retries on conflicts far longer than a
@@ -56,7 +59,9 @@ class Database:
     ) -> None:
         self.persistence = persistence
         self.clock = clock or SystemClock()
-        start = max(persistence.max_ts(), self.clock.now_ns())
+        # Everything committed up to ``start`` is known; later commits (of any process) get
+        # larger ts (committer.py), so a snapshot at ``latest_ts`` never changes.
+        start = persistence.max_ts()
         self.catalog = Catalog()
         self.catalog.load(persistence, start)
         self.subscriptions = SubscriptionManager()
@@ -68,12 +73,13 @@ class Database:
             start_ts=start,
             on_publish=self._published,
             on_durable=self._durable,
+            on_remote=self._remote_commit,
         )
         self._publish_hooks: list[Callable[[list[CommitRecord]], None]] = []
         self._durable_hooks: list[Callable[[list[CommitRecord]], None]] = []
         self._write_keys_hooks: list[Callable[[list[Any], dict[int, list[bytes]]], None]] = []
         # Full-text search for Query.with_search_index (installed by convection.search).
-        self.text_search: SearchProvider | None = None
+        self.text_search: SearchProvider[Transaction] | None = None
         self._maintenance_hooks: list[Callable[[], object]] = []
         self._creation_lock = threading.Lock()
         self._last_creation_time = 0.0
@@ -141,10 +147,31 @@ class Database:
         return self.committer.latest_ts
 
     def bump_ts(self, ts: int) -> None:
+        """A client observed ``ts`` (on another process, or before a restart): make
+        ``latest_ts`` reach it (``Committer.bump_ts``)."""
         self.committer.bump_ts(ts)
 
-    def add_commit_listener(self, fn: Callable[[int], None]) -> None:
-        self.committer.add_listener(fn)
+    def _remote_commit(self, ts: int, revisions: list[DocumentRevision]) -> list[Any]:
+        """A commit another process made (called by the committer's writer thread, in ts
+        order, before anything after it is built): its catalog changes take effect here, and
+        its ``Write`` s go to the durable hooks (derived indexes)."""
+        writes: list[Write] = []
+        need_old = bool(self._durable_hooks)
+        catalog = self.catalog
+        # catalog documents first: the commit may create the tables its other writes go to
+        ordered = sorted(revisions, key=lambda r: r.table >= FIRST_SYSTEM_TABLE_NUMBER)
+        for rev in ordered:
+            new = None if rev.value is None else loads_stored(rev.value)
+            old = None
+            if rev.prev_ts is not None and (need_old or rev.table < FIRST_SYSTEM_TABLE_NUMBER):
+                prev = self.persistence.get_document(rev.table, rev.id, rev.prev_ts)
+                old = None if prev is None or prev.value is None else loads_stored(prev.value)
+            table = catalog.table_name(rev.table) or ""
+            w = Write(table, rev.table, encode_id(rev.table, rev.id), rev.id, old, rev.prev_ts, new)
+            if rev.table < FIRST_SYSTEM_TABLE_NUMBER:
+                catalog.apply([w])
+            writes.append(w)
+        return writes
 
     def add_publish_hook(self, fn: Callable[[list[CommitRecord]], None]) -> None:
         self._publish_hooks.append(fn)
@@ -176,7 +203,9 @@ class Database:
         conflicts); returns (fn's result, commit ts)."""
         from convection.database.retry import run_in_transaction
 
-        return run_in_transaction(self, fn, max_retries=SYSTEM_TXN_MAX_RETRIES)
+        value, ts = run_in_transaction(self, fn, max_retries=SYSTEM_TXN_MAX_RETRIES)
+        assert ts is not None  # fn never returns Discard
+        return value, ts
 
     @property
     def schema(self) -> SchemaDefinition | None:

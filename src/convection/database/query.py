@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from convection import knobs
 from convection.database.catalog import (
@@ -28,6 +28,7 @@ from convection.database.catalog import (
 )
 from convection.database.filters import FilterBuilder, build_filter
 from convection.database.pagination import Cursor, InvalidCursor
+from convection.database.search_provider import CompiledSearch
 from convection.errors import ConvectionError, DatabaseError
 from convection.indexing.keys import encode_key, encode_value, prefix_end
 from convection.values.model import normalize
@@ -38,26 +39,6 @@ if TYPE_CHECKING:
 
 class PaginationError(ConvectionError):
     code = "PaginationError"
-
-
-class CompiledSearch(Protocol):
-    """A search built by ``with_search_index``, bound to its transaction."""
-
-    shape: str  # names the query for pagination cursors
-
-    def rows(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
-        """Results with synthetic keys in ``[start, end)``, best first; records the reads."""
-        ...
-
-
-class SearchProvider(Protocol):
-    """Full-text search over a database (``Database.text_search``)."""
-
-    def compile(
-        self, txn: Transaction, table: str, index: str, build: Callable[[Any], Any]
-    ) -> CompiledSearch:
-        """Validate ``with_search_index(index, build)`` on ``table``; raises DatabaseError."""
-        ...
 
 
 def as_count(value: Any, what: str) -> int:

@@ -1,9 +1,17 @@
-"""Run a function in a transaction, retrying on write conflicts (SEMANTICS.md §2.5).
+"""The one OCC retry loop: run a function in a transaction and commit, retrying on write
+conflicts (SEMANTICS.md §2.5). Every caller that commits a transaction it may have to redo
+uses it: the runner (mutations), the scheduler and cron executors, file storage, admin
+imports and env vars, the TestBackend.
 
-Each attempt gets a fresh transaction at the latest snapshot. On an OCC conflict the attempt
-is retried after a full-jitter exponential backoff (``rand[0,1) * min(initial * 2^n, max)``),
-at most ``MUTATION_MAX_OCC_RETRIES_COUNT`` times; any other exception (user errors) ends the
-call without retry and discards the writes.
+Each attempt gets a fresh transaction at the latest published snapshot. On an OCC conflict
+the attempt is retried after a full-jitter exponential backoff
+(``rand[0,1) * min(MUTATION_OCC_BACKOFF_INITIAL_MS * 2^n, MUTATION_OCC_BACKOFF_MAX_MS)``) and,
+when the conflict names the commit it lost to, once that commit is published (so the retry
+reads it); at most ``MUTATION_MAX_OCC_RETRIES_COUNT`` retries unless the caller says
+otherwise, after which the last :class:`OccConflict` is raised. Any other exception ends the
+loop at once and the transaction's writes are discarded. An attempt that returns
+:class:`Discard` ends the loop without committing (a user error turned into a result, an
+answer from a stored result).
 """
 
 from __future__ import annotations
@@ -11,39 +19,68 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from convection import knobs
+from convection.database.transaction import Transaction
 from convection.errors import OccConflict
-
-if TYPE_CHECKING:
-    from convection.database.database import Database
-    from convection.database.transaction import Transaction
 
 T = TypeVar("T")
 
 
+class CommitLog(Protocol):
+    """Waiting for a commit to be published (the database's committer)."""
+
+    def wait_published(self, ts: int, timeout: float = ...) -> None: ...
+
+
+class TransactionSource(Protocol):
+    """What the loop needs of a database (``Database`` implements it; this module does not
+    import the database module, which calls the loop)."""
+
+    @property
+    def committer(self) -> CommitLog: ...
+
+    def begin(self) -> Transaction: ...
+
+    def commit(self, txn: Transaction) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Discard(Generic[T]):
+    """What an attempt returns to end the loop with ``value`` and commit nothing."""
+
+    value: T
+
+
 def backoff_ms(attempt: int, rng: random.Random) -> float:
+    """Full jitter: uniform in ``[0, min(initial * 2^attempt, max))`` milliseconds."""
     cap = min(knobs.MUTATION_OCC_BACKOFF_INITIAL_MS * (2**attempt), knobs.MUTATION_OCC_BACKOFF_MAX_MS)
     return float(rng.random() * cap)
 
 
 def run_in_transaction(
-    db: Database,
-    fn: Callable[[Transaction], T],
+    db: TransactionSource,
+    fn: Callable[[Transaction], T | Discard[T]],
     *,
     max_retries: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
     on_conflict: Callable[[int, OccConflict], None] | None = None,
-) -> tuple[T, int]:
-    """Run ``fn(txn)`` and commit; returns (fn's result, commit ts)."""
+) -> tuple[T, int | None]:
+    """Run ``fn(txn)`` and commit ``txn``, retrying conflicts (module docstring).
+
+    Returns ``(fn's result, commit ts)``; the ts is None when ``fn`` returned
+    :class:`Discard` (nothing was committed). ``on_conflict(n, exc)`` is called before the
+    n-th retry (from 0); ``sleep`` takes seconds."""
     retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
-    r = rng or random.Random()
     attempt = 0
     while True:
         txn = db.begin()
         result = fn(txn)
+        if isinstance(result, Discard):
+            return result.value, None
         try:
             ts = db.commit(txn)
         except OccConflict as exc:
@@ -51,8 +88,11 @@ def run_in_transaction(
                 raise
             if on_conflict is not None:
                 on_conflict(attempt, exc)
-            sleep(backoff_ms(attempt, r) / 1000.0)
+            if rng is None:
+                rng = random.Random()  # seeded from os.urandom: only when a conflict needs it
+            sleep(backoff_ms(attempt, rng) / 1000.0)
             if exc.conflict_ts is not None:
+                # Retry on a snapshot that includes the conflicting commit.
                 db.committer.wait_published(exc.conflict_ts)
             attempt += 1
             continue

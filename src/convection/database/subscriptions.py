@@ -22,7 +22,7 @@ from convection.indexing.intervals import IntervalMap
 class Subscription:
     """Owned by the caller of :meth:`SubscriptionManager.subscribe`; ``close()`` when done."""
 
-    __slots__ = ("__weakref__", "_callback", "_manager", "invalidated_at", "read_set", "ts")
+    __slots__ = ("__weakref__", "_callback", "_manager", "closed", "invalidated_at", "read_set", "ts")
 
     def __init__(self, manager: SubscriptionManager, read_set: FrozenReadSet, ts: int) -> None:
         self._manager = manager
@@ -30,6 +30,8 @@ class Subscription:
         self.ts = ts
         self.invalidated_at: int | None = None
         self._callback: Callable[[], None] | None = None
+        self.closed = False
+        """Released: no longer watched, so ``invalidated_at`` says nothing any more."""
 
     @property
     def valid(self) -> bool:
@@ -48,6 +50,7 @@ class Subscription:
             callback()
 
     def close(self) -> None:
+        self.closed = True
         self._manager._remove(self)
 
     def force_invalidate(self, ts: int) -> None:

@@ -5,7 +5,15 @@ an interval of encoded keys in the :class:`ReadSet` (a ``get`` records the id's 
 hit or miss; a range scan records the part it consumed). Writes are buffered per document
 (coalesced: insert then patch is one insert) and overlaid on every read, so the transaction
 reads its own writes through every index. Nothing reaches the database until
-:meth:`Database.commit`.
+:meth:`Database.commit`. A transaction sees the database only through the
+:class:`TransactionHost` protocol.
+
+System tables (names starting with ``_``) are behind a capability: the write operations of a
+:class:`Transaction` (``insert``/``patch``/``replace``/``delete``) always refuse them, and
+only a :class:`SystemView` of the transaction writes them. The layer that owns a transaction
+(the runner for a function call, an application service for its own transaction) creates
+the view and hands it down to ``model/`` code; user code is never handed one. Reads of
+system tables are not restricted here: ``ctx.db`` refuses them and ``ctx.db.system`` reads.
 
 Documents handed out are fresh ``dict`` s: callers may mutate them freely.
 """
@@ -16,9 +24,10 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from convection import knobs
+from convection.clock import Clock
 from convection.database.catalog import (
     BY_CREATION_TIME,
     BY_ID,
@@ -32,21 +41,22 @@ from convection.database.catalog import (
     SCHEMAS_TABLE,
     TABLES_NUMBER,
     TABLES_TABLE,
+    Catalog,
     IndexInfo,
     bootstrap_index,
     make_index,
     system_index_fields,
 )
+from convection.database.pagination import CursorCodec
 from convection.database.readset import ReadSet
+from convection.database.search_provider import SearchProvider
 from convection.errors import DatabaseError, IdError, LimitError, ValidationError
 from convection.indexing.keys import encode_key, encode_value, prefix_end
+from convection.persistence.base import Persistence
 from convection.values.ids import decode_id, encode_id, new_internal_id
 from convection.values.json import loads_stored
 from convection.values.model import UNSET, normalize, value_size
 from convection.values.order import MISSING
-
-if TYPE_CHECKING:
-    from convection.database.database import Database
 
 SYSTEM_FIELDS = ("_id", "_creationTime")
 
@@ -84,12 +94,39 @@ def index_key(index: IndexInfo, doc: dict[str, Any]) -> bytes:
     return encode_key([field_value(doc, f) for f in index.key_fields])
 
 
+class TransactionHost(Protocol):
+    """What a transaction (and the queries over it) use of the database that began it: the
+    snapshot store, the catalog, the schema check and a few allocators. ``Database``
+    implements it; the transaction module does not import the database module."""
+
+    @property
+    def persistence(self) -> Persistence: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def cursors(self) -> CursorCodec: ...
+
+    @property
+    def text_search(self) -> SearchProvider[Transaction] | None: ...
+
+    def validate_document(self, table: str, fields: dict[str, Any], id_str: str) -> dict[str, Any] | None: ...
+
+    def allocate_creation_time(self, at_least: float) -> float: ...
+
+    def declared_index(self, table: str, name: str) -> bool: ...
+
+
 class Transaction:
     """One unit of reads and writes at snapshot ``begin_ts``. Not thread-safe."""
 
     def __init__(
         self,
-        db: Database,
+        db: TransactionHost,
         begin_ts: int,
         *,
         read_only: bool = False,
@@ -120,7 +157,10 @@ class Transaction:
         self._schema_read = False
 
     # --- limits ----------------------------------------------------------------------------
-    def _count_read(self, nbytes: int) -> None:
+    def count_read(self, nbytes: int) -> None:
+        """Charge one document of ``nbytes`` to this transaction's read limits (rows and
+        bytes); raises LimitError past them. Reads through this class charge themselves;
+        derived indexes (search) call it for the documents they hand out."""
         self.rows_read += 1
         self.bytes_read += nbytes
         if self.rows_read > knobs.TRANSACTION_MAX_READ_ROWS_COUNT:
@@ -137,7 +177,9 @@ class Transaction:
                 code="TooManyBytesRead",
             )
 
-    def _count_interval(self) -> None:
+    def count_interval(self) -> None:
+        """Charge one read call (a get, an index scan, a search) to the limit on reads per
+        transaction; raises LimitError past it."""
         if self.reads.count >= knobs.TRANSACTION_MAX_READ_INTERVALS_COUNT:
             raise LimitError(
                 f"Too many reads in a single function execution (limit: "
@@ -359,21 +401,20 @@ class Transaction:
         w = self.writes.get(internal)
         by_id = self.index_info(table, BY_ID)
         assert by_id is not None
-        self._count_interval()
+        self.count_interval()
         self.reads.record_point(by_id.index_id, encode_value(id_str))
         if w is not None:
             return None if w.new is None else _copy(w.new)
         rev = self.db.persistence.get_document(number, internal, self.begin_ts)
         if rev is None or rev.value is None:
             return None
-        self._count_read(len(rev.value))
+        self.count_read(len(rev.value))
         doc: dict[str, Any] = loads_stored(rev.value)
         return doc
 
-    def _load_for_write(self, id_str: Any, op: str) -> Write:
+    def _load_for_write(self, id_str: Any, op: str, *, system: bool) -> Write:
         table, number, internal = self._parse_id(id_str)
-        if table.startswith("_") and not self._system_access:
-            raise DatabaseError(f"Cannot {op} documents of system table {table!r}", code="SystemTable")
+        _check_scope(table, system, f"Cannot {op} documents of system table {table!r}")
         w = self.writes.get(internal)
         if w is not None:
             if w.new is None:
@@ -385,13 +426,11 @@ class Transaction:
         rev = self.db.persistence.get_document(number, internal, self.begin_ts)
         if rev is None or rev.value is None:
             raise DatabaseError(f"Cannot {op} document with ID {id_str!r}: it does not exist", code="NotFound")
-        self._count_read(len(rev.value))
+        self.count_read(len(rev.value))
         old = loads_stored(rev.value)
         w = Write(table, number, id_str, internal, old, rev.ts, old)
         self.writes[internal] = w
         return w
-
-    _system_access = False
 
     # --- writes ----------------------------------------------------------------------------
     def _prepare(self, table: str, fields: dict[str, Any], id_str: str, creation_time: float) -> dict[str, Any]:
@@ -433,11 +472,61 @@ class Transaction:
         return doc
 
     def insert(self, table: str, fields: dict[str, Any]) -> str:
+        """Insert a document into user table ``table``; returns its id."""
+        return self._insert(table, fields, system=False)
+
+    def patch(self, id_str: Any, fields: dict[str, Any]) -> None:
+        """Merge ``fields`` into a document of a user table (UNSET removes a field)."""
+        self._patch(id_str, fields, system=False)
+
+    def replace(self, id_str: Any, fields: dict[str, Any]) -> None:
+        """Replace a document of a user table (system fields are kept)."""
+        self._replace(id_str, fields, system=False)
+
+    def delete(self, id_str: Any) -> None:
+        """Delete a document of a user table."""
+        self._delete(id_str, system=False)
+
+    def insert_with_id(
+        self, table: str, number: int, id_str: str, creation_time: float | None, fields: dict[str, Any]
+    ) -> bool:
+        """Insert a document of user table ``table`` (number ``number``) under a given ``_id``
+        and ``_creationTime`` (None: now), as an import does. False (nothing written) when
+        that id is live in this transaction's view; the lookup is recorded as a read, so a
+        concurrent insert of the same id conflicts."""
+        return self._insert_with_id(table, number, id_str, creation_time, fields, system=False)
+
+    def _insert_with_id(
+        self, table: str, number: int, id_str: str, creation_time: float | None, fields: dict[str, Any], *, system: bool
+    ) -> bool:
+        _check_scope(table, system, f"Cannot insert into system table {table!r}")
+        if self.get(id_str) is not None:
+            return False
+        _, internal = decode_id(id_str)
+        self._check_writable()
+        prepared = self._prepare(table, fields, id_str, self.now_ms if creation_time is None else creation_time)
+        pending = self.writes.get(internal)
+        if pending is not None:  # deleted earlier in this transaction: becomes a replacement
+            pending.new = prepared
+        else:
+            self.writes[internal] = Write(table, number, id_str, internal, None, None, prepared)
+        return True
+
+    def _insert(self, table: str, fields: dict[str, Any], *, system: bool) -> str:
         self._check_writable()
         if not isinstance(table, str) or not table:
             raise DatabaseError(f"Table name must be a non-empty string, got {table!r}", code="InvalidTableName")
-        if table.startswith("_") and not self._system_access:
-            raise DatabaseError(f"Cannot insert into system table {table!r}", code="SystemTable")
+        _check_scope(table, system, f"Cannot insert into system table {table!r}")
+        if isinstance(fields, dict):
+            given = [name for name in SYSTEM_FIELDS if name in fields]
+            if given:
+                raise ValidationError(
+                    f"insert() into table {table!r} was given the system field "
+                    f"{given[0]!r}; system fields (_id, _creationTime) are assigned by the "
+                    "database. Remove it from the document, or store your own identifier "
+                    "under another name.",
+                    path=given[0],
+                )
         number = self.create_table(table)
         if self._rng is None:
             self._rng = random.Random()
@@ -449,11 +538,11 @@ class Transaction:
         self.writes[internal] = Write(table, number, id_str, internal, None, None, doc)
         return id_str
 
-    def patch(self, id_str: Any, fields: dict[str, Any]) -> None:
+    def _patch(self, id_str: Any, fields: dict[str, Any], *, system: bool) -> None:
         self._check_writable()
         if not isinstance(fields, dict):
             raise ValidationError(f"patch() takes an object of fields, got {type(fields).__name__}")
-        w = self._load_for_write(id_str, "patch")
+        w = self._load_for_write(id_str, "patch", system=system)
         assert w.new is not None
         for name in ("_id", "_creationTime"):
             if name in fields and fields[name] != w.new[name]:
@@ -468,9 +557,9 @@ class Transaction:
                 merged[k] = v
         w.new = self._prepare(w.table, merged, w.id, w.new["_creationTime"])
 
-    def replace(self, id_str: Any, fields: dict[str, Any]) -> None:
+    def _replace(self, id_str: Any, fields: dict[str, Any], *, system: bool) -> None:
         self._check_writable()
-        w = self._load_for_write(id_str, "replace")
+        w = self._load_for_write(id_str, "replace", system=system)
         assert w.new is not None
         if not isinstance(fields, dict):
             raise ValidationError(f"replace() takes a document object, got {type(fields).__name__}")
@@ -479,9 +568,9 @@ class Transaction:
                 raise ValidationError(f"Cannot change system field {name!r} with replace()", path=name)
         w.new = self._prepare(w.table, fields, w.id, w.new["_creationTime"])
 
-    def delete(self, id_str: Any) -> None:
+    def _delete(self, id_str: Any, *, system: bool) -> None:
         self._check_writable()
-        w = self._load_for_write(id_str, "delete")
+        w = self._load_for_write(id_str, "delete", system=system)
         if w.old is None:
             del self.writes[w.internal_id]  # inserted and deleted in this transaction
         else:
@@ -493,7 +582,7 @@ class Transaction:
     ) -> Iterator[tuple[bytes, dict[str, Any]]]:
         """Documents of ``index`` with keys in ``[start, end)`` in key order, at the snapshot
         with this transaction's writes overlaid. Records the consumed part of the range."""
-        self._count_interval()
+        self.count_interval()
         rr = self.reads.record_range(index.index_id, start, end, reverse)
         overlay: list[tuple[bytes, dict[str, Any]]] = []
         hidden: set[bytes] = set()
@@ -521,7 +610,7 @@ class Transaction:
                 yield k2, _copy(d2)
             value = rev.value
             assert value is not None
-            self._count_read(len(value))
+            self.count_read(len(value))
             rr.last = key
             yield key, loads_stored(value)
         while oi < n_overlay:
@@ -530,6 +619,56 @@ class Transaction:
             rr.last = k2
             yield k2, _copy(d2)
         rr.exhausted = True
+
+
+class SystemView:
+    """The capability to write system tables within one transaction (see the module
+    docstring): created by the owner of ``txn`` and handed to ``model/`` code. Its writes
+    accept only system tables; ``txn`` is the transaction, for reads and queries."""
+
+    __slots__ = ("txn",)
+
+    def __init__(self, txn: Transaction) -> None:
+        self.txn = txn
+
+    @property
+    def now_ms(self) -> float:
+        return self.txn.now_ms
+
+    def get(self, id_str: Any) -> dict[str, Any] | None:
+        return self.txn.get(id_str)
+
+    def table_of_id(self, id_str: str) -> str | None:
+        return self.txn.table_of_id(id_str)
+
+    def insert(self, table: str, fields: dict[str, Any]) -> str:
+        return self.txn._insert(table, fields, system=True)
+
+    def patch(self, id_str: Any, fields: dict[str, Any]) -> None:
+        self.txn._patch(id_str, fields, system=True)
+
+    def replace(self, id_str: Any, fields: dict[str, Any]) -> None:
+        self.txn._replace(id_str, fields, system=True)
+
+    def delete(self, id_str: Any) -> None:
+        self.txn._delete(id_str, system=True)
+
+    def insert_with_id(
+        self, table: str, number: int, id_str: str, creation_time: float | None, fields: dict[str, Any]
+    ) -> bool:
+        """:meth:`Transaction.insert_with_id` for a system table."""
+        return self.txn._insert_with_id(table, number, id_str, creation_time, fields, system=True)
+
+
+def _check_scope(table: str, system: bool, refusal: str) -> None:
+    """User writes refuse system tables; system writes (a SystemView) accept only them."""
+    if table.startswith("_") and not system:
+        raise DatabaseError(f"{refusal}: system tables are read-only for functions", code="SystemTable")
+    if system and not table.startswith("_"):
+        raise DatabaseError(
+            f"A system view writes only system tables, not {table!r}; use the transaction",
+            code="InvalidTable",
+        )
 
 
 def _copy(doc: dict[str, Any]) -> dict[str, Any]:

@@ -19,13 +19,30 @@ transaction, committed at once. A method not available in a function kind raises
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-from convection.database.transaction import Transaction
-from convection.model.file_storage import FileStorageError, FileStorageTable
+from convection.database.transaction import SystemView
+from convection.model.file_storage import FileEntry, FileStorageError, FileStorageTable
 
-if TYPE_CHECKING:
-    from convection.files.service import FileStorage
+
+class FileStorage(Protocol):
+    """What ``ctx.storage`` needs from the file storage service (``files/service.py``
+    implements it; this module does not import it)."""
+
+    run_blocking: Callable[[Callable[[], Any]], Awaitable[Any]]
+
+    def url_for(self, storage_id: str) -> str: ...
+
+    def upload_url(self) -> str: ...
+
+    def entry(self, storage_id: Any, where: str = ...) -> FileEntry | None: ...
+
+    def read(self, storage_id: Any, where: str = ...) -> bytes | None: ...
+
+    def delete(self, storage_id: Any, where: str = ...) -> None: ...
+
+    def store_data(self, data: Any, content_type: str | None = ...) -> str: ...
 
 
 def _unavailable(method: str, kind: str, where: str) -> FileStorageError:
@@ -62,19 +79,19 @@ class QueryStorage:
 
     _kind = "queries"
 
-    def __init__(self, files: FileStorage, txn: Transaction) -> None:
+    def __init__(self, files: FileStorage, system: SystemView) -> None:
         self._files = files
-        self._txn = txn
+        self._table = FileStorageTable(system)
 
     def get_url(self, storage_id: Any) -> str | None:
         """``{origin}/api/storage/<id>``, or None if the file does not exist."""
-        entry = FileStorageTable(self._txn).get(storage_id, "ctx.storage.get_url()")
+        entry = self._table.get(storage_id, "ctx.storage.get_url()")
         return None if entry is None else self._files.url_for(entry.id)
 
     def get_metadata(self, storage_id: Any) -> dict[str, Any] | None:
         """``{storageId, sha256 (hex), size, contentType}``, or None (deprecated in Convex in
         favor of ``ctx.db.system.get(id)``)."""
-        entry = FileStorageTable(self._txn).get(storage_id, "ctx.storage.get_metadata()")
+        entry = self._table.get(storage_id, "ctx.storage.get_metadata()")
         return None if entry is None else entry.metadata()
 
     def generate_upload_url(self) -> str:
@@ -101,7 +118,7 @@ class MutationStorage(QueryStorage):
 
     def delete(self, storage_id: Any) -> None:
         """Delete the file when this mutation commits (its blob is removed after the commit)."""
-        FileStorageTable(self._txn).delete(storage_id, "ctx.storage.delete()")
+        self._table.delete(storage_id, "ctx.storage.delete()")
 
 
 class ActionStorage:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from convection import knobs
 from convection.database.catalog import BY_ID
 from convection.database.retry import run_in_transaction
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView, Transaction
 from convection.errors import ConvectionError, StorageFailure
 from convection.files.blobs import BlobData, BlobReader, BlobStore, BlobWriter, chunks_of
 from convection.files.context import ActionStorage, MutationStorage, QueryStorage
@@ -120,6 +120,16 @@ class FileStorage:
         self.tokens.verify(token, self.db.clock.now_ms())
 
     # --- storing -------------------------------------------------------------------------------
+    def hold(self, storage_id: str) -> None:
+        """Protect ``storage_id`` 's blob from the sweeper while its row is not committed yet
+        (a store or an import in flight); :meth:`release` once the commit is published."""
+        with self._lock:
+            self._pending.add(storage_id)
+
+    def release(self, storage_ids: list[str]) -> None:
+        with self._lock:
+            self._pending.difference_update(storage_ids)
+
     def store(self, writer: BlobWriter, content_type: str | None) -> str:
         """Turn a fully written ``writer`` into a stored file; returns its storage id.
         Blocking (file I/O and a commit)."""
@@ -127,7 +137,7 @@ class FileStorage:
         try:
             txn = self.db.begin()
             txn.source = STORAGE_TABLE
-            storage_id = FileStorageTable(txn).insert(writer.sha256(), writer.size, content_type or None)
+            storage_id = FileStorageTable(SystemView(txn)).insert(writer.sha256(), writer.size, content_type or None)
             with self._lock:
                 self._pending.add(storage_id)
             writer.commit(storage_id)
@@ -161,7 +171,7 @@ class FileStorage:
         """The file's entry at the latest snapshot (None if it does not exist); raises
         ``InvalidStorageId`` for something that is not a storage id."""
         txn = self.db.begin(read_only=True)
-        return FileStorageTable(txn).get(storage_id, where)
+        return FileStorageTable(SystemView(txn)).get(storage_id, where)
 
     def lookup(self, storage_id: str) -> FileEntry | None:
         """Like :meth:`entry`, but None for anything that is not a storage id (downloads)."""
@@ -185,7 +195,7 @@ class FileStorage:
 
         def fn(txn: Transaction) -> None:
             txn.source = STORAGE_TABLE
-            FileStorageTable(txn).delete(storage_id, where)
+            FileStorageTable(SystemView(txn)).delete(storage_id, where)
 
         run_in_transaction(self.db, fn)
 
@@ -278,12 +288,13 @@ class FileStorage:
         self._deleter.shutdown(wait=True)
 
     # --- ctx.storage ---------------------------------------------------------------------------
-    def decorate_ctx(self, ctx: Any, txn: Transaction | None) -> None:
-        """Install ``ctx.storage`` (the runner's ``decorate_ctx`` hook): a read-only
-        transaction is a query, another transaction a mutation, none an action."""
-        if txn is None:
+    def decorate_ctx(self, ctx: Any, system: SystemView | None) -> None:
+        """Install ``ctx.storage`` (the runner's ``decorate_ctx`` hook, with the system view of
+        the call's transaction): a read-only transaction is a query, another transaction a
+        mutation, none an action."""
+        if system is None:
             ctx.storage = ActionStorage(self)
-        elif txn.read_only:
-            ctx.storage = QueryStorage(self, txn)
+        elif system.txn.read_only:
+            ctx.storage = QueryStorage(self, system)
         else:
-            ctx.storage = MutationStorage(self, txn)
+            ctx.storage = MutationStorage(self, system)

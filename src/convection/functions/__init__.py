@@ -32,10 +32,9 @@ from convection.functions.paths import (
     InvalidFunctionReference,
     canonical_path,
     display_path,
-    function_path,
     split_path,
 )
-from convection.functions.references import FunctionReference, api, internal
+from convection.functions.references import FunctionReference, api, function_path, internal
 
 __all__ = [
     "ROUTABLE_METHODS",

@@ -218,7 +218,7 @@ class QueryCtx(_Base):
     ) -> None:
         super().__init__(identity, now_ms, seed)
         self.db: DatabaseReader = DatabaseReader(txn)
-        self._txn = txn
+        self._txn = txn  # for the built-in _system functions (functions/system.py)
         self._nested = nested
         self.storage: Any = None
 

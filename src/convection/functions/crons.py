@@ -25,8 +25,8 @@ from typing import Any, TypeAlias
 
 from convection.errors import ConvectionError
 from convection.functions.decorators import ConvexFunction
-from convection.functions.paths import canonical_path, function_path
-from convection.functions.references import FunctionReference
+from convection.functions.paths import canonical_path
+from convection.functions.references import FunctionReference, function_path
 from convection.values.model import normalize
 
 DAYS_OF_WEEK: tuple[str, ...] = (

@@ -25,7 +25,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeAlias, overload
 
 from convection.errors import ConvectionError
-from convection.schema.validators import ObjectValidator, Validator, as_args_validator
+from convection.schema.builders import as_args_validator
+from convection.schema.validators import ObjectValidator, Validator
 
 FunctionKind: TypeAlias = Literal["query", "mutation", "action", "httpAction"]
 Visibility: TypeAlias = Literal["public", "internal"]

@@ -171,5 +171,11 @@ def end_capture(token: contextvars.Token[LogCapture | None]) -> None:
     _current.reset(token)
 
 
-def current_capture() -> LogCapture | None:
-    return _current.get()
+def server_log(logger: logging.Logger, level: int, message: str, *args: object) -> None:
+    """Log to the server's own log even while a function's output is being captured (the
+    line is not added to the function's log lines, so it never reaches the caller)."""
+    token = _current.set(None)
+    try:
+        logger.log(level, message, *args)
+    finally:
+        _current.reset(token)

@@ -21,7 +21,6 @@ Grammar (the one the Rust client checks before sending):
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from convection.errors import ConvectionError, FunctionNotFound
 
@@ -124,32 +123,3 @@ def display_path(path: str) -> str:
     except InvalidFunctionPath:
         return path if isinstance(path, str) else repr(path)
     return module if name == DEFAULT_EXPORT else f"{module}:{name}"
-
-
-def function_path(ref: Any) -> str:
-    """The canonical path of anything that names a function.
-
-    Accepts a path string, a :class:`~convection.functions.references.FunctionReference`
-    (``api.orders.get_order``) or a decorated function object that the loader has registered.
-    """
-    # Imported here: references/decorators import this module.
-    from convection.functions.decorators import ConvexFunction
-    from convection.functions.references import FunctionReference
-
-    if isinstance(ref, str):
-        return canonical_path(ref)
-    if isinstance(ref, FunctionReference):
-        return ref.path
-    if isinstance(ref, ConvexFunction):
-        if ref.path is None:
-            raise InvalidFunctionReference(
-                f"The {ref.kind} {ref.__qualname__!r} (defined in {ref.__module__}) has no "
-                "path: only functions bound to a module-level name in a module of the loaded "
-                "functions folder have one. Pass a reference (api.module.name) or a path "
-                "string instead."
-            )
-        return ref.path
-    raise InvalidFunctionReference(
-        f"Expected a function reference (api.module.name), a decorated function or a path "
-        f"string like 'messages:list', got {type(ref).__name__}."
-    )

@@ -15,9 +15,10 @@ item access: ``api["path"].get``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from convection.errors import ConvectionError
+from convection.functions.decorators import ConvexFunction
 from convection.functions.paths import (
     DEFAULT_EXPORT,
     InvalidFunctionReference,
@@ -126,3 +127,28 @@ api = FunctionReference((), "public")
 
 internal = FunctionReference((), "internal")
 """References to internal functions: ``internal.sessions.delete_expired``."""
+
+
+def function_path(ref: Any) -> str:
+    """The canonical path of anything that names a function.
+
+    Accepts a path string, a :class:`FunctionReference`
+    (``api.orders.get_order``) or a decorated function object that the loader has registered.
+    """
+    if isinstance(ref, str):
+        return canonical_path(ref)
+    if isinstance(ref, FunctionReference):
+        return ref.path
+    if isinstance(ref, ConvexFunction):
+        if ref.path is None:
+            raise InvalidFunctionReference(
+                f"The {ref.kind} {ref.__qualname__!r} (defined in {ref.__module__}) has no "
+                "path: only functions bound to a module-level name in a module of the loaded "
+                "functions folder have one. Pass a reference (api.module.name) or a path "
+                "string instead."
+            )
+        return ref.path
+    raise InvalidFunctionReference(
+        f"Expected a function reference (api.module.name), a decorated function or a path "
+        f"string like 'messages:list', got {type(ref).__name__}."
+    )

@@ -4,26 +4,28 @@ error mapping, producing a :class:`FunctionOutcome`.
 Queries run in a read-only transaction at a given snapshot; mutations run in a transaction
 that is committed (with OCC retries, SEMANTICS.md §2.5); actions are coroutines (or plain
 functions run by the caller in a worker thread). User errors never escape: every failure is
-an outcome with a client-facing message (full text and traceback in dev, redacted with
-``redact_errors``) and, for :class:`ConvexError`, its data.
+an outcome with a client-facing message (full text and traceback; with ``redact_errors``, as
+``convection serve`` sets by default, only ``Server Error`` and the request id for callers
+that are not admins) and, for :class:`ConvexError`, its data.
 
 Synchronous entry points block: the application calls them from worker threads.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from convection import knobs
 from convection.database.database import Database
 from convection.database.readset import FrozenReadSet
-from convection.database.retry import backoff_ms
-from convection.database.transaction import Transaction
+from convection.database.retry import Discard, run_in_transaction
+from convection.database.transaction import SystemView, Transaction
 from convection.errors import (
     ConvectionError,
     ConvexError,
@@ -31,16 +33,23 @@ from convection.errors import (
     StorageFailure,
     ValidationError,
 )
+from convection.functions.calllog import CallSink, record_call, record_http_call
 from convection.functions.context import ActionCtx, ActionHost, MutationCtx, QueryCtx
 from convection.functions.identity import Identity
 from convection.functions.limits import WATCHDOG, FunctionTimeout
 from convection.functions.loader import FunctionSpec, LoadedApp
-from convection.functions.logs import begin_capture, end_capture
+from convection.functions.logs import begin_capture, end_capture, server_log
 from convection.functions.outcome import FunctionOutcome
-from convection.functions.paths import display_path, function_path
+from convection.functions.paths import display_path
+from convection.functions.references import function_path
+from convection.functions.system import PREFIX as SYSTEM_PREFIX
+from convection.functions.system import system_function
 from convection.stats import CallStats
 from convection.values.json import dumps
 from convection.values.model import normalize
+
+CtxT = TypeVar("CtxT", bound=QueryCtx)
+log = logging.getLogger("convection.functions")
 
 _KIND_NAMES = {"query": "Query", "mutation": "Mutation", "action": "Action", "httpAction": "HttpAction"}
 
@@ -81,14 +90,17 @@ class Runner:
         redact_errors: bool = False,
         on_log: Callable[[str, str, list[str]], None] | None = None,
         stats: CallStats | None = None,
+        on_call: CallSink | None = None,
     ) -> None:
         self.db = db
         self.app = app
         self.stats = stats if stats is not None else CallStats()
         self.redact_errors = redact_errors
         self.on_log = on_log
-        # Hooks the application installs (scheduler, storage) on every ctx.
-        self.decorate_ctx: Callable[[Any, Transaction | None], None] | None = None
+        self.on_call = on_call  # one CallRecord per call: the call log (functions/calllog.py)
+        # Hooks the application installs (scheduler, storage) on every ctx: they get the
+        # system view of the call's transaction (None for actions), never the user's ctx.db.
+        self.decorate_ctx: Callable[[Any, SystemView | None], None] | None = None
 
     # --- lookup --------------------------------------------------------------------------------
     def resolve(self, path_or_ref: Any, identity: Identity | None, kind: str | None) -> FunctionSpec:
@@ -98,7 +110,7 @@ class Runner:
             path = function_path(path_or_ref)
         except ConvectionError:
             path = str(path_or_ref)
-        spec = self.app.get(path)
+        spec = system_function(path) if path.startswith(SYSTEM_PREFIX) else self.app.get(path)
         # identity None = a system caller (scheduler, crons, other functions): sees everything.
         privileged = identity is None or identity.is_admin
         if spec is None or spec.kind == "httpAction" or (spec.visibility == "internal" and not privileged):
@@ -113,7 +125,12 @@ class Runner:
         return spec
 
     # --- outcomes --------------------------------------------------------------------------------
-    def _error(self, exc: BaseException, rid: str, logs: list[str]) -> FunctionOutcome:
+    def _error(
+        self, exc: BaseException, rid: str, logs: list[str], identity: Identity | None = None
+    ) -> FunctionOutcome:
+        """The outcome of a failed call. With ``redact_errors`` a non-admin caller gets only
+        ``Server Error`` and the request id (the full text goes to the server log, under the
+        same request id); admins and system callers (``identity`` None) get everything."""
         if isinstance(exc, ConvexError):
             data = normalize_safe(exc.data)
             return FunctionOutcome(
@@ -130,8 +147,14 @@ class Runner:
         if isinstance(exc, StorageFailure):
             raise exc
         code = exc.code if isinstance(exc, ConvectionError) else type(exc).__name__
-        if self.redact_errors:
+        full = self._full_message(exc, rid)
+        if self.redact_errors and identity is not None and not identity.is_admin:
+            server_log(log, logging.WARNING, "function error, redacted for the caller: %s", full.rstrip())
             return FunctionOutcome(success=False, error_message=f"[Request ID: {rid}] Server Error", log_lines=logs, error_code=code)
+        return FunctionOutcome(success=False, error_message=full, log_lines=logs, error_code=code)
+
+    @staticmethod
+    def _full_message(exc: BaseException, rid: str) -> str:
         name = type(exc).__name__
         if isinstance(exc, ValidationError) and getattr(exc, "_arguments", False):
             name = "ArgumentValidationError"
@@ -140,12 +163,7 @@ class Runner:
         text = "".join(
             f"    at {f.name} ({f.filename}:{f.lineno})\n" for f in reversed(user_frames)
         )
-        return FunctionOutcome(
-            success=False,
-            error_message=f"[Request ID: {rid}] Server Error\nUncaught {name}: {exc}\n{text}",
-            log_lines=logs,
-            error_code=code,
-        )
+        return f"[Request ID: {rid}] Server Error\nUncaught {name}: {exc}\n{text}"
 
     def _success(self, value: Any, spec: FunctionSpec, logs: list[str]) -> FunctionOutcome:
         rv = spec.function.returns_validator
@@ -195,32 +213,16 @@ class Runner:
         if self.on_log is not None and lines:
             self.on_log(spec.path, spec.kind, lines)
 
-    # --- nested calls inside queries/mutations --------------------------------------------------
-    def _nested(self, ctx: QueryCtx, ref: Any, args: Any, is_mutation: bool) -> Any:
-        txn = ctx._txn
-        depth = getattr(txn, "_depth", 0)
-        if depth >= knobs.MAX_CALL_DEPTH_COUNT:
-            raise ConvectionError(f"Nested run_query/run_mutation deeper than {knobs.MAX_CALL_DEPTH_COUNT}", code="CallDepthExceeded")
-        spec = self.resolve(ref, Identity(kind="admin"), "mutation" if is_mutation else "query")
-        checked = self._check_args(spec, args, txn)
-        saved = {k: _copy_write(w) for k, w in txn.writes.items()} if is_mutation else None
-        txn._depth = depth + 1  # type: ignore[attr-defined]
-        try:
-            cls = MutationCtx if is_mutation else QueryCtx
-            inner = cls(txn, ctx.identity, ctx._now, ctx.random.getrandbits(63), self._nested)
-            if self.decorate_ctx is not None:
-                self.decorate_ctx(inner, txn)
-            result = spec.function.handler(inner, **checked)
-            ctx.observer.identity_read |= inner.observer.identity_read
-            ctx.observer.time_read |= inner.observer.time_read
-            return normalize(result)
-        except BaseException:
-            if saved is not None:
-                txn.writes.clear()
-                txn.writes.update(saved)
-            raise
-        finally:
-            txn._depth = depth  # type: ignore[attr-defined]
+    # --- contexts ------------------------------------------------------------------------------
+    def make_ctx(
+        self, cls: type[CtxT], system: SystemView, identity: Identity | None, now_ms: float, seed: int, depth: int
+    ) -> CtxT:
+        """A query or mutation ctx over ``system.txn`` at nesting ``depth`` (0 = the call the
+        client made), decorated with the application's services."""
+        ctx = cls(system.txn, identity, now_ms, seed, _NestedCalls(self, system, depth, now_ms))
+        if self.decorate_ctx is not None:
+            self.decorate_ctx(ctx, system)
+        return ctx
 
     # --- queries ---------------------------------------------------------------------------------
     def run_query(
@@ -235,6 +237,7 @@ class Runner:
         started = time.perf_counter()
         ex = self._run_query(path, args, identity, ts=ts, journal=journal)
         self.stats.record("query", ex.outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "query", path, identity, ex.outcome, started)
         return ex
 
     def _run_query(
@@ -256,9 +259,7 @@ class Runner:
             txn.journal_in = journal
             txn.source = spec.path
             checked = self._check_args(spec, args, txn)
-            ctx = QueryCtx(txn, identity, self.db.clock.now_ms(), random.getrandbits(63), self._nested)
-            if self.decorate_ctx is not None:
-                self.decorate_ctx(ctx, txn)
+            ctx = self.make_ctx(QueryCtx, SystemView(txn), identity, self.db.clock.now_ms(), random.getrandbits(63), 0)
             handler = spec.function.handler
             value = WATCHDOG.run(lambda: handler(ctx, **checked), knobs.QUERY_TIMEOUT_MS / 1000, f"Query {display_path(spec.path)}")
             outcome = self._success(value, spec, cap.finish())
@@ -268,7 +269,7 @@ class Runner:
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            outcome = self._error(exc, rid, cap.finish())
+            outcome = self._error(exc, rid, cap.finish(), identity)
             outcome.ts = txn.begin_ts if txn is not None else self.db.latest_ts()
             rs = txn.reads.freeze() if txn is not None else FrozenReadSet({})
             return QueryExecution(outcome, rs, True, False)
@@ -284,17 +285,18 @@ class Runner:
         args: Any,
         identity: Identity | None,
         *,
-        before_commit: Callable[[Transaction, FunctionOutcome], None] | None = None,
-        check_first: Callable[[Transaction], FunctionOutcome | None] | None = None,
+        before_commit: Callable[[SystemView, FunctionOutcome], None] | None = None,
+        check_first: Callable[[SystemView], FunctionOutcome | None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_retries: int | None = None,
     ) -> FunctionOutcome:
-        """Run a mutation to completion. ``check_first(txn)`` may answer from a stored result
-        (idempotency); ``before_commit(txn, outcome)`` may add writes to the same transaction
-        (the stored result, scheduler state)."""
+        """Run a mutation to completion. ``check_first(system)`` may answer from a stored
+        result (idempotency); ``before_commit(system, outcome)`` may add writes to the same
+        transaction (the stored result). Both get the transaction's system view."""
         started = time.perf_counter()
         outcome = self._run_mutation(path, args, identity, before_commit, check_first, sleep, max_retries)
         self.stats.record("mutation", outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "mutation", path, identity, outcome, started)
         return outcome
 
     def _run_mutation(
@@ -302,74 +304,77 @@ class Runner:
         path: Any,
         args: Any,
         identity: Identity | None,
-        before_commit: Callable[[Transaction, FunctionOutcome], None] | None,
-        check_first: Callable[[Transaction], FunctionOutcome | None] | None,
+        before_commit: Callable[[SystemView, FunctionOutcome], None] | None,
+        check_first: Callable[[SystemView], FunctionOutcome | None] | None,
         sleep: Callable[[float], None],
         max_retries: int | None,
     ) -> FunctionOutcome:
         rid = request_id()
         retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
-        rng: random.Random | None = None  # seeded from os.urandom only when a conflict needs it
-        attempt = 0
-        spec: FunctionSpec | None = None
-        while True:
+        lines: list[str] = []  # the log lines of the latest attempt
+
+        def attempt(txn: Transaction) -> FunctionOutcome | Discard[FunctionOutcome]:
+            nonlocal lines
+            spec: FunctionSpec | None = None
             cap, token = begin_capture()
+            lines = cap.lines
             try:
                 spec = self.resolve(path, identity, "mutation")
-                txn = self.db.begin()
                 txn.source = spec.path
+                system = SystemView(txn)
                 if check_first is not None:
-                    stored = check_first(txn)
+                    stored = check_first(system)
                     if stored is not None:
-                        return stored
+                        return Discard(stored)
                 checked = self._check_args(spec, args, txn)
-                ctx = MutationCtx(txn, identity, self.db.clock.now_ms(), random.getrandbits(63), self._nested)
-                if self.decorate_ctx is not None:
-                    self.decorate_ctx(ctx, txn)
+                ctx = self.make_ctx(MutationCtx, system, identity, self.db.clock.now_ms(), random.getrandbits(63), 0)
                 handler = spec.function.handler
                 value = WATCHDOG.run(lambda: handler(ctx, **checked), knobs.QUERY_TIMEOUT_MS / 1000, f"Mutation {display_path(spec.path)}")
                 outcome = self._success(value, spec, cap.finish())
                 if before_commit is not None:
-                    before_commit(txn, outcome)
-                outcome.ts = self.db.commit(txn)
+                    before_commit(system, outcome)
                 return outcome
-            except OccConflict as conflict:
-                # (``finally`` below ends the capture of this attempt; a ContextVar token can
-                # be reset only once.)
-                if attempt >= retries:
-                    return FunctionOutcome(
-                        success=False,
-                        error_message=f"[Request ID: {rid}] Server Error\nThe mutation conflicted with "
-                        f"concurrent writes {attempt + 1} times in a row and was not applied. Retry it, "
-                        "or make it touch fewer hot documents.",
-                        log_lines=cap.finish(),
-                        error_code="OptimisticConcurrencyControlFailure",
-                    )
-                if rng is None:
-                    rng = random.Random()
-                self.stats.occ_retries.inc()
-                sleep(backoff_ms(attempt, rng) / 1000.0)
-                if conflict.conflict_ts is not None:
-                    # Retry on a snapshot that includes the conflicting commit.
-                    self.db.committer.wait_published(conflict.conflict_ts)
-                attempt += 1
-                continue
             except StorageFailure:
                 raise
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt | SystemExit):
                     raise
-                return self._error(exc, rid, cap.finish())
+                return Discard(self._error(exc, rid, cap.finish(), identity))
             finally:
                 end_capture(token)
                 if spec is not None:
                     self._log(spec, cap.lines)
+
+        try:
+            outcome, ts = run_in_transaction(
+                self.db, attempt, max_retries=retries, sleep=sleep,
+                on_conflict=lambda _n, _exc: self.stats.occ_retries.inc(),
+            )
+        except OccConflict:
+            return FunctionOutcome(
+                success=False,
+                error_message=f"[Request ID: {rid}] Server Error\nThe mutation conflicted with "
+                f"concurrent writes {retries + 1} times in a row and was not applied. Retry it, "
+                "or make it touch fewer hot documents.",
+                log_lines=lines,
+                error_code="OptimisticConcurrencyControlFailure",
+            )
+        except StorageFailure:
+            raise
+        except BaseException as exc:  # the commit failed otherwise
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            return self._error(exc, rid, lines)
+        if ts is not None:
+            outcome.ts = ts
+        return outcome
 
     # --- actions ---------------------------------------------------------------------------------
     async def run_action(self, path: Any, args: Any, identity: Identity | None, host: ActionHost) -> FunctionOutcome:
         started = time.perf_counter()
         outcome = await self._run_action(path, args, identity, host)
         self.stats.record("action", outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "action", path, identity, outcome, started)
         return outcome
 
     async def _run_action(self, path: Any, args: Any, identity: Identity | None, host: ActionHost) -> FunctionOutcome:
@@ -396,13 +401,13 @@ class Runner:
                 value = await loop.run_in_executor(None, lambda: context.run(handler, ctx, **checked))
             return self._success(value, spec, cap.finish())
         except TimeoutError:
-            return self._error(FunctionTimeout(f"Action timed out after {knobs.ACTION_TIMEOUT_MS / 1000:g} s"), rid, cap.finish())
+            return self._error(FunctionTimeout(f"Action timed out after {knobs.ACTION_TIMEOUT_MS / 1000:g} s"), rid, cap.finish(), identity)
         except StorageFailure:
             raise
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
                 raise
-            return self._error(exc, rid, cap.finish())
+            return self._error(exc, rid, cap.finish(), identity)
         finally:
             end_capture(token)
             if spec is not None:
@@ -418,6 +423,7 @@ async def run_http_action(
 
     started = time.perf_counter()
     failed = True
+    failure: BaseException | None = None
     cap, token = begin_capture()
     try:
         ctx = ActionCtx(host, identity, runner.db.clock.now_ms(), random.getrandbits(63))
@@ -429,6 +435,7 @@ async def run_http_action(
     except StorageFailure:
         raise
     except Exception as exc:
+        failure = exc
         return None, cap.finish(), exc
     finally:
         end_capture(token)
@@ -436,6 +443,42 @@ async def run_http_action(
         lines = cap.lines
         if runner.on_log is not None and lines:
             runner.on_log(getattr(function, "path", None) or "http", "httpAction", lines)
+        record_http_call(runner.on_call, getattr(function, "path", None) or "http", identity, started, lines, failure)
+
+
+class _NestedCalls:
+    """``ctx.run_query``/``ctx.run_mutation`` inside a query or mutation: the call runs in
+    the same transaction, one level deeper (at most ``MAX_CALL_DEPTH_COUNT``); a failed nested
+    mutation's writes are rolled back. Each ctx holds the one for its own depth."""
+
+    __slots__ = ("_depth", "_now_ms", "_runner", "_system")
+
+    def __init__(self, runner: Runner, system: SystemView, depth: int, now_ms: float) -> None:
+        self._runner = runner
+        self._system = system
+        self._depth = depth
+        self._now_ms = now_ms  # nested calls see the same frozen time as the call itself
+
+    def __call__(self, ctx: QueryCtx, ref: Any, args: Any, is_mutation: bool) -> Any:
+        if self._depth >= knobs.MAX_CALL_DEPTH_COUNT:
+            raise ConvectionError(f"Nested run_query/run_mutation deeper than {knobs.MAX_CALL_DEPTH_COUNT}", code="CallDepthExceeded")
+        runner = self._runner
+        txn = self._system.txn
+        spec = runner.resolve(ref, Identity(kind="admin"), "mutation" if is_mutation else "query")
+        checked = runner._check_args(spec, args, txn)
+        saved = {k: _copy_write(w) for k, w in txn.writes.items()} if is_mutation else None
+        try:
+            cls = MutationCtx if is_mutation else QueryCtx
+            inner = runner.make_ctx(cls, self._system, ctx.identity, self._now_ms, ctx.random.getrandbits(63), self._depth + 1)
+            result = spec.function.handler(inner, **checked)
+            ctx.observer.identity_read |= inner.observer.identity_read
+            ctx.observer.time_read |= inner.observer.time_read
+            return normalize(result)
+        except BaseException:
+            if saved is not None:
+                txn.writes.clear()
+                txn.writes.update(saved)
+            raise
 
 
 def normalize_safe(value: Any) -> Any:

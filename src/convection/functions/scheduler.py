@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextvars
 import datetime
 import math
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from convection import knobs
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView, Transaction
 from convection.errors import ConvectionError, LimitError
 from convection.model.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE, JobState, ScheduledJobs
 from convection.values.model import Int64, normalize, value_size
@@ -62,13 +63,14 @@ class SchedulerServices:
     """What the scheduler ctx needs from the application.
 
     ``resolve(ref)`` returns the canonical path of the mutation or action ``ref`` names (or
-    raises); ``now_ms()`` is the clock; ``run_transaction(fn)`` runs ``fn(txn)`` in a fresh
-    transaction off the event loop, commits it (retrying conflicts) and returns its result.
+    raises); ``now_ms()`` is the clock; ``run_transaction(fn)`` runs ``fn(system)`` on the
+    system view of a fresh transaction off the event loop, commits it (retrying conflicts)
+    and returns its result.
     """
 
     resolve: Callable[[Any], str]
     now_ms: Callable[[], float]
-    run_transaction: Callable[[Callable[[Transaction], Any]], Awaitable[Any]]
+    run_transaction: Callable[[Callable[[SystemView], Any]], Awaitable[Any]]
 
 
 # --- argument checks ------------------------------------------------------------------------
@@ -127,12 +129,14 @@ class _Budget:
         self.bytes = 0
 
 
+# One budget per transaction: nested run_mutation calls share their caller's.
+_BUDGETS: weakref.WeakKeyDictionary[Transaction, _Budget] = weakref.WeakKeyDictionary()
+
+
 def _charge(txn: Transaction, args: dict[str, Any]) -> None:
-    # One budget per transaction: nested run_mutation calls share their caller's.
-    budget: _Budget | None = getattr(txn, "_scheduler_budget", None)
+    budget = _BUDGETS.get(txn)
     if budget is None:
-        budget = _Budget()
-        setattr(txn, "_scheduler_budget", budget)  # noqa: B010
+        budget = _BUDGETS[txn] = _Budget()
     if budget.count >= knobs.SCHEDULER_MAX_SCHEDULED_PER_MUTATION_COUNT:
         raise LimitError(
             f"Too many functions scheduled by this mutation (limit: "
@@ -152,12 +156,12 @@ def _charge(txn: Transaction, args: dict[str, Any]) -> None:
 
 
 def schedule_in(
-    txn: Transaction, path: str, args: dict[str, Any], when_ms: float, now_ms: float, parent: str | None
+    system: SystemView, path: str, args: dict[str, Any], when_ms: float, now_ms: float, parent: str | None
 ) -> str:
-    """Insert a job in ``txn``; born canceled if ``parent`` (the scheduled job this code runs
-    as) has been canceled."""
-    _charge(txn, args)
-    model = ScheduledJobs(txn)
+    """Insert a job in ``system``'s transaction; born canceled if ``parent`` (the scheduled
+    job this code runs as) has been canceled."""
+    _charge(system.txn, args)
+    model = ScheduledJobs(system)
     canceled = False
     if parent is not None:
         job = model.get(parent)
@@ -165,8 +169,8 @@ def schedule_in(
     return model.insert(path, args, when_ms, now_ms, canceled=canceled)
 
 
-def _check_id(txn: Transaction, job_id: Any) -> str:
-    if not isinstance(job_id, str) or txn.table_of_id(job_id) != SCHEDULED_FUNCTIONS_TABLE:
+def _check_id(system: SystemView, job_id: Any) -> str:
+    if not isinstance(job_id, str) or system.table_of_id(job_id) != SCHEDULED_FUNCTIONS_TABLE:
         raise SchedulerError(
             f"ctx.scheduler.cancel() takes the id of a scheduled function (returned by run_after/"
             f"run_at), got {job_id!r}"
@@ -180,8 +184,8 @@ def _check_id(txn: Transaction, job_id: Any) -> str:
 class MutationScheduler:
     """``ctx.scheduler`` in mutations: part of the mutation's transaction."""
 
-    def __init__(self, txn: Transaction, services: SchedulerServices, parent: str | None) -> None:
-        self._txn = txn
+    def __init__(self, system: SystemView, services: SchedulerServices, parent: str | None) -> None:
+        self._system = system
         self._services = services
         self._parent = parent
 
@@ -198,14 +202,14 @@ class MutationScheduler:
     def _schedule(self, ref: Any, args: Any, when: Callable[[float], float]) -> str:
         path = self._services.resolve(ref)
         checked = _args(args, path)
-        now = self._txn.now_ms
-        return schedule_in(self._txn, path, checked, when(now), now, self._parent)
+        now = self._system.now_ms
+        return schedule_in(self._system, path, checked, when(now), now, self._parent)
 
     def cancel(self, job_id: Any) -> None:
         """Cancel a scheduled function: it will not run if it has not started (a running
         action finishes, but what it schedules afterwards is canceled)."""
-        jid = _check_id(self._txn, job_id)
-        ScheduledJobs(self._txn).cancel(jid, self._txn.now_ms)
+        jid = _check_id(self._system, job_id)
+        ScheduledJobs(self._system).cancel(jid, self._system.now_ms)
 
 
 class ActionScheduler:
@@ -228,26 +232,26 @@ class ActionScheduler:
         checked = _args(args, path)
         parent = self._parent
 
-        def run(txn: Transaction) -> str:
-            now = txn.now_ms
-            return schedule_in(txn, path, checked, when(now), now, parent)
+        def run(system: SystemView) -> str:
+            now = system.now_ms
+            return schedule_in(system, path, checked, when(now), now, parent)
 
         job_id: str = await self._services.run_transaction(run)
         return job_id
 
     async def cancel(self, job_id: Any) -> None:
-        def run(txn: Transaction) -> None:
-            ScheduledJobs(txn).cancel(_check_id(txn, job_id), txn.now_ms)
+        def run(system: SystemView) -> None:
+            ScheduledJobs(system).cancel(_check_id(system, job_id), system.now_ms)
 
         await self._services.run_transaction(run)
 
 
-def decorate(ctx: Any, txn: Transaction | None, services: SchedulerServices) -> None:
+def decorate(ctx: Any, system: SystemView | None, services: SchedulerServices) -> None:
     """Install ``ctx.scheduler`` on a mutation or action ctx (queries have none). Called by
     the runner's ``decorate_ctx`` hook."""
     if not hasattr(ctx, "scheduler"):
         return
-    if txn is not None:
-        ctx.scheduler = MutationScheduler(txn, services, current_job())
+    if system is not None:
+        ctx.scheduler = MutationScheduler(system, services, current_job())
     else:
         ctx.scheduler = ActionScheduler(services, current_job())

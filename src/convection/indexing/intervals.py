@@ -26,11 +26,6 @@ Interval = tuple[bytes, bytes | None]
 _MAX = b"\xff" * 64  # never used as a real bound; see _end_lt
 
 
-def key_successor(key: bytes) -> bytes:
-    """The smallest byte string greater than ``key``."""
-    return key + b"\x00"
-
-
 def singleton(key: bytes) -> Interval:
     return (key, key + b"\x00")
 
@@ -80,18 +75,6 @@ class IntervalSet:
             return False
         end = self._ends[i]
         return end is None or key < end
-
-    def overlaps(self, start: bytes, end: bytes | None) -> bool:
-        """Whether ``[start, end)`` intersects the set."""
-        i = bisect_right(self._starts, start) - 1
-        if i >= 0:
-            e = self._ends[i]
-            if e is None or start < e:
-                return True
-        j = i + 1
-        if j < len(self._starts):
-            return end is None or self._starts[j] < end
-        return False
 
 
 T = TypeVar("T", bound=Hashable)

@@ -30,9 +30,8 @@ from convection import knobs
 from convection.database.catalog import BY_CREATION_TIME
 from convection.database.database import Database
 from convection.database.query import Query
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
 from convection.errors import ConvectionError
-from convection.model.scheduled_jobs import system_access
 from convection.values.json import dumps
 
 CRON_JOBS_TABLE = "_cron_jobs"
@@ -164,10 +163,11 @@ def spec_fields(udf_path: str, args: dict[str, Any], schedule: dict[str, Any]) -
 
 
 class CronJobs:
-    """Typed access to the cron tables inside one transaction."""
+    """Typed access to the cron tables inside one transaction, through its system view."""
 
-    def __init__(self, txn: Transaction) -> None:
-        self.txn = txn
+    def __init__(self, system: SystemView) -> None:
+        self.system = system
+        self.txn = system.txn
 
     def get(self, job_id: str) -> CronJob | None:
         doc = self.txn.get(job_id)
@@ -183,22 +183,18 @@ class CronJobs:
             yield CronJob.from_doc(doc)
 
     def insert(self, name: str, fields: dict[str, Any], next_ts: float) -> str:
-        with system_access(self.txn):
-            return self.txn.insert(
-                CRON_JOBS_TABLE, {"name": name, **fields, "state": PENDING, "nextTs": float(next_ts)}
-            )
+        return self.system.insert(
+            CRON_JOBS_TABLE, {"name": name, **fields, "state": PENDING, "nextTs": float(next_ts)}
+        )
 
     def replace_spec(self, job: CronJob, fields: dict[str, Any], next_ts: float) -> None:
-        with system_access(self.txn):
-            self.txn.replace(job.id, {"name": job.name, **fields, "state": PENDING, "nextTs": float(next_ts)})
+        self.system.replace(job.id, {"name": job.name, **fields, "state": PENDING, "nextTs": float(next_ts)})
 
     def delete(self, job: CronJob) -> None:
-        with system_access(self.txn):
-            self.txn.delete(job.id)
+        self.system.delete(job.id)
 
     def mark_in_progress(self, job: CronJob) -> CronJob:
-        with system_access(self.txn):
-            self.txn.patch(job.id, {"state": IN_PROGRESS})
+        self.system.patch(job.id, {"state": IN_PROGRESS})
         new = self.get(job.id)
         assert new is not None
         return new
@@ -210,8 +206,7 @@ class CronJobs:
         if skipped:
             assert first is not None
             self.log(job, {"kind": "canceled", "numCanceled": float(skipped)}, [], 0.0, ts=first)
-        with system_access(self.txn):
-            self.txn.patch(job.id, {"state": PENDING, "prevTs": job.next_ts, "nextTs": float(nxt)})
+        self.system.patch(job.id, {"state": PENDING, "prevTs": job.next_ts, "nextTs": float(nxt)})
         return skipped
 
     def log(
@@ -230,20 +225,19 @@ class CronJobs:
                 break
             lines.append(line)
             budget -= len(line)
-        with system_access(self.txn):
-            return self.txn.insert(
-                CRON_LOGS_TABLE,
-                {
-                    "name": job.name,
-                    "ts": float(job.next_ts if ts is None else ts),
-                    "udfPath": job.udf_path,
-                    "args": [job.args],
-                    "status": status,
-                    "logLines": lines,
-                    "logLinesTruncated": len(lines) < len(log_lines),
-                    "executionTime": float(execution_time_s),
-                },
-            )
+        return self.system.insert(
+            CRON_LOGS_TABLE,
+            {
+                "name": job.name,
+                "ts": float(job.next_ts if ts is None else ts),
+                "udfPath": job.udf_path,
+                "args": [job.args],
+                "status": status,
+                "logLines": lines,
+                "logLinesTruncated": len(lines) < len(log_lines),
+                "executionTime": float(execution_time_s),
+            },
+        )
 
     def logs(self, name: str | None, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` run logs (of one job, or of every job), newest first."""
@@ -257,7 +251,6 @@ class CronJobs:
         """Delete up to ``limit`` logs written before ``cutoff_ms``."""
         q = Query(self.txn, CRON_LOGS_TABLE).with_index(BY_CREATION_TIME, lambda r: r.lt("_creationTime", float(cutoff_ms)))
         old = q.take(limit)
-        with system_access(self.txn):
-            for doc in old:
-                self.txn.delete(doc["_id"])
+        for doc in old:
+            self.system.delete(doc["_id"])
         return len(old)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from convection.database.database import Database
 from convection.database.query import Query
-from convection.database.transaction import Transaction
-from convection.model.scheduled_jobs import system_access
+from convection.database.transaction import SystemView, Transaction
 
 DEPLOYMENT_TABLE = "_deployment"
 
@@ -35,8 +34,7 @@ def init_secret(db: Database, candidate: bytes) -> bytes:
         found = _secret_in(txn)
         if found is not None:
             return found
-        with system_access(txn):
-            txn.insert(DEPLOYMENT_TABLE, {"secret": candidate})
+        SystemView(txn).insert(DEPLOYMENT_TABLE, {"secret": candidate})
         return candidate
 
     stored = read_secret(db)

@@ -27,9 +27,8 @@ from typing import Any
 from convection.database.catalog import Catalog
 from convection.database.database import Database
 from convection.database.query import Query
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
 from convection.errors import ConvectionError
-from convection.model.scheduled_jobs import system_access
 from convection.values.ids import decode_id
 
 STORAGE_TABLE = "_storage"
@@ -107,10 +106,11 @@ def check_storage_id(catalog: Catalog, storage_id: Any, where: str) -> tuple[int
 
 
 class FileStorageTable:
-    """Typed access to ``_storage`` inside one transaction."""
+    """Typed access to ``_storage`` inside one transaction, through its system view."""
 
-    def __init__(self, txn: Transaction) -> None:
-        self.txn = txn
+    def __init__(self, system: SystemView) -> None:
+        self.system = system
+        self.txn = system.txn
 
     def get(self, storage_id: Any, where: str = "ctx.storage") -> FileEntry | None:
         """The entry (None if it does not exist at the snapshot). The read is recorded, so a
@@ -126,8 +126,7 @@ class FileStorageTable:
         doc: dict[str, Any] = {"sha256": base64.b64encode(sha256).decode(), "size": float(size)}
         if content_type:
             doc["contentType"] = content_type
-        with system_access(self.txn):
-            return self.txn.insert(STORAGE_TABLE, doc)
+        return self.system.insert(STORAGE_TABLE, doc)
 
     def delete(self, storage_id: Any, where: str = "ctx.storage.delete()") -> None:
         """Delete the entry; raises ``StorageIdNotFound`` when there is none."""
@@ -137,5 +136,4 @@ class FileStorageTable:
                 "already deleted)",
                 code="StorageIdNotFound",
             )
-        with system_access(self.txn):
-            self.txn.delete(storage_id)
+        self.system.delete(storage_id)

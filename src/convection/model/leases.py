@@ -19,7 +19,7 @@ One document per lease::
   nobody else took it.
 
 Invariant: every write to ``_leases`` goes through :meth:`Leases._write`, the one place that
-opens system-table access.
+writes through the system view (:class:`SystemView`) its owner handed over.
 
 The fencing rule the user of a lease follows (application/scheduler.py) is by time: it counts
 itself the holder only until ``start of the renewing transaction + period * 2/3``, a third of
@@ -36,8 +36,7 @@ from typing import Any
 
 from convection.database.database import Database
 from convection.database.query import Query
-from convection.database.transaction import Transaction
-from convection.model.scheduled_jobs import system_access
+from convection.database.transaction import SystemView, Transaction
 
 LEASES_TABLE = "_leases"
 BY_NAME = "by_name"
@@ -79,10 +78,12 @@ class Lease:
 
 
 class Leases:
-    """Typed access to ``_leases`` inside one transaction."""
+    """Typed access to ``_leases`` inside one transaction, through the system view its owner
+    hands over (database/transaction.py)."""
 
-    def __init__(self, txn: Transaction) -> None:
-        self.txn = txn
+    def __init__(self, system: SystemView) -> None:
+        self.system = system
+        self.txn: Transaction = system.txn
 
     def get(self, name: str) -> Lease | None:
         doc = Query(self.txn, LEASES_TABLE).with_index(BY_NAME, lambda r: r.eq("name", name)).first()
@@ -116,8 +117,7 @@ class Leases:
     def _write(self, lease_id: str | None, fields: dict[str, Any]) -> str:
         """The one place that writes ``_leases`` (insert when ``lease_id`` is None); returns
         the document's id."""
-        with system_access(self.txn):
-            if lease_id is None:
-                return self.txn.insert(LEASES_TABLE, fields)
-            self.txn.patch(lease_id, fields)
-            return lease_id
+        if lease_id is None:
+            return self.system.insert(LEASES_TABLE, fields)
+        self.system.patch(lease_id, fields)
+        return lease_id

@@ -23,9 +23,8 @@ from pathlib import Path, PurePosixPath
 from convection import knobs
 from convection.database.database import Database
 from convection.database.query import Query
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
 from convection.errors import ConvectionError
-from convection.model.scheduled_jobs import system_access
 from convection.values.json import loads_stored
 
 MODULES_TABLE = "_modules"
@@ -50,24 +49,23 @@ def read_modules(db: Database) -> dict[str, bytes]:
     return out
 
 
-def write_modules(txn: Transaction, files: dict[str, bytes]) -> None:
-    """Make ``files`` the deployed code in ``txn`` (documents of removed files are deleted,
-    changed ones replaced, new ones inserted)."""
+def write_modules(system: SystemView, files: dict[str, bytes]) -> None:
+    """Make ``files`` the deployed code in ``system``'s transaction (documents of removed
+    files are deleted, changed ones replaced, new ones inserted)."""
     for path in files:
         check_path(path)
-    with system_access(txn):
-        current = {d["path"]: d for d in Query(txn, MODULES_TABLE).collect()}
-        for path, doc in current.items():
-            if path not in files:
-                txn.delete(doc["_id"])
-        for path, content in files.items():
-            digest = hashlib.sha256(content).hexdigest()
-            fields = {"path": path, "content": content, "sha256": digest}
-            old = current.get(path)
-            if old is None:
-                txn.insert(MODULES_TABLE, fields)
-            elif old["sha256"] != digest:
-                txn.replace(old["_id"], fields)
+    current = {d["path"]: d for d in Query(system.txn, MODULES_TABLE).collect()}
+    for path, doc in current.items():
+        if path not in files:
+            system.delete(doc["_id"])
+    for path, content in files.items():
+        digest = hashlib.sha256(content).hexdigest()
+        fields = {"path": path, "content": content, "sha256": digest}
+        old = current.get(path)
+        if old is None:
+            system.insert(MODULES_TABLE, fields)
+        elif old["sha256"] != digest:
+            system.replace(old["_id"], fields)
 
 
 def check_path(path: str) -> None:

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from convection import knobs
 from convection.database.database import Database
 from convection.database.query import Query
-from convection.database.transaction import Transaction
+from convection.database.transaction import SystemView
 from convection.errors import ConvectionError
 from convection.values.json import dumps, loads
 from convection.values.model import UNSET, value_size
@@ -109,17 +108,6 @@ def ensure_tables(db: Database) -> None:
     db.ensure_system_table(SCHEDULED_ARGS_TABLE, {})
 
 
-@contextmanager
-def system_access(txn: Transaction) -> Iterator[Transaction]:
-    """Let ``txn`` write system tables for the duration of the block (and only then: a user
-    mutation shares the transaction)."""
-    before = txn._system_access
-    txn._system_access = True
-    try:
-        yield txn
-    finally:
-        txn._system_access = before
-
 
 def _nesting(value: Any) -> int:
     if isinstance(value, dict):
@@ -130,10 +118,11 @@ def _nesting(value: Any) -> int:
 
 
 class ScheduledJobs:
-    """Typed access to ``_scheduled_functions`` inside one transaction."""
+    """Typed access to ``_scheduled_functions`` inside one transaction, through its system view."""
 
-    def __init__(self, txn: Transaction) -> None:
-        self.txn = txn
+    def __init__(self, system: SystemView) -> None:
+        self.system = system
+        self.txn = system.txn
 
     # --- reads -----------------------------------------------------------------------------
     def get(self, job_id: str) -> ScheduledJob | None:
@@ -181,19 +170,17 @@ class ScheduledJobs:
             doc["args"] = wrapped
         else:
             text = dumps(wrapped).decode()
-            with system_access(self.txn):
-                doc["argsChunks"] = [
-                    self.txn.insert(SCHEDULED_ARGS_TABLE, {"data": text[i : i + ARGS_CHUNK_CHARS]})
-                    for i in range(0, len(text), ARGS_CHUNK_CHARS)
-                ]
+            doc["argsChunks"] = [
+                self.system.insert(SCHEDULED_ARGS_TABLE, {"data": text[i : i + ARGS_CHUNK_CHARS]})
+                for i in range(0, len(text), ARGS_CHUNK_CHARS)
+            ]
         if canceled:
             doc["state"] = {"kind": JobState.CANCELED.value}
             doc["completedTime"] = float(now_ms)
         else:
             doc["state"] = {"kind": JobState.PENDING.value}
             doc["nextTs"] = float(max(scheduled_time, now_ms))
-        with system_access(self.txn):
-            return self.txn.insert(SCHEDULED_FUNCTIONS_TABLE, doc)
+        return self.system.insert(SCHEDULED_FUNCTIONS_TABLE, doc)
 
     def mark_in_progress(self, job_id: str) -> bool:
         """pending -> inProgress. Returns False (and changes nothing) if the job is gone or
@@ -201,8 +188,7 @@ class ScheduledJobs:
         job = self.get(job_id)
         if job is None or job.state is not JobState.PENDING:
             return False
-        with system_access(self.txn):
-            self.txn.patch(job_id, {"state": {"kind": JobState.IN_PROGRESS.value}})
+        self.system.patch(job_id, {"state": {"kind": JobState.IN_PROGRESS.value}})
         return True
 
     def complete(
@@ -224,8 +210,7 @@ class ScheduledJobs:
         kind: dict[str, Any] = {"kind": state.value}
         if state is JobState.FAILED:
             kind["error"] = (error or "")[: knobs.MAX_LOG_LINE_LENGTH_COUNT]
-        with system_access(self.txn):
-            self.txn.patch(job_id, {"state": kind, "completedTime": float(now_ms), "nextTs": UNSET})
+        self.system.patch(job_id, {"state": kind, "completedTime": float(now_ms), "nextTs": UNSET})
         return True
 
     def cancel(self, job_id: str, now_ms: float) -> bool:
@@ -234,8 +219,7 @@ class ScheduledJobs:
         return self.complete(job_id, JobState.CANCELED, now_ms)
 
     def delete(self, job: ScheduledJob) -> None:
-        with system_access(self.txn):
-            for chunk_id in job.doc.get("argsChunks", []):
-                if self.txn.get(chunk_id) is not None:
-                    self.txn.delete(chunk_id)
-            self.txn.delete(job.id)
+        for chunk_id in job.doc.get("argsChunks", []):
+            if self.txn.get(chunk_id) is not None:
+                self.system.delete(chunk_id)
+        self.system.delete(job.id)

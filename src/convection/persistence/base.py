@@ -8,6 +8,11 @@ Two logs (SEMANTICS.md §1.1):
 * the **index log**: one :class:`IndexEntry` per (index_id, key, ts); ``id`` None marks the key
   as deleted at ``ts``. An entry's ts is the ts of the document revision it points to.
 
+A third, small log, the **commit log** (:class:`CommitEntry`), is how processes sharing a
+store learn of each other's commits: it is written in the same transaction as the
+commit's rows, under the store's commit lock (:meth:`Persistence.commit_session`), so commits
+become visible in ts order.
+
 Invariants the caller (the committer, the only writer) guarantees: timestamps of a ``write``
 of *document revisions* are strictly greater than every ts already written; within one
 ``write`` a (table, id, ts) or (index_id, key, ts) appears at most once. The one exception is
@@ -26,7 +31,9 @@ with ts <= read_ts (snapshot reads). Implementations are safe to call from many 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,8 +64,78 @@ class IndexEntry:
         return self.id is None
 
 
+@dataclass(frozen=True, slots=True)
+class CommitEntry:
+    """One commit in the **commit log**: its ts and the keys it wrote (old and new key of
+    every written document in every index, plus derived-index keys), encoded with
+    :func:`encode_written_keys`. Other processes read it to validate their transactions
+    against this commit and to invalidate their subscriptions."""
+
+    ts: int
+    keys: bytes
+
+
+_INDEX_HEADER = struct.Struct(">qI")
+_KEY_LEN = struct.Struct(">I")
+
+
+def encode_written_keys(index_keys: dict[int, list[bytes]]) -> bytes:
+    parts: list[bytes] = []
+    for index_id, keys in index_keys.items():
+        parts.append(_INDEX_HEADER.pack(index_id, len(keys)))
+        for key in keys:
+            parts.append(_KEY_LEN.pack(len(key)))
+            parts.append(key)
+    return b"".join(parts)
+
+
+def decode_written_keys(blob: bytes) -> dict[int, list[bytes]]:
+    out: dict[int, list[bytes]] = {}
+    i, n = 0, len(blob)
+    while i < n:
+        index_id, count = _INDEX_HEADER.unpack_from(blob, i)
+        i += _INDEX_HEADER.size
+        keys = out.setdefault(index_id, [])
+        for _ in range(count):
+            (length,) = _KEY_LEN.unpack_from(blob, i)
+            i += _KEY_LEN.size
+            keys.append(blob[i : i + length])
+            i += length
+    return out
+
+
+class CommitSession(Protocol):
+    """The persistence's commit lock, held (``Persistence.commit_session``): one process at a
+    time, across every process and node using the store. Inside, the caller reads the commits
+    made since it last looked and writes its own, in one atomic, durable transaction."""
+
+    def commits_after(self, ts: int) -> list[CommitEntry]:
+        """Commit-log entries with ts > ``ts``, in ts order (everything committed)."""
+
+    def write(
+        self,
+        documents: Sequence[DocumentRevision],
+        indexes: Sequence[IndexEntry],
+        commits: Sequence[CommitEntry],
+    ) -> None:
+        """Stage rows; they become durable, atomically, when the session ends without error."""
+
+
 class Persistence(Protocol):
     """See the module docstring for the contract."""
+
+    def commit_session(self) -> AbstractContextManager[CommitSession]:
+        """Take the store's commit lock (waiting for other processes) for one group of commits;
+        leaving the block without an error makes the session's writes durable and releases
+        the lock; an error rolls them back. Raises StorageFailure (outcome unknown when it
+        happens while ending the session)."""
+
+    def commits_after(self, ts: int) -> list[CommitEntry]:
+        """Committed commit-log entries with ts > ``ts``, in ts order (tailing, no lock)."""
+
+    def others_may_have_committed(self) -> bool:
+        """A cheap hint for tailing: False only when certainly no other process committed
+        since the last call (SQLite: ``PRAGMA data_version``)."""
 
     def write(
         self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]

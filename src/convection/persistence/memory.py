@@ -17,10 +17,11 @@ import bisect
 import json
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from convection.errors import StorageFailure
-from convection.persistence.base import DocumentRevision, IndexEntry
+from convection.persistence.base import CommitEntry, DocumentRevision, IndexEntry
 
 # An index log entry as stored: (ts, table, id or None for a deleted key).
 _Entry = tuple[int, int, bytes | None]
@@ -41,6 +42,8 @@ class MemoryPersistence:
         self._keys: dict[int, list[bytes]] = {}
         self._entries: dict[int, dict[bytes, list[_Entry]]] = {}
         self._globals: dict[str, str] = {}
+        self._commits: list[CommitEntry] = []
+        self._commit_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return "MemoryPersistence()"
@@ -73,6 +76,24 @@ class MemoryPersistence:
                     bisect.insort(keys, entry.key)
                     by_key[entry.key] = []
                 bisect.insort(by_key[entry.key], (entry.ts, entry.table, entry.id), key=_entry_ts)
+
+    @contextmanager
+    def commit_session(self) -> Iterator[_MemorySession]:
+        with self._commit_lock:
+            session = _MemorySession(self)
+            yield session
+            self.write(session.documents, session.indexes)
+            with self._lock:
+                self._commits.extend(session.commits)
+
+    def commits_after(self, ts: int) -> list[CommitEntry]:
+        with self._lock:
+            self._check_open()
+            i = bisect.bisect_right(self._commits, ts, key=lambda c: c.ts)
+            return self._commits[i:]
+
+    def others_may_have_committed(self) -> bool:
+        return False  # a memory store belongs to one process
 
     def _has_entry(self, index_id: int, key: bytes, ts: int) -> bool:
         entries = self._entries.get(index_id, {}).get(key, [])
@@ -197,6 +218,9 @@ class MemoryPersistence:
                         del by_key[key]
                         keys = self._keys[index_id]
                         del keys[bisect.bisect_left(keys, key)]
+            kept_commits = [c for c in self._commits[:-1] if c.ts > index_before_ts]
+            removed += len(self._commits) - len(kept_commits) - (1 if self._commits else 0)
+            self._commits = kept_commits + self._commits[-1:]
             top = self._log[-1][0] if self._log else 0
             for (table, id), versions in list(self._versions.items()):
                 kept_ts = []
@@ -231,3 +255,24 @@ def _superseded(entries: list[_Entry], i: int, before_ts: int) -> bool:
 
 def _entry_ts(entry: _Entry) -> int:
     return entry[0]
+
+
+class _MemorySession:
+    def __init__(self, store: MemoryPersistence) -> None:
+        self._store = store
+        self.documents: list[DocumentRevision] = []
+        self.indexes: list[IndexEntry] = []
+        self.commits: list[CommitEntry] = []
+
+    def commits_after(self, ts: int) -> list[CommitEntry]:
+        return self._store.commits_after(ts)
+
+    def write(
+        self,
+        documents: Sequence[DocumentRevision],
+        indexes: Sequence[IndexEntry],
+        commits: Sequence[CommitEntry],
+    ) -> None:
+        self.documents.extend(documents)
+        self.indexes.extend(indexes)
+        self.commits.extend(commits)

@@ -8,7 +8,8 @@ Same logical layout as the SQLite store (SEMANTICS.md §1.1), created on first u
 * ``indexes(index_id, key_prefix, key_sha256, key_suffix, ts, deleted, table_id, document_id)``:
   the MVCC index log, unique index ``indexes_by_key (index_id, key_prefix, key_sha256,
   ts DESC)`` and ``indexes_by_ts (ts)`` (incremental retention).
-* ``globals(key, json)``: small JSON values; ``leases``: the writer lease (below);
+* ``globals(key, json)``: small JSON values (read once, to migrate a 0.1.0 store);
+* ``commits(ts, keys)``: the commit log (``persistence/base.py``);
   ``persistence_meta``: schema version and retention watermarks.
 
 **Long keys.** A B-tree entry must fit in a third of a page (~2.7 KB), so a key is stored as
@@ -40,22 +41,19 @@ Retention below the read ts and ``delete_index`` of the scanned index are the ca
 business, as with every store.
 
 **Writes.** ``write`` is ONE statement on a dedicated writer connection in autocommit mode, so
-atomic and one round trip whatever the number of rows: the lease check in a CTE, then one
-``INSERT ... SELECT FROM unnest(column arrays)`` per table as data-modifying CTEs (about half
-the time of a pipelined BEGIN/INSERT/INSERT/COMMIT through psycopg). Durability is the
+atomic and one round trip whatever the number of rows: one ``INSERT ... SELECT FROM
+unnest(column arrays)`` per table as data-modifying CTEs (about half the time of a pipelined
+BEGIN/INSERT/INSERT/COMMIT through psycopg). Commits go through ``commit_session``: a
+transaction on the writer connection that first takes the store's commit lock
+(``pg_advisory_xact_lock`` on a key derived from the schema name), so every process and node
+using the store commits in turn; it reads the commit log, writes the rows and the commit-log
+entries, and ends (COMMIT releases the lock). Durability is the
 server's: with the default ``synchronous_commit=on`` a returned write is flushed to the
 server's WAL. Any error is a :class:`StorageFailure` (outcome unknown).
 
-**The writer lease.** Opening a store takes the lease: it bumps ``leases.generation`` and
-remembers the new value; every write (``write``, ``set_global``, ``delete_index``, ``prune``)
-calls ``convection_check_lease(generation)`` in its statement or transaction, which locks the
-lease row
-``FOR SHARE`` and fails unless it still holds that generation (so a write is never applied
-without the lease: the whole statement or transaction aborts). A second process opening the
-same database therefore *takes over*: its ``UPDATE`` waits for the first one's in-flight write,
-and from then on every write of the first one fails with StorageFailure ("lease lost"), so its
-engine stops. Two processes never write concurrently, and the newcomer reads ``max_ts`` only
-after the takeover, so its clock starts above everything the old one wrote.
+**Several processes.** Any number of processes (nodes) may open the same store and commit:
+the commit lock serializes them (convection 0.1.0 used a single-writer lease instead; its
+``leases`` table is left alone).
 
 **Connections.** One writer connection (guarded by a lock) plus a bounded pool of autocommit
 connections opened on demand (by default as many as function worker threads, plus 4) for
@@ -90,11 +88,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
-import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -105,9 +102,9 @@ from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 
 from convection import knobs
 from convection.errors import ConvectionError, StorageFailure
-from convection.persistence.base import DocumentRevision, IndexEntry
+from convection.persistence.base import CommitEntry, DocumentRevision, IndexEntry
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: the commit log, no writer lease (1: convection 0.1.0)
 
 #: Bytes of a key kept in ``key_prefix`` (part of the on-disk format: do not change). With the
 #: other columns the ``indexes_by_key`` entry stays under PostgreSQL's B-tree item limit
@@ -131,11 +128,23 @@ _PLANNER_OFF: Final = (
     "enable_mergejoin",
 )
 
-_LEASE_LOST_SQLSTATE: Final = "CV001"
 _SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Serializes schema creation among processes opening the same database at once.
 _SCHEMA_LOCK_KEY: Final = 0x636F6E76  # "conv"
 
+_CREATE_COMMITS: Final = (
+    "CREATE TABLE IF NOT EXISTS commits (ts BIGINT PRIMARY KEY, keys BYTEA NOT NULL)"
+)
+# The commit lock: a transaction-scoped advisory lock, per schema (several stores can share
+# a database), taken by every commit session of every process.
+_COMMIT_LOCK: Final = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.convection_commit'))"
+_COMMITS_AFTER: Final = "SELECT ts, keys FROM commits WHERE ts > %s ORDER BY ts"
+_INSERT_COMMITS: Final = (
+    "INSERT INTO commits (ts, keys) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+)
+_PRUNE_COMMITS: Final = (
+    "DELETE FROM commits WHERE ts <= %s AND ts < (SELECT max(ts) FROM commits)"
+)
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS documents ("
     " ts BIGINT NOT NULL, table_id BIGINT NOT NULL, id BYTEA NOT NULL, json BYTEA,"
@@ -149,18 +158,8 @@ _SCHEMA: Final = (
     " ON indexes (index_id, key_prefix, key_sha256, ts DESC)",
     "CREATE INDEX IF NOT EXISTS indexes_by_ts ON indexes (ts)",
     "CREATE TABLE IF NOT EXISTS globals (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS leases ("
-    " name TEXT PRIMARY KEY, generation BIGINT NOT NULL, holder TEXT NOT NULL,"
-    " acquired_at TIMESTAMPTZ NOT NULL)",
     "CREATE TABLE IF NOT EXISTS persistence_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-    # Raises (SQLSTATE CV001, aborting the transaction) unless the caller still holds the
-    # lease; FOR SHARE makes a takeover (an UPDATE of the row) wait for in-flight writes.
-    "CREATE OR REPLACE FUNCTION convection_check_lease(expected BIGINT) RETURNS VOID"
-    " LANGUAGE plpgsql AS $$ BEGIN"
-    " PERFORM 1 FROM leases WHERE name = 'writer' AND generation = expected FOR SHARE;"
-    " IF NOT FOUND THEN RAISE EXCEPTION 'convection writer lease lost: another process opened"
-    " this database for writing' USING ERRCODE = '" + _LEASE_LOST_SQLSTATE + "'; END IF;"
-    " END $$",
+    _CREATE_COMMITS,
 )
 
 # --- statements (constant text, so psycopg prepares each once per connection) --------------
@@ -169,24 +168,18 @@ _SCHEMA_VERSION: Final = "SELECT value FROM persistence_meta WHERE key = 'schema
 _SET_SCHEMA_VERSION: Final = (
     "INSERT INTO persistence_meta (key, value) VALUES ('schema_version', %s)"
 )
-_TAKE_LEASE: Final = (
-    "INSERT INTO leases (name, generation, holder, acquired_at) VALUES ('writer', 1, %s, now())"
-    " ON CONFLICT (name) DO UPDATE SET generation = leases.generation + 1,"
-    " holder = excluded.holder, acquired_at = excluded.acquired_at RETURNING generation"
-)
-_CHECK_LEASE: Final = "SELECT convection_check_lease(%s)"
 _MAX_TS: Final = (
     "SELECT (SELECT max(ts) FROM documents), (SELECT max(ts) FROM indexes)"
 )
 
-# Writes are single statements (atomic in autocommit mode, one round trip): the lease check
-# in a CTE that the final SELECT reads (so it runs), the changes in data-modifying CTEs.
-def _leased(*changes: str) -> str:
+# Writes are single statements (atomic in autocommit mode, one round trip): the changes in
+# data-modifying CTEs, which PostgreSQL runs exactly once whether or not the query reads them.
+def _batched(*changes: str) -> str:
     ctes = ", ".join(f"c{i} AS ({change})" for i, change in enumerate(changes))
-    return f"WITH lease AS (SELECT convection_check_lease(%s)), {ctes} SELECT count(*) FROM lease"
+    return f"WITH {ctes} SELECT 1"
 
 
-_WRITE: Final = _leased(
+_WRITE: Final = _batched(
     "INSERT INTO documents (ts, table_id, id, json, deleted, prev_ts)"
     " SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bytea[], %s::bytea[],"
     " %s::boolean[], %s::bigint[])",
@@ -210,11 +203,11 @@ _TABLE_DOCUMENTS: Final = (
 )
 
 _GET_GLOBAL: Final = "SELECT json FROM globals WHERE key = %s"
-_SET_GLOBAL: Final = _leased(
+_SET_GLOBAL: Final = _batched(
     "INSERT INTO globals (key, json) VALUES (%s, %s)"
     " ON CONFLICT (key) DO UPDATE SET json = excluded.json"
 )
-_DELETE_INDEX: Final = _leased("DELETE FROM indexes WHERE index_id = %s")
+_DELETE_INDEX: Final = _batched("DELETE FROM indexes WHERE index_id = %s")
 
 # Retention: everything an entry/revision with ts in (after, bound] supersedes, plus
 # tombstones/deletions in that range. See ``prune``.
@@ -318,7 +311,7 @@ class PostgresPersistence:
     ``url`` is a libpq URL (``postgres://user:password@host:port/dbname?sslmode=...``);
     an extra ``schema=name`` query parameter, or the ``schema`` argument, selects a
     PostgreSQL schema for the tables. ``max_connections`` bounds the pooled connections (the
-    writer's comes on top). Opening takes the writer lease (module docstring).
+    writer's comes on top).
     """
 
     def __init__(
@@ -364,11 +357,9 @@ class PostgresPersistence:
         self._idle: list[_Connection] = []
         self._open_readers = 0
         self._writer: _Connection | None = None
-        self._generation = 0
         try:
             self._writer = self._connect()
             self._create_schema(self._writer)
-            self._generation = self._take_lease(self._writer)
             row = self._writer.execute(_MAX_TS).fetchone()
         except psycopg.Error as exc:
             self.close()
@@ -383,11 +374,6 @@ class PostgresPersistence:
 
     def __repr__(self) -> str:
         return f"PostgresPersistence({self._where!r})"
-
-    @property
-    def lease_generation(self) -> int:
-        """The writer-lease generation this store holds (bumped by every open)."""
-        return self._generation
 
     # --- connections --------------------------------------------------------------------
 
@@ -407,6 +393,13 @@ class PostgresPersistence:
             if exists is not None and exists[0] is not None:
                 row = conn.execute(_SCHEMA_VERSION).fetchone()
                 version = row[0] if row else 0
+                if version == 1:  # 0.1.0: add the commit log (the writer lease is unused)
+                    conn.execute(_CREATE_COMMITS)
+                    conn.execute(
+                        "UPDATE persistence_meta SET value = %s WHERE key = 'schema_version'",
+                        (SCHEMA_VERSION,),
+                    )
+                    return
                 if version == SCHEMA_VERSION:
                     return
                 raise ConvectionError(
@@ -417,14 +410,6 @@ class PostgresPersistence:
             for statement in _SCHEMA:
                 conn.execute(statement)
             conn.execute(_SET_SCHEMA_VERSION, (SCHEMA_VERSION,))
-
-    def _take_lease(self, conn: _Connection) -> int:
-        holder = f"{socket.gethostname()}:{os.getpid()}"
-        with conn.transaction():
-            row = conn.execute(_TAKE_LEASE, (holder,)).fetchone()
-        assert row is not None
-        generation: int = row[0]
-        return generation
 
     def _check_open(self) -> None:
         if self._closed:
@@ -501,22 +486,11 @@ class PostgresPersistence:
     def write(
         self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]
     ) -> None:
-        # Column arrays for unnest(): one list per column.
-        doc_columns: list[list[Any]] = [[], [], [], [], [], []]
-        for d in documents:
-            row = (d.ts, d.table, d.id, d.value, d.value is None, d.prev_ts)
-            for column, value in zip(doc_columns, row, strict=True):
-                column.append(value)
-        index_columns: list[list[Any]] = [[], [], [], [], [], [], [], []]
-        for e in indexes:
-            prefix, digest, suffix = split_key(e.key)
-            entry = (e.index_id, prefix, digest, suffix, e.ts, e.id is None, e.table, e.id)
-            for column, value in zip(index_columns, entry, strict=True):
-                column.append(value)
+        doc_columns, index_columns = _columns(documents, indexes)
         with self._write_lock:
             try:
                 self._writable().execute(
-                    _WRITE, (self._generation, *doc_columns, *index_columns)
+                    _WRITE, (*doc_columns, *index_columns)
                 )
             except psycopg.Error as exc:
                 raise self._write_failure(
@@ -529,21 +503,46 @@ class PostgresPersistence:
             if documents or indexes:
                 self._written_ts = max(self._written_ts, *doc_columns[0], *index_columns[4])
 
+    @contextmanager
+    def commit_session(self) -> Iterator[_PostgresSession]:
+        """A transaction on the writer connection holding the commit lock (an advisory lock of
+        this schema): every process and node using the store commits through it in turn."""
+        with self._write_lock:
+            conn = self._writable()
+            session = _PostgresSession(self, conn)
+            try:
+                with conn.transaction():
+                    conn.execute(_COMMIT_LOCK)
+                    yield session
+            except psycopg.Error as exc:
+                raise self._write_failure("committing", exc) from exc
+            if session.top:
+                self._max_ts = max(self._max_ts, session.top)
+                self._written_ts = max(self._written_ts, session.top)
+
+    def commits_after(self, ts: int) -> list[CommitEntry]:
+        rows = self._fetch("reading the commit log", _COMMITS_AFTER, (ts,))
+        return self._observed([CommitEntry(t, bytes(k)) for t, k in rows])
+
+    def _observed(self, commits: list[CommitEntry]) -> list[CommitEntry]:
+        # Reads clamp their ts to what is known written (module docstring): commits made by
+        # other processes are written too.
+        if commits:
+            self._written_ts = max(self._written_ts, commits[-1].ts)
+            self._max_ts = max(self._max_ts, commits[-1].ts)
+        return commits
+
+    def others_may_have_committed(self) -> bool:
+        return True  # no cheap local signal: the caller polls commits_after
+
     def _write_failure(self, what: str, exc: psycopg.Error) -> StorageFailure:
-        if exc.sqlstate == _LEASE_LOST_SQLSTATE:
-            return StorageFailure(
-                f"{what} to {self._where} failed: the writer lease was taken by another "
-                "process that opened the same database (generation "
-                f"{self._generation} is no longer current); this process must stop writing"
-            )
         return StorageFailure(f"{what} to {self._where} failed: {exc}")
 
     def _transaction(self, what: str, fn: Callable[[_Connection], _T]) -> _T:
-        """Run ``fn`` in a lease-checked transaction on a pooled connection."""
+        """Run ``fn`` in a transaction on a pooled connection."""
 
         def run(conn: _Connection) -> _T:
             with conn.transaction():
-                conn.execute(_CHECK_LEASE, (self._generation,))
                 return fn(conn)
 
         conn = self._acquire()
@@ -556,13 +555,13 @@ class PostgresPersistence:
 
     def set_global(self, key: str, value: Any) -> None:
         text = json.dumps(value, separators=(",", ":"))
-        self._statement(f"storing global {key!r}", _SET_GLOBAL, (self._generation, key, text))
+        self._statement(f"storing global {key!r}", _SET_GLOBAL, (key, text))
 
     def delete_index(self, index_id: int) -> None:
-        self._statement(f"deleting index {index_id}", _DELETE_INDEX, (self._generation, index_id))
+        self._statement(f"deleting index {index_id}", _DELETE_INDEX, (index_id,))
 
     def _statement(self, what: str, sql: str, params: Sequence[Any]) -> None:
-        """Run one lease-checked write statement on a pooled connection."""
+        """Run one write statement on a pooled connection."""
         conn = self._acquire()
         try:
             conn.execute(sql, params)
@@ -574,7 +573,11 @@ class PostgresPersistence:
     # --- reads --------------------------------------------------------------------------
 
     def max_ts(self) -> int:
-        self._check_open()
+        # Read from the server: other processes may have written since this one last did.
+        rows = self._fetch("reading the largest ts", _MAX_TS, ())
+        if rows:
+            self._max_ts = max(self._max_ts, rows[0][0] or 0)
+            self._written_ts = max(self._written_ts, self._max_ts, rows[0][1] or 0)
         return self._max_ts
 
     def get_global(self, key: str) -> Any:
@@ -730,6 +733,8 @@ class PostgresPersistence:
                 params = {"after": after, "bound": index_before_ts}
                 removed += max(conn.execute(_PRUNE_INDEXES, params).rowcount, 0)
                 conn.execute(_SET_WATERMARK, (_INDEX_WATERMARK, min(index_before_ts, top)))
+            # The commit log: other processes only need what they have not caught up on.
+            removed += max(conn.execute(_PRUNE_COMMITS, (index_before_ts,)).rowcount, 0)
             after = _watermark(conn, _DOCUMENTS_WATERMARK)
             if documents_before_ts > after:
                 params = {"after": after, "bound": documents_before_ts, "top": top}
@@ -795,3 +800,48 @@ def _describe(params: dict[str, Any], schema: str | None) -> str:
     if schema:
         where += f" schema {schema}"
     return f"postgres://{where}"
+
+
+class _PostgresSession:
+    def __init__(self, store: PostgresPersistence, conn: _Connection) -> None:
+        self._store = store
+        self._conn = conn
+        self.top = 0
+
+    def commits_after(self, ts: int) -> list[CommitEntry]:
+        rows = self._conn.execute(_COMMITS_AFTER, (ts,), binary=True).fetchall()
+        return self._store._observed([CommitEntry(t, bytes(k)) for t, k in rows])
+
+    def write(
+        self,
+        documents: Sequence[DocumentRevision],
+        indexes: Sequence[IndexEntry],
+        commits: Sequence[CommitEntry],
+    ) -> None:
+        doc_columns, index_columns = _columns(documents, indexes)
+        if documents or indexes:
+            self._conn.execute(_WRITE, (*doc_columns, *index_columns))
+        if commits:
+            self._conn.execute(_INSERT_COMMITS, ([c.ts for c in commits], [c.keys for c in commits]))
+        if documents:
+            self.top = max(self.top, *doc_columns[0])
+        if commits:
+            self.top = max(self.top, commits[-1].ts)
+
+
+def _columns(
+    documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Column arrays for unnest(): one list per column."""
+    doc_columns: list[list[Any]] = [[], [], [], [], [], []]
+    for d in documents:
+        row = (d.ts, d.table, d.id, d.value, d.value is None, d.prev_ts)
+        for column, value in zip(doc_columns, row, strict=True):
+            column.append(value)
+    index_columns: list[list[Any]] = [[], [], [], [], [], [], [], []]
+    for e in indexes:
+        prefix, digest, suffix = split_key(e.key)
+        entry = (e.index_id, prefix, digest, suffix, e.ts, e.id is None, e.table, e.id)
+        for column, value in zip(index_columns, entry, strict=True):
+            column.append(value)
+    return doc_columns, index_columns

@@ -40,6 +40,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,10 +50,13 @@ from convection.knobs import (
     SQLITE_PRUNE_BATCH_COUNT,
     SQLITE_VACUUM_PAGES_COUNT,
 )
-from convection.persistence.base import DocumentRevision, IndexEntry
+from convection.persistence.base import CommitEntry, DocumentRevision, IndexEntry
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: the commit log (1: convection 0.1.0)
 
+_CREATE_COMMITS: Final = (
+    "CREATE TABLE IF NOT EXISTS commits (ts INTEGER PRIMARY KEY, keys BLOB NOT NULL)"
+)
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS documents ("
     " ts INTEGER NOT NULL, table_id INTEGER NOT NULL, id BLOB NOT NULL, json BLOB,"
@@ -63,6 +67,7 @@ _SCHEMA: Final = (
     " deleted INTEGER NOT NULL, table_id INTEGER NOT NULL, document_id BLOB,"
     " PRIMARY KEY (index_id, key, ts)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS globals (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
+    _CREATE_COMMITS,
 )
 
 _SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -77,6 +82,11 @@ _INSERT_INDEX: Final = (
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _MAX_TS: Final = "SELECT MAX(ts) FROM documents"
+_INSERT_COMMIT: Final = "INSERT INTO commits (ts, keys) VALUES (?, ?)"
+_COMMITS_AFTER: Final = "SELECT ts, keys FROM commits WHERE ts > ? ORDER BY ts"
+_PRUNE_COMMITS: Final = (
+    "DELETE FROM commits WHERE ts <= ? AND ts < (SELECT MAX(ts) FROM commits)"
+)
 _GET_DOCUMENT: Final = (
     "SELECT ts, json, prev_ts FROM documents"
     " WHERE table_id = ? AND id = ? AND ts <= ? ORDER BY ts DESC LIMIT 1"
@@ -192,6 +202,7 @@ class SqlitePersistence:
             self.close()
             raise StorageFailure(f"cannot open SQLite database {self._path}: {exc}") from exc
         self._max_ts: int = row[0] or 0
+        self._data_version = 0
 
     def __repr__(self) -> str:
         return f"SqlitePersistence({str(self._path)!r})"
@@ -217,6 +228,16 @@ class SqlitePersistence:
     def _create_schema(self) -> None:
         conn = self._writer
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 1:  # 0.1.0: add the commit log
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(_CREATE_COMMITS)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            version = SCHEMA_VERSION
         if version == SCHEMA_VERSION:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -280,6 +301,50 @@ class SqlitePersistence:
                 if top > self._max_ts:
                     self._max_ts = top
 
+    @contextmanager
+    def commit_session(self) -> Iterator[_SqliteSession]:
+        """``BEGIN IMMEDIATE`` on the writer connection: SQLite's write lock is the commit
+        lock of every process using the file (waiting up to ``SQLITE_BUSY_TIMEOUT_MS``)."""
+        with self._write_lock:
+            conn = self._writable()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageFailure(f"taking the write lock of {self._path} failed: {exc}") from exc
+            session = _SqliteSession(conn, self._path)
+            try:
+                yield session
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise StorageFailure(f"committing to {self._path} failed: {exc}") from exc
+            except BaseException:
+                _rollback(conn)
+                raise
+            if session.top > self._max_ts:
+                self._max_ts = session.top
+            # our own commit bumped data_version for nobody but the other connections
+            self._data_version = self._read_data_version(conn)
+
+    def commits_after(self, ts: int) -> list[CommitEntry]:
+        return [CommitEntry(t, k) for t, k in self._read_all(_COMMITS_AFTER, (ts,))]
+
+    def others_may_have_committed(self) -> bool:
+        with self._write_lock:
+            conn = self._writable()
+            version = self._read_data_version(conn)
+            if version == self._data_version:
+                return False
+            self._data_version = version
+            return True
+
+    @staticmethod
+    def _read_data_version(conn: sqlite3.Connection) -> int:
+        try:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StorageFailure(f"reading PRAGMA data_version failed: {exc}") from exc
+
     def _writable(self) -> sqlite3.Connection:
         if self._closed:
             raise StorageFailure(f"{self!r} is closed")
@@ -308,8 +373,10 @@ class SqlitePersistence:
     # --- reads --------------------------------------------------------------------------
 
     def max_ts(self) -> int:
-        if self._closed:
-            raise StorageFailure(f"{self!r} is closed")
+        # Read from the file: other processes may have written since this one last did.
+        rows = self._read_all(_MAX_TS, ())
+        top = int(rows[0][0] or 0) if rows else 0
+        self._max_ts = max(self._max_ts, top)
         return self._max_ts
 
     def get_global(self, key: str) -> Any:
@@ -437,6 +504,8 @@ class SqlitePersistence:
                 removed += self._delete_rows(_DELETE_INDEX_ENTRY, candidates)
                 candidates = []
         removed += self._delete_rows(_DELETE_INDEX_ENTRY, candidates)
+        # The commit log: other processes only need what they have not caught up on yet.
+        removed += self._delete_rows(_PRUNE_COMMITS, [(index_before_ts,)])
         # Document revisions: only superseding revisions newer than the last prune matter.
         after = self._documents_pruned_ts
         if documents_before_ts > after:
@@ -524,3 +593,46 @@ def _dangling(index_id: int, key: bytes, ts: int) -> StorageFailure:
         f"index {index_id} entry {key.hex()} at ts {ts} points to a document revision that "
         "is not in the document log; the database is corrupt or was pruned below the read ts"
     )
+
+
+class _SqliteSession:
+    """Rows of one commit session, written on the writer connection inside its transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
+        self.top = 0
+
+    def commits_after(self, ts: int) -> list[CommitEntry]:
+        try:
+            rows = self._conn.execute(_COMMITS_AFTER, (ts,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageFailure(f"reading the commit log of {self._path} failed: {exc}") from exc
+        return [CommitEntry(t, k) for t, k in rows]
+
+    def write(
+        self,
+        documents: Sequence[DocumentRevision],
+        indexes: Sequence[IndexEntry],
+        commits: Sequence[CommitEntry],
+    ) -> None:
+        conn = self._conn
+        try:
+            if documents:
+                conn.executemany(
+                    _INSERT_DOCUMENT,
+                    [(d.ts, d.table, d.id, d.value, d.value is None, d.prev_ts) for d in documents],
+                )
+                self.top = max(self.top, max(d.ts for d in documents))
+            if indexes:
+                conn.executemany(
+                    _INSERT_INDEX,
+                    [(e.index_id, e.key, e.ts, e.id is None, e.table, e.id) for e in indexes],
+                )
+            if commits:
+                conn.executemany(_INSERT_COMMIT, [(c.ts, c.keys) for c in commits])
+        except sqlite3.Error as exc:
+            raise StorageFailure(
+                f"writing {len(documents)} document revisions and {len(indexes)} index entries "
+                f"to {self._path} failed: {exc}"
+            ) from exc

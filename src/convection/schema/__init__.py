@@ -6,6 +6,7 @@ This layer sits right above ``values``: it imports only ``convection.values``,
 
 from __future__ import annotations
 
+from convection.schema.builders import as_args_validator, pagination_opts_validator, v
 from convection.schema.schema import (
     IndexDefinition,
     SchemaDefinition,
@@ -18,14 +19,8 @@ from convection.schema.schema import (
     schema_from_json,
     table_from_json,
 )
-from convection.schema.validators import (
-    ObjectValidator,
-    Validator,
-    as_args_validator,
-    pagination_opts_validator,
-    v,
-    validator_from_json,
-)
+from convection.schema.validator_json import validator_from_json
+from convection.schema.validators import ObjectValidator, Validator
 
 __all__ = [
     "IndexDefinition",

@@ -36,7 +36,7 @@ from convection.schema.validators import (
 
 
 class _V:
-    """The validator builders: ``from convection.schema.validators import v``."""
+    """The validator builders: ``from convection.schema.builders import v``."""
 
     __slots__ = ()
 

@@ -41,6 +41,7 @@ from typing import Any, Final
 
 from convection import knobs
 from convection.errors import SchemaError, ValidationError, ValueError_
+from convection.schema.validator_json import validator_from_json
 from convection.schema.validators import (
     AnyValidator,
     ArrayValidator,
@@ -53,7 +54,6 @@ from convection.schema.validators import (
     StringValidator,
     UnionValidator,
     Validator,
-    validator_from_json,
 )
 from convection.values.model import UNSET, check_field_name, describe
 from convection.values.order import MISSING

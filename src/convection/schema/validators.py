@@ -69,10 +69,6 @@ __all__ = [
     "StringValidator",
     "UnionValidator",
     "Validator",
-    "as_args_validator",
-    "pagination_opts_validator",
-    "v",
-    "validator_from_json",
 ]
 
 IdChecker: TypeAlias = Callable[[str, str], bool]
@@ -744,8 +740,3 @@ _STRING: Final = StringValidator()
 _BYTES: Final = BytesValidator()
 _ANY: Final = AnyValidator()
 
-
-# The builders ``v``, ``as_args_validator`` and ``pagination_opts_validator`` and the JSON form
-# live in their own modules; re-exported here for the stable import path.
-from convection.schema.builders import as_args_validator, pagination_opts_validator, v  # noqa: E402
-from convection.schema.validator_json import validator_from_json  # noqa: E402

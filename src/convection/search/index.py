@@ -105,10 +105,6 @@ class TextIndex:
             self._pending.append((ts, internal_id, doc))
             return len(self._pending)
 
-    def clear_pending(self) -> None:
-        with self._pending_lock:
-            self._pending.clear()
-
     def drain(self, log_horizon_ts: int, log_max: int) -> None:
         """Apply queued changes (lock held), then trim the change log."""
         with self._pending_lock:

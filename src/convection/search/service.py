@@ -293,7 +293,7 @@ class TextSearch:
     def rows(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
         txn = self._txn
         ix = self._ix
-        txn._count_interval()
+        txn.count_interval()
         if self._query.filters:
             pos, enc = self._query.filters[0]
             txn.reads.record_point(ix.pseudo_id, bytes([pos]) + enc)
@@ -314,7 +314,7 @@ class TextSearch:
             rev = db.persistence.get_document(number, iid, txn.begin_ts)
             if rev is None or rev.value is None:
                 continue
-            txn._count_read(len(rev.value))
+            txn.count_read(len(rev.value))
             yield key, loads_stored(rev.value)
         if truncated:
             raise LimitError(

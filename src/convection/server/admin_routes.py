@@ -14,7 +14,7 @@ with status 400, 401, 404 or 413.
 | ``POST /api/admin/import?table=&mode=create|append|replace&format=jsonl|json|csv|zip[&stream=1]`` | body = the file; ``{"imported", "tables"}``; with ``stream=1`` NDJSON lines ``{"progress": {...}}`` then ``{"result": ...}`` or ``{"error": ...}`` |
 | ``GET /api/admin/env``, ``POST /api/admin/env`` ``{"name", "value"}`` | ``{"env": {...}}``, ``{"name", "updated"}`` |
 | ``GET|POST|DELETE /api/admin/env/{name}`` (POST body ``{"value"}``) | ``{"name", "value"}``, ``{"name", "updated"}``, ``{"name", "removed"}`` |
-| ``GET /api/admin/logs?history=N`` / ``?after=SEQ`` | ``{"entries", "cursor"}``; ``after`` long-polls up to ``ADMIN_LOGS_POLL_TIMEOUT_MS`` |
+| ``GET /api/admin/logs?history=N`` / ``?after=SEQ`` ``[&path=&status=success|failure]`` | the call log: ``{"entries", "cursor", "capacity"}``; ``after`` long-polls up to ``ADMIN_LOGS_POLL_TIMEOUT_MS`` |
 | ``POST /api/admin/deploy`` | body = ZIP of the functions folder; ``{"version", "functions", "modules", "tables"}`` |
 
 A file is checked completely before an import writes anything, so those errors are a 400 even
@@ -222,15 +222,21 @@ class AdminRoutes:
         except ValueError:
             raise AdminError("after and history must be whole numbers", code="BadRequest") from None
         timeout = knobs.ADMIN_LOGS_POLL_TIMEOUT_MS / 1000
-        poll = asyncio.ensure_future(self.admin.logs_after(identity, after, history, timeout))
+        poll = asyncio.ensure_future(
+            self.admin.logs_after(
+                identity, after, history, timeout, path=q.get("path") or None, status=q.get("status") or None
+            )
+        )
         gone = asyncio.ensure_future(_disconnected(request))
         try:
             await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-            if not poll.done():  # the client went away: stop waiting for it
+            if not poll.done():  # the client went away (or we were cancelled): stop waiting
                 poll.cancel()
-        if poll.cancelled():
+        # A task is only *marked* cancelled once the loop runs it again, so ask done(), not
+        # cancelled(): result() on a task that was just told to cancel raises InvalidStateError.
+        if not poll.done() or poll.cancelled():
             return Response(status_code=204)
         return json_response(poll.result())
 

@@ -192,17 +192,13 @@ def open_deployment(
         raise
     logs = LogBuffer(now_ms=clock.now_ms)
 
-    def log_sink(path: str, kind: str, lines: list[str]) -> None:
-        logs.record(path, kind, lines)
-        if on_log is not None:
-            on_log(path, kind, lines)
-
     try:
         application = Application(
-            db, loaded, secret=secret, redact_errors=redact_errors, on_log=log_sink,
+            db, loaded, secret=secret, redact_errors=redact_errors, on_log=on_log, on_call=logs.record_call,
             blobs=_blob_store(storage_url, ddir), origin=origin or os.environ.get("CONVECTION_ORIGIN") or None,
         )
         admin = Admin(application, ddir, logs)
+        admin.follow_other_processes(reload_code=not dev)
     except BaseException:
         db.close()
         raise

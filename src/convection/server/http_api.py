@@ -16,6 +16,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from convection import knobs
 from convection.application.interface import (
     ANONYMOUS,
     ApplicationInterface,
@@ -92,6 +93,36 @@ def outcome_body(outcome: FunctionOutcome, fmt: str) -> dict[str, Any]:
     return body
 
 
+def body_limit_bytes() -> int:
+    return knobs.MAX_FUNCTION_ARGS_SIZE_BYTES + knobs.HTTP_MAX_BODY_OVERHEAD_BYTES
+
+
+async def read_limited_body(request: Request) -> bytes:
+    """The body of a function call, refused (413 ``ArgumentsTooLarge``) as soon as it is known
+    to exceed ``MAX_FUNCTION_ARGS_SIZE_BYTES`` (plus the envelope's allowance): from
+    Content-Length before reading anything, else while streaming, so an oversized body is
+    never buffered whole."""
+    limit = body_limit_bytes()
+    too_large = HttpError(
+        413,
+        "ArgumentsTooLarge",
+        f"The request body is over {limit} bytes: function arguments are limited to "
+        f"{knobs.MAX_FUNCTION_ARGS_SIZE_BYTES} bytes (knob MAX_FUNCTION_ARGS_SIZE_BYTES). Pass "
+        "large data through file storage instead.",
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class HttpApi:
     """Route handlers bound to an application."""
 
@@ -120,7 +151,7 @@ class HttpApi:
         raise AuthFailure("Authorization header must be 'Bearer <token>' or 'Convex <admin key>'")
 
     async def _body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
+        raw = await read_limited_body(request)
         if not raw:
             return {}
         try:

@@ -7,11 +7,13 @@ sync query subscriptions, Transitions sent). It is touched only on the event loo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from convection import knobs
 from convection.application.interface import ApplicationInterface
 from convection.sync.worker import SyncWorker
 
@@ -66,13 +68,25 @@ async def sync_endpoint(
                 await websocket.close(code=code, reason=reason[:123])
 
     worker = SyncWorker(app, send=send, close=close)
+    connect_deadline = asyncio.get_running_loop().time() + knobs.SYNC_CONNECT_TIMEOUT_MS / 1000
     try:
         async with worker:
             if connections is not None:
                 connections.add(worker)
             try:
                 while not worker.closed:
-                    frame = await websocket.receive()
+                    if worker.state.session_id is None:
+                        # Until Connect arrives the socket costs memory and holds nothing:
+                        # one that stays silent is closed (knob SYNC_CONNECT_TIMEOUT_MS).
+                        try:
+                            async with asyncio.timeout_at(connect_deadline):
+                                frame = await websocket.receive()
+                        except TimeoutError:
+                            log.info("sync: no Connect within %d ms; closing", knobs.SYNC_CONNECT_TIMEOUT_MS)
+                            await close(1000, "ConnectTimeout")
+                            break
+                    else:
+                        frame = await websocket.receive()
                     if frame["type"] == "websocket.disconnect":
                         break
                     text = frame.get("text")

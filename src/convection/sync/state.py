@@ -231,8 +231,16 @@ class SyncState:
     it from one event loop.
     """
 
-    def __init__(self, *, max_message_size_bytes: int = knobs.SYNC_MAX_MESSAGE_SIZE_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        max_message_size_bytes: int = knobs.SYNC_MAX_MESSAGE_SIZE_BYTES,
+        max_queries_per_modify: int = knobs.SYNC_MAX_QUERIES_PER_MODIFY_COUNT,
+        max_queries: int = knobs.SYNC_MAX_QUERIES_PER_SOCKET_COUNT,
+    ) -> None:
         self._max_message_size = max_message_size_bytes
+        self._max_queries_per_modify = max_queries_per_modify
+        self._max_queries = max_queries
         self.phase = Phase.AWAITING_CONNECT
         self.session_id: str | None = None
         self.client_clock_skew_ms: int | None = None
@@ -245,6 +253,9 @@ class SyncState:
         """The identity of the last Transition; later Authenticates are in pending_identity."""
         self.pending_identity: Identity | None = None
         self.queries: dict[int, TrackedQuery] = {}
+        self._live_query_ids: set[int] = set()
+        """The query ids live once every received modification is applied (checked on
+        receipt: a duplicate Add is refused before anything runs)."""
         self.max_mutation_ts_sent = 0
         self._pending_modifications: list[QuerySetModification] = []
         self._ts_ceiling: int | None = None
@@ -262,10 +273,6 @@ class SyncState:
     def effective_identity(self) -> Identity:
         """The identity the next mutation/action runs as (latest accepted Authenticate)."""
         return self.pending_identity if self.pending_identity is not None else self.identity
-
-    @property
-    def transition_in_progress(self) -> bool:
-        return self._transition is not None
 
     # ----------------------------------------------------------------------------------
     # Inbound frames
@@ -291,11 +298,15 @@ class SyncState:
         return self.receive_message(message, now_ms=now_ms)
 
     def receive_bytes(self, data: bytes) -> list[Effect]:
-        """A binary frame: the protocol is text-only; the reference fails the socket (1011)."""
+        """A binary frame: the protocol is text-only, so this is a client mistake (FatalError)."""
         self._check_can_receive()
         if self.phase is Phase.CLOSED:
             return []
-        return self.internal_error(f"unexpected binary frame of {len(data)} bytes")
+        return self._fatal(
+            "WSMessageNotText",
+            f"Received a binary WebSocket frame ({len(data)} bytes); the sync protocol uses "
+            "text frames holding one JSON message each.",
+        )
 
     def receive_message(self, message: ClientMessage, *, now_ms: float = 0.0) -> list[Effect]:
         """Handle one parsed client message."""
@@ -335,10 +346,13 @@ class SyncState:
             ]
         if isinstance(message, Authenticate):
             if message.base_version != self.received_identity:
-                # The reference treats this as an internal error (close 1011), not FatalError.
-                return self.internal_error(
-                    f"Authenticate baseVersion {message.base_version} does not match the "
-                    f"identity version {self.received_identity}"
+                # The reference closes 1011 here; a wrong version is the client's mistake
+                # (PROTOCOL.md §4.9: BadRequest/Conflict), so it gets a FatalError saying so.
+                return self._fatal(
+                    "BaseVersionMismatch",
+                    f"Authenticate baseVersion {message.base_version} doesn't match the "
+                    f"identity version {self.received_identity} (the number of Authenticate "
+                    "messages already received on this socket).",
                 )
             self.phase = Phase.AUTHENTICATING
             return [
@@ -370,10 +384,38 @@ class SyncState:
                 f"version {self.received_query_set}",
             )
         if message.new_version <= message.base_version:
-            return self.internal_error(
-                f"ModifyQuerySet newVersion {message.new_version} is not above baseVersion "
-                f"{message.base_version}"
+            return self._fatal(
+                "BaseVersionMismatch",
+                f"ModifyQuerySet newVersion {message.new_version} must be above its "
+                f"baseVersion {message.base_version}.",
             )
+        if len(message.modifications) > self._max_queries_per_modify:
+            return self._fatal(
+                "TooManyQueries",
+                f"ModifyQuerySet holds {len(message.modifications)} modifications; at most "
+                f"{self._max_queries_per_modify} are allowed in one message "
+                "(knob SYNC_MAX_QUERIES_PER_MODIFY_COUNT). Split the change into several "
+                "messages.",
+            )
+        live = set(self._live_query_ids)
+        for modification in message.modifications:
+            if isinstance(modification, AddQuery):
+                if modification.query_id in live:
+                    return self._fatal(
+                        "DuplicateQueryId",
+                        f"ModifyQuerySet adds queryId {modification.query_id}, which is "
+                        "already in the query set; remove it first or use a new id.",
+                    )
+                live.add(modification.query_id)
+            else:
+                live.discard(modification.query_id)
+        if len(live) > self._max_queries:
+            return self._fatal(
+                "TooManyQueries",
+                f"The query set would hold {len(live)} queries; at most {self._max_queries} "
+                "are allowed on one connection (knob SYNC_MAX_QUERIES_PER_SOCKET_COUNT).",
+            )
+        self._live_query_ids = live
         self._pending_modifications.extend(message.modifications)
         self.received_query_set = message.new_version
         return [ScheduleTransition()]
@@ -503,7 +545,7 @@ class SyncState:
         removed: list[int] = []
         for modification in self._pending_modifications:
             if isinstance(modification, AddQuery):
-                # An Add for a live id replaces it (the reference refuses; leniency is fine).
+                # (receive_text refused an Add for a live id: this replaces nothing)
                 old = self.queries.pop(modification.query_id, None)
                 if old is not None and old.subscription is not None:
                     to_close.append(old.subscription)

@@ -188,6 +188,8 @@ class SyncWorker:
         query_concurrency: int = knobs.SYNC_QUERY_CONCURRENCY_COUNT,
         max_message_size_bytes: int = knobs.SYNC_MAX_MESSAGE_SIZE_BYTES,
         close_timeout_s: float = knobs.SYNC_CLOSE_TIMEOUT_MS / 1000,
+        max_queries_per_modify: int = knobs.SYNC_MAX_QUERIES_PER_MODIFY_COUNT,
+        max_queries: int = knobs.SYNC_MAX_QUERIES_PER_SOCKET_COUNT,
     ) -> None:
         self._app = app
         self._close_timeout_s = close_timeout_s
@@ -199,7 +201,11 @@ class SyncWorker:
         self._max_queued_mutations = max_queued_mutations
         self._max_inflight_actions = max_inflight_actions
         self._query_concurrency = max(1, query_concurrency)
-        self.state = SyncState(max_message_size_bytes=max_message_size_bytes)
+        self.state = SyncState(
+            max_message_size_bytes=max_message_size_bytes,
+            max_queries_per_modify=max_queries_per_modify,
+            max_queries=max_queries,
+        )
         self._outbox_send = send
         self._outbox: Outbox | None = None
         self._mutations: deque[RunMutation] = deque()
@@ -270,10 +276,10 @@ class SyncWorker:
         await self._apply(effects)
         if not self._connect_checked and self.state.session_id is not None:
             self._connect_checked = True
-            self._check_max_observed()
+            self._apply_sync(self._check_max_observed())
 
     async def handle_bytes(self, data: bytes) -> None:
-        """Feed one inbound binary frame (a protocol violation: closes 1011)."""
+        """Feed one inbound binary frame (a protocol violation: FatalError, then close)."""
         if self.closed:
             return
         await self._apply(self.state.receive_bytes(data))
@@ -527,22 +533,37 @@ class SyncWorker:
                 continue
             await self._timer.sleep(interval - idle_for)
 
-    def _check_max_observed(self) -> None:
-        # The reference refuses such a client (close 1011) and it then reconnects forever;
-        # after a data reset that would lock every open tab out. We serve it instead: each
-        # socket's versions start from zero, so the client copes with a lower ts.
+    def _check_max_observed(self) -> list[Effect]:
+        """PROTOCOL.md §4.3: a client must never be served a ts below one it has observed.
+
+        Our commit ts is wall-clock ns kept monotonic across restarts, so a
+        ``maxObservedTimestamp`` above the latest commit means a data reset, a clock moved
+        back, or a forged value. Up to ``SYNC_MAX_OBSERVED_TS_AHEAD_MS`` past the wall clock
+        the commit clock is moved past it (§4.3's alternative; it costs nothing and keeps the
+        client's view monotonic). Further ahead it cannot be a ts we would ever produce:
+        the socket is closed 1011 ``InternalServerError``, as the reference server does."""
         max_observed = self.state.max_observed_ts
         if max_observed is None:
-            return
+            return []
         latest = self._app.latest_ts()
-        if max_observed > latest:
-            logger.warning(
-                "sync: client %s observed ts %d, ahead of the latest commit ts %d "
-                "(data reset or clock moved back?); serving it anyway",
-                self.state.session_id,
-                max_observed,
-                latest,
+        if max_observed <= latest:
+            return []
+        horizon = self._clock.now_ns() + knobs.SYNC_MAX_OBSERVED_TS_AHEAD_MS * 1_000_000
+        if max_observed > horizon:
+            return self.state.internal_error(
+                f"Connect maxObservedTimestamp {max_observed} is beyond the latest commit "
+                f"ts {latest} and more than {knobs.SYNC_MAX_OBSERVED_TS_AHEAD_MS} ms ahead "
+                "of the wall clock (knob SYNC_MAX_OBSERVED_TS_AHEAD_MS)"
             )
+        logger.info(
+            "sync: client %s observed ts %d, ahead of the latest commit ts %d; moving the "
+            "commit clock past it",
+            self.state.session_id,
+            max_observed,
+            latest,
+        )
+        self._app.bump_ts(max_observed)
+        return []
 
     async def _wait_at_most(self, task: asyncio.Task[None], seconds: float) -> None:
         timeout = asyncio.get_running_loop().create_task(self._timer.sleep(seconds))

@@ -40,7 +40,6 @@ import contextlib
 import datetime
 import fractions
 import inspect
-import itertools
 import random
 import re
 import shutil
@@ -58,13 +57,15 @@ from convection.application.interface import QueryRun
 from convection.clock import ManualClock
 from convection.database.database import Database
 from convection.database.query import Query
-from convection.errors import ConvectionError, ConvexError, OccConflict
+from convection.database.retry import run_in_transaction
+from convection.database.transaction import SystemView, Transaction
+from convection.errors import ConvectionError, ConvexError
 from convection.functions.context import MutationCtx, UserIdentity
 from convection.functions.decorators import ConvexFunction
 from convection.functions.identity import Identity
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
-from convection.functions.paths import function_path
+from convection.functions.references import function_path
 from convection.functions.runner import FunctionCallError
 from convection.server.app import Deployment, open_deployment
 from convection.values.model import normalize
@@ -528,15 +529,12 @@ class TestBackend(_Caller):
     def _run_in_transaction(self, fn: Callable[[MutationCtx], T], identity: Identity) -> T:
         self._check_open()
         app = self.app
-        for attempt in itertools.count():
-            txn = self.db.begin()
+
+        def attempt(txn: Transaction) -> T:
             txn.source = "TestBackend.run"
-            runner = app.runner
-            ctx = MutationCtx(
-                txn, identity, self.clock.now_ms(), random.getrandbits(63), runner._nested
+            ctx = app.runner.make_ctx(
+                MutationCtx, SystemView(txn), identity, self.clock.now_ms(), random.getrandbits(63), 0
             )
-            if runner.decorate_ctx is not None:
-                runner.decorate_ctx(ctx, txn)
             value = fn(ctx)
             if inspect.isawaitable(value):
                 close = getattr(value, "close", None)
@@ -546,14 +544,9 @@ class TestBackend(_Caller):
                     "TestBackend.run(fn) runs a plain function fn(ctx) in a mutation "
                     "transaction; got a coroutine function"
                 )
-            try:
-                self.db.commit(txn)
-            except OccConflict:
-                if attempt >= 10:
-                    raise
-                continue
             return value
-        raise AssertionError("unreachable")
+
+        return run_in_transaction(self.db, attempt)[0]
 
     def table(self, name: str) -> list[dict[str, Any]]:
         """Every document of table ``name`` at the latest timestamp, in creation order."""

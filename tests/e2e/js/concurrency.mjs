@@ -12,7 +12,9 @@ main(async () => {
   const clients = params.clients ?? 50;
   const perClient = params.perClient ?? 10;
   const name = uniq("concurrent");
-  const all = Array.from({ length: clients }, () => new ConvexClient(url));
+  // params.urls spreads the clients over several servers (nodes of one deployment)
+  const urls = params.urls ?? [url];
+  const all = Array.from({ length: clients }, (_, i) => new ConvexClient(urls[i % urls.length]));
   const watches = all.map((c, i) => watch(c, api.counter.get, { name }, `client ${i}`));
   await withTimeout(Promise.all(watches.map((w) => w.until(() => true))), 30000, "first results");
 
