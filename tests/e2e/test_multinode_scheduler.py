@@ -28,16 +28,7 @@ import pytest
 from conftest import APP_DIR, free_port
 from test_e2e_protocol_errors import RawClient, mutation
 
-from convection.persistence import base as persistence_base
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not hasattr(persistence_base.Persistence, "commit_session"),
-        reason="needs issue 13's shared commit log and tailing (branch i13): until then two "
-        "processes on one store do not see each other's commits",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 SCHED_APP = Path(__file__).parent / "sched_app" / "convex"
 LEASE_MS = 3000
