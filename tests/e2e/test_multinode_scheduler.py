@@ -47,7 +47,10 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float = DEADLINE_S
 class Node:
     """One ``convection serve --db <postgres>`` process with a data directory of its own."""
 
-    def __init__(self, tmp: Path, name: str, db_url: str, functions: Path, spin_s: float = 0.0) -> None:
+    def __init__(
+        self, tmp: Path, name: str, db_url: str | None, functions: Path, spin_s: float = 0.0,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.name = name
         self.data = tmp / f"data-{name}"
         self.marker = tmp / f"runs-{name}.txt"  # one line per scheduled run started here
@@ -55,6 +58,7 @@ class Node:
         self.db_url = db_url
         self.functions = functions
         self.spin_s = spin_s
+        self.extra_args = list(extra_args or [])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -70,7 +74,8 @@ class Node:
         with self.logs.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "convection", "serve", "--functions", str(self.functions),
-                 "--data", str(self.data), "--db", self.db_url, "--host", "127.0.0.1",
+                 "--data", str(self.data), *(["--db", self.db_url] if self.db_url else []),
+                 *self.extra_args, "--host", "127.0.0.1",
                  "--port", str(self.port), "--site-port", str(free_port())],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             )
@@ -175,3 +180,17 @@ def test_an_idempotent_mutation_resent_to_another_node_is_not_run_again(nodes: C
         assert second.recv_type("MutationResponse")["result"] == 2
     assert a.call("query", "counter:get", {"name": name}) == 2
     assert b.call("query", "counter:get", {"name": name}) == 2
+
+
+def test_workers_on_sqlite_run_each_scheduled_function_once(tmp_path: Path) -> None:
+    """``serve --workers 2`` on SQLite: two processes, one lease; every job runs once."""
+    node = Node(tmp_path, "w", None, SCHED_APP, extra_args=["--workers", "2"])
+    node.start()
+    try:
+        jobs = [node.call("mutation", "counter:schedule_increment", {"delayMs": 100 * i}) for i in range(10)]
+        wait_until("every job to finish",
+                   lambda: all(node.call("query", "counter:job_state", {"id": j}) == "success" for j in jobs))
+        assert node.call("query", "counter:get") == len(jobs)
+        assert node.runs_started() == len(jobs)  # no run started twice (no crash here)
+    finally:
+        node.stop()
