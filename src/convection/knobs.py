@@ -198,6 +198,12 @@ HTTP_MAX_BODY_OVERHEAD_BYTES = _knob(
     "A function call's HTTP body may exceed MAX_FUNCTION_ARGS_SIZE_BYTES by this much (path, "
     "format, JSON encoding); larger bodies are refused with 413 ArgumentsTooLarge unread.",
 )
+QUERY_CACHE_MAX_BYTES = _knob(
+    "QUERY_CACHE_MAX_BYTES",
+    128 << 20,
+    "Estimated memory of the shared query cache (arguments, results as bytes and values, "
+    "encoded results, ~12 KiB per entry); least recently used entries go first.",
+)
 
 # --- sync (WebSocket protocol) ----------------------------------------------------------
 SYNC_HEARTBEAT_INTERVAL_MS = _knob(
@@ -227,6 +233,12 @@ SYNC_MAX_MESSAGE_SIZE_BYTES = _knob(
     "SYNC_MAX_MESSAGE_SIZE_BYTES",
     64 << 20,
     "Largest inbound WebSocket message; larger closes the socket (1009 MessageTooBig).",
+)
+SYNC_OUTBOX_MAX_BYTES = _knob(
+    "SYNC_OUTBOX_MAX_BYTES",
+    32 << 20,
+    "Bytes one socket may have queued unsent (responses, Transitions, pings); a client that "
+    "stops reading past it is closed (1013 OutboxFull) and its queue is dropped.",
 )
 SYNC_CLOSE_TIMEOUT_MS = _knob(
     "SYNC_CLOSE_TIMEOUT_MS",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,11 @@ from convection.values.json import dumps, loads
 from convection.vector.service import VectorSearchService
 
 MUTATION_RESULTS_TABLE = "_mutation_results"
+
+logger = logging.getLogger(__name__)
+
+_KEY_MEMO_SIZE = 4096
+_KEY_MEMO_MAX_ARGS_BYTES = 1024
 
 
 def derive_admin_key(secret: bytes, instance_name: str = "convection") -> str:
@@ -79,6 +85,10 @@ class Application:
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
         # One function path may hold only part of the pool (application/lanes.py).
         self.lanes = Lanes(min(knobs.FUNCTION_MAX_THREADS_PER_PATH_COUNT, max(1, pool // 2)))
+        self._refreshing: set[asyncio.Task[None]] = set()
+        # id(args) -> (args, path, canonical path, encoded args): every socket's Transition
+        # looks its queries up again with the same args objects (fan-out).
+        self._key_memo: dict[int, tuple[Any, str, str, bytes]] = {}
         self.jwks = JwksCache()
         self.verifier = self._make_verifier(app)
         self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log, on_call=on_call)
@@ -203,14 +213,24 @@ class Application:
         self.check_identity(identity)
         entry = await self._cached_query(path, args, identity, journal, ts)
         handle = CacheHandle(self.cache, entry)
-        return QueryRun(outcome=entry.outcome, fingerprint=entry.fingerprint, subscription=handle)
+        return QueryRun(outcome=entry.outcome, fingerprint=entry.fingerprint, subscription=handle, shared=entry)
 
     def _keys(self, path: str, args: Any, identity: Identity, journal: str | None) -> tuple[CacheKey, CacheKey]:
-        try:
-            p = canonical_path(path)
-        except Exception:
-            p = path
-        a = dumps(args)
+        memo = self._key_memo
+        hit = memo.get(id(args))
+        if hit is not None and hit[0] is args and hit[1] == path:
+            p, a = hit[2], hit[3]
+        else:
+            try:
+                p = canonical_path(path)
+            except Exception:
+                p = path
+            a = dumps(args)
+            if len(a) <= _KEY_MEMO_MAX_ARGS_BYTES:
+                if len(memo) >= _KEY_MEMO_SIZE:
+                    memo.clear()
+                # Holding ``args`` keeps its id from being reused while the memo has it.
+                memo[id(args)] = (args, path, p, a)
         return (p, a, None, journal), (p, a, identity.cache_key, journal)
 
     async def _cached_query(
@@ -239,10 +259,13 @@ class Application:
             self._loop = loop
             fut = loop.create_future()
             self._inflight[own_key] = fut
+            args_bytes = len(shared_key[1])
             try:
                 entry = cast(
                     CacheEntry,
-                    await self._in_lane(path, lambda: self._execute_query(path, args, identity, journal, ts)),
+                    await self._in_lane(
+                        path, lambda: self._execute_query(path, args, identity, journal, ts, args_bytes)
+                    ),
                 )
                 if entry.outcome.success:
                     self.cache.store(own_key if entry.identity_read else shared_key, entry)
@@ -254,13 +277,46 @@ class Application:
             finally:
                 self._inflight.pop(own_key, None)
 
-    def _execute_query(self, path: str, args: Any, identity: Identity, journal: str | None, ts: int) -> CacheEntry:
+    def _execute_query(
+        self, path: str, args: Any, identity: Identity, journal: str | None, ts: int, args_bytes: int = 0
+    ) -> CacheEntry:
         self.cache.misses += 1
         ex = self.runner.run_query(path, args, identity, ts=ts, journal=journal)
         sub = self.db.subscribe(ex.read_set, ex.outcome.ts or ts)
-        entry = CacheEntry(ex.outcome, sub, ex.identity_read, ex.time_read, deliver=self._deliver)
+        entry = CacheEntry(
+            ex.outcome, sub, ex.identity_read, ex.time_read, deliver=self._deliver,
+            request=(path, args, identity, journal), args_bytes=args_bytes,
+            on_invalidated=self._entry_invalidated,
+        )
         self.cache.track(entry)
         return entry
+
+    def _entry_invalidated(self, entry: CacheEntry) -> None:
+        """On the event loop: a commit invalidated ``entry``. Fan-out: when sockets watch it
+        and it was a cached success, rerun the query once (single-flight, into the cache)
+        before waking them, so each socket's Transition is a cache hit that splices the
+        shared encoded result instead of N sockets waiting on one run."""
+        if not entry.has_subscribers or not entry.outcome.success or entry.request is None:
+            self.cache.discard(entry)
+            entry.fire()
+            return
+        self.cache.discard(entry)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            entry.fire()
+            return
+        task = loop.create_task(self._refresh(entry))
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
+    async def _refresh(self, entry: CacheEntry) -> None:
+        path, args, identity, journal = entry.request
+        try:
+            await self._cached_query(path, args, identity, journal, self.latest_ts())
+        except Exception:  # the subscribers rerun it themselves and report the failure
+            logger.debug("refreshing %s failed", path, exc_info=True)
+        finally:
+            entry.fire()
 
     async def run_query(self, path: str, args: Any, identity: Identity, *, ts: int | None = None) -> FunctionOutcome:
         self.check_identity(identity)

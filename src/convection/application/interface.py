@@ -22,7 +22,7 @@ from convection.functions.outcome import FunctionOutcome
 
 FunctionKind = Literal["query", "mutation", "action"]
 
-__all__ = ["ANONYMOUS", "ApplicationInterface", "AuthFailure", "FunctionKind", "FunctionOutcome", "Identity", "QueryRun", "QuerySubscription"]
+__all__ = ["ANONYMOUS", "ApplicationInterface", "AuthFailure", "FunctionKind", "FunctionOutcome", "Identity", "QueryRun", "QuerySubscription", "SharedResult"]
 
 
 class QuerySubscription(Protocol):
@@ -43,13 +43,23 @@ class QuerySubscription(Protocol):
     def close(self) -> None: ...
 
 
+class SharedResult(Protocol):
+    """A result shared by every socket subscribed to the same cache entry (fan-out)."""
+
+    def shared_body(self) -> bytes:
+        """The socket-independent wire bytes of the result
+        (:func:`convection.protocol.splice.result_body`), encoded once per result."""
+
+
 @dataclass
 class QueryRun:
-    """A subscribed query's outcome at ``outcome.ts`` and its subscription."""
+    """A subscribed query's outcome at ``outcome.ts`` and its subscription. ``shared`` (when
+    given) holds the result's wire encoding shared with the other subscribers."""
 
     outcome: FunctionOutcome
     fingerprint: bytes
     subscription: QuerySubscription
+    shared: SharedResult | None = None
 
 
 class AuthFailure(Exception):

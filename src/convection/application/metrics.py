@@ -70,6 +70,11 @@ class SyncSource(Protocol):
 
     def query_subscriptions(self) -> int: ...
 
+    def outbox_bytes(self) -> int: ...
+
+    @property
+    def outbox_overflows(self) -> int: ...
+
 
 class Metrics:
     """The metrics of one deployment: reads ``app`` (and the server's ``sync`` connections,
@@ -119,6 +124,18 @@ class Metrics:
             MetricFamily("convection_query_cache_hits_total", "counter", "Queries answered from the shared query cache.").add(cache.hits),
             MetricFamily("convection_query_cache_misses_total", "counter", "Queries the cache could not answer (executed).").add(cache.misses),
             MetricFamily("convection_query_cache_entries", "gauge", "Entries in the query cache.").add(len(cache)),
+            MetricFamily(
+                "convection_query_cache_bytes", "gauge",
+                "Estimated bytes of the query cache's entries (budget: QUERY_CACHE_MAX_BYTES).",
+            ).add(cache.bytes),
+            MetricFamily(
+                "convection_query_cache_evictions_total", "counter",
+                "Entries dropped to keep the query cache within its byte budget.",
+            ).add(cache.evictions),
+            MetricFamily(
+                "convection_query_result_encodes_total", "counter",
+                "Query results encoded for the WebSocket (once per result, shared by every subscriber).",
+            ).add(cache.encodes),
         ]
 
     def _database(self) -> list[MetricFamily]:
@@ -166,6 +183,14 @@ class Metrics:
                 "convection_sync_query_subscriptions", "gauge", "Queries subscribed by the open sync connections (their query sets)."
             ).add(sync.query_subscriptions()),
             MetricFamily("convection_sync_transitions_sent_total", "counter", "Transition messages sent to sync clients.").add(sync.transitions_sent()),
+            MetricFamily(
+                "convection_sync_outbox_bytes", "gauge",
+                "Bytes queued unsent on the open sync connections (per socket budget: SYNC_OUTBOX_MAX_BYTES).",
+            ).add(sync.outbox_bytes()),
+            MetricFamily(
+                "convection_sync_outbox_overflows_total", "counter",
+                "Sync connections closed (1013 OutboxFull) because the client stopped reading.",
+            ).add(sync.outbox_overflows),
         ]
 
 

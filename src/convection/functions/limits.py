@@ -1,6 +1,7 @@
 """Time limits for synchronous function calls running in worker threads.
 
-A single watchdog thread keeps the deadlines of running calls. When one passes it raises
+A single watchdog thread keeps the deadlines of running calls; it sleeps until the earliest
+one and is woken only by a call whose deadline comes before it (not once per call). When one passes it raises
 :class:`FunctionTimeout` inside the call's thread (``PyThreadState_SetAsyncExc``), which
 interrupts Python code at the next bytecode boundary (not a blocking C call). A call that
 finishes first unregisters under the same lock and clears any exception injected too late,
@@ -78,8 +79,14 @@ class Watchdog:
         with self._lock:
             self._ensure_thread()
             self._active.add(entry)
+            # The watchdog sleeps until the earliest deadline in the heap (finished calls
+            # leave theirs there until it pops them): wake it only when this deadline comes
+            # first. Waking it on every call cost a thread hand-off (and a GIL switch) per
+            # query and mutation.
+            wake = not self._heap or entry.deadline < self._heap[0][0]
             heapq.heappush(self._heap, (entry.deadline, next(self._counter), entry))
-            self._cond.notify()
+            if wake:
+                self._cond.notify()
         try:
             return fn()
         except FunctionTimeout:

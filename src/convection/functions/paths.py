@@ -20,6 +20,7 @@ Grammar (the one the Rust client checks before sending):
 
 from __future__ import annotations
 
+import functools
 import re
 
 from convection.errors import ConvectionError, FunctionNotFound
@@ -53,6 +54,13 @@ def split_path(path: str) -> tuple[str, str]:
         raise InvalidFunctionPath(
             f"A function path must be a string like 'messages:list', got {type(path).__name__}."
         )
+    return _split_str(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_str(path: str) -> tuple[str, str]:
+    # Memoized: every call of a function parses its path a few times (routing, cache key);
+    # invalid paths raise and are not remembered.
     module, sep, name = path.rpartition(":")
     if not sep:
         module, name = path, DEFAULT_EXPORT

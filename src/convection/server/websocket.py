@@ -27,6 +27,7 @@ class SyncConnections:
     def __init__(self) -> None:
         self.live: set[SyncWorker] = set()
         self.connections_total = 0
+        self._overflows_of_closed = 0
         self._transitions_of_closed = 0
 
     def add(self, worker: SyncWorker) -> None:
@@ -37,6 +38,8 @@ class SyncConnections:
         if worker in self.live:
             self.live.discard(worker)
             self._transitions_of_closed += worker.outbox.transitions_sent
+            if worker.outbox.overflowed:
+                self._overflows_of_closed += 1
 
     @property
     def connections_open(self) -> int:
@@ -44,6 +47,15 @@ class SyncConnections:
 
     def transitions_sent(self) -> int:
         return self._transitions_of_closed + sum(w.outbox.transitions_sent for w in self.live)
+
+    @property
+    def outbox_overflows(self) -> int:
+        """Connections closed because their client stopped reading (1013 OutboxFull)."""
+        return self._overflows_of_closed + sum(1 for w in self.live if w.outbox.overflowed)
+
+    def outbox_bytes(self) -> int:
+        """Bytes queued unsent on the live connections."""
+        return sum(w.outbox.queued_bytes for w in self.live)
 
     def query_subscriptions(self) -> int:
         """Queries in the query sets of the live connections."""

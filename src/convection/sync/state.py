@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+import orjson
+
 from convection import knobs
 from convection.application.interface import (
     ANONYMOUS,
@@ -45,6 +47,7 @@ from convection.application.interface import (
 )
 from convection.errors import ConvectionError
 from convection.protocol import messages as msgs
+from convection.protocol import splice
 from convection.protocol.messages import (
     INITIAL_VERSION,
     Action,
@@ -214,11 +217,16 @@ class TransitionPlan:
 
 @dataclass(frozen=True, slots=True)
 class TransitionResult:
-    """The Transition to send (None when it would change nothing: same versions, no
-    modifications, not required) and the new subscriptions to watch for invalidation."""
+    """The Transition to send, encoded (None when it would change nothing: same versions, no
+    modifications, not required), and the new subscriptions to watch for invalidation."""
 
-    message: ServerMessage | None
+    encoded: bytes | None
     new_subscriptions: list[QuerySubscription]
+
+    @property
+    def message(self) -> ServerMessage | None:
+        """The Transition decoded (for tests and logs; the shell sends ``encoded``)."""
+        return None if self.encoded is None else orjson.loads(self.encoded)
 
 
 # --------------------------------------------------------------------------------------
@@ -615,15 +623,19 @@ class SyncState:
         if missing:
             raise SyncStateError(f"finish_transition without results for queries {missing}")
 
-        modifications: dict[int, ServerMessage] = {
-            query_id: msgs.query_removed(query_id) for query_id in plan.removed
+        # Modifications are encoded bytes: a result's shared part comes encoded from the
+        # cache (once for all its subscribers) and only queryId/journal are spliced here.
+        modifications: dict[int, bytes] = {
+            query_id: orjson.dumps(msgs.query_removed(query_id)) for query_id in plan.removed
         }
         for query_id in plan.args_failures:
             query = self.queries.get(query_id)
             if query is None or query.fingerprint is not None or query.args_error is None:
                 continue
             query.fingerprint = _ARGS_ERROR_FINGERPRINT
-            modifications[query_id] = msgs.query_failed(query_id, query.args_error, [], None)
+            modifications[query_id] = orjson.dumps(
+                msgs.query_failed(query_id, query.args_error, [], None)
+            )
 
         new_subscriptions: list[QuerySubscription] = []
         for item in plan.to_run:
@@ -637,18 +649,14 @@ class SyncState:
             if run.fingerprint == query.fingerprint:
                 continue
             query.fingerprint = run.fingerprint
-            if outcome.success:
-                modifications[item.query_id] = msgs.query_updated(
-                    item.query_id, outcome.value_json, outcome.log_lines, query.journal
-                )
-            else:
-                modifications[item.query_id] = msgs.query_failed(
-                    item.query_id,
-                    outcome.error_message,
-                    outcome.log_lines,
-                    query.journal,
-                    outcome.error_data_json if outcome.has_error_data else None,
-                )
+            body = run.shared.shared_body() if run.shared is not None else splice.result_body(outcome)
+            modifications[item.query_id] = splice.query_modification(
+                item.query_id,
+                outcome.success,
+                body,
+                query.journal,
+                splice.error_data_suffix(outcome),
+            )
 
         if not plan.start.precedes_or_equals(plan.end) or plan.start != self.sent_version:
             raise SyncStateError(f"transition {plan.start} -> {plan.end} does not chain")
@@ -656,7 +664,7 @@ class SyncState:
             # e.g. an invalidation whose rerun must wait for a running mutation: sending it
             # would only make the Rust/Python client re-deliver unchanged results.
             return TransitionResult(None, new_subscriptions)
-        message = msgs.transition(
+        encoded = splice.transition(
             plan.start,
             plan.end,
             [modifications[query_id] for query_id in sorted(modifications)],
@@ -664,7 +672,7 @@ class SyncState:
             server_ts=now_ns,
         )
         self.sent_version = plan.end
-        return TransitionResult(message, new_subscriptions)
+        return TransitionResult(encoded, new_subscriptions)
 
     def abandon_transition(self, plan: TransitionPlan) -> None:
         """The shell could not finish ``plan`` (it is closing): forget it."""

@@ -40,9 +40,11 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from convection import knobs
 from convection.application.interface import (
@@ -99,6 +101,12 @@ class Outbox:
     remembers when a message was last queued (``last_activity``, for the heartbeat), and
     calls ``on_transition_sent`` each time a Transition has left. When ``send`` raises the
     outbox is ``broken``: pending messages are dropped and ``on_broken`` is called.
+
+    Byte budget: ``queued_bytes`` counts what is queued or being sent. A push that would take
+    it past ``max_bytes`` (while something is still unsent: one message larger than the
+    budget alone still goes out) means the client stopped reading: the queue is dropped
+    (its memory freed), the outbox is ``overflowed``, later pushes are ignored and
+    ``on_overflow`` is called once.
     """
 
     def __init__(
@@ -106,61 +114,173 @@ class Outbox:
         send: SendText,
         timer: Timer,
         *,
+        max_bytes: int = knobs.SYNC_OUTBOX_MAX_BYTES,
         on_transition_sent: Callable[[], None] = lambda: None,
         on_broken: Callable[[BaseException], None] = lambda exc: None,
+        on_overflow: Callable[[int], None] = lambda size: None,
     ) -> None:
         self._send = send
         self._timer = timer
+        self._max_bytes = max_bytes
         self._on_transition_sent = on_transition_sent
         self._on_broken = on_broken
-        self._queue: deque[tuple[str, bool]] = deque()
+        self._on_overflow = on_overflow
+        self._queue: deque[tuple[str, int, bool]] = deque()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._sending = False
+        self._started = False
+        self._resume: tuple[Coroutine[Any, Any, None], Any, int, bool] | None = None
         self.pending_transitions = 0
         self.transitions_sent = 0  # for /metrics
+        self.queued_bytes = 0
         self.last_activity = timer.monotonic()
         self.broken: BaseException | None = None
+        self.overflowed = False
 
     def __len__(self) -> int:
         return len(self._queue)
 
-    def push(self, text: str, *, transition: bool = False) -> None:
-        if self.broken is not None:
-            return
-        self._queue.append((text, transition))
+    def _admit(self, size: int, transition: bool) -> bool:
+        if self.broken is not None or self.overflowed:
+            return False
+        if self.queued_bytes > 0 and self.queued_bytes + size > self._max_bytes:
+            self.overflowed = True
+            wanted = self.queued_bytes + size
+            self._queue.clear()
+            self.queued_bytes = 0
+            self.pending_transitions = 0
+            self._on_overflow(wanted)
+            return False
+        self.queued_bytes += size
         if transition:
             self.pending_transitions += 1
         self.last_activity = self._timer.monotonic()
         self._idle.clear()
+        return True
+
+    def push(self, text: str, *, size: int | None = None, transition: bool = False) -> None:
+        """Queue ``text`` (``size``: its encoded bytes, default its length).
+
+        When nothing is queued or being sent, the send starts right here, in the caller's
+        task: a WebSocket send completes without waiting while the socket is writable, so
+        the frame leaves without a hand-off to the sender task (one task switch per frame
+        and per socket less in a fan-out). If the send has to wait, the sender task
+        finishes it; later frames queue behind it, so the FIFO order holds."""
+        size = len(text) if size is None else size
+        if not self._admit(size, transition):
+            return
+        if self._queue or self._sending or not self._started:
+            self._queue.append((text, size, transition))
+            self._wakeup.set()
+            return
+        self._sending = True
+        sending = self._send(text)
+        coro = sending if isinstance(sending, Coroutine) else _awaiting(sending)
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            self._sending = False
+            self._sent(size, transition)
+            return
+        except Exception as exc:
+            self._sending = False
+            self._break(exc)
+            return
+        self._resume = (coro, waiting_on, size, transition)
         self._wakeup.set()
+
+    def _sent(self, size: int, transition: bool) -> None:
+        if self.overflowed or self.broken is not None:
+            return
+        self.queued_bytes -= size
+        if transition:
+            self.pending_transitions -= 1
+            self.transitions_sent += 1
+            self._on_transition_sent()
+        if self._queue:
+            self._wakeup.set()
+        else:
+            self._idle.set()
+
+    def _break(self, exc: BaseException) -> None:
+        self.broken = exc
+        self._queue.clear()
+        self.pending_transitions = 0
+        self.queued_bytes = 0
+        self._idle.set()
+        self._on_broken(exc)
 
     async def run(self) -> None:
         """Send queued frames in order until cancelled or ``send`` fails."""
+        self._started = True
         while True:
-            if not self._queue:
-                self._idle.set()
+            resume = self._resume
+            if resume is not None:
+                # A send started in push() has to wait for the socket: finish it here.
+                self._resume = None
+                coro, waiting_on, size, is_transition = resume
+                try:
+                    await _finish_started(coro, waiting_on)
+                except Exception as exc:
+                    self._sending = False
+                    self._break(exc)
+                    return
+                finally:
+                    self._sending = False
+                self._sent(size, is_transition)
+                continue
+            if not self._queue or self._sending:
+                if not self._sending:
+                    self._idle.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            text, is_transition = self._queue.popleft()
+            text, size, is_transition = self._queue.popleft()
+            self._sending = True
             try:
                 await self._send(text)
             except Exception as exc:
-                self.broken = exc
-                self._queue.clear()
-                self.pending_transitions = 0
-                self._idle.set()
-                self._on_broken(exc)
+                self._sending = False
+                self._break(exc)
                 return
-            if is_transition:
-                self.pending_transitions -= 1
-                self.transitions_sent += 1
-                self._on_transition_sent()
+            finally:
+                self._sending = False
+            self._sent(size, is_transition)
 
     async def flush(self) -> None:
         """Wait until everything queued so far has been sent (or the outbox broke)."""
         await self._idle.wait()
+
+
+async def _awaiting(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+async def _finish_started(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Run to completion a coroutine that was started by hand (``coro.send(None)``) and is
+    suspended on ``waiting_on`` (what it yielded: an asyncio future, or None for a bare
+    yield), the way a Task would: wait for that, resume it, repeat."""
+    while True:
+        try:
+            if waiting_on is None:
+                await asyncio.sleep(0)
+            else:
+                # As a Task does with what a coroutine yields: the future is marked as being
+                # awaited ("blocking"); clear the mark so it can be awaited here.
+                waiting_on._asyncio_future_blocking = False
+                await waiting_on
+        except BaseException as exc:  # cancelled (or the future failed): pass it in
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
 
 
 class SyncWorker:
@@ -190,8 +310,10 @@ class SyncWorker:
         close_timeout_s: float = knobs.SYNC_CLOSE_TIMEOUT_MS / 1000,
         max_queries_per_modify: int = knobs.SYNC_MAX_QUERIES_PER_MODIFY_COUNT,
         max_queries: int = knobs.SYNC_MAX_QUERIES_PER_SOCKET_COUNT,
+        max_outbox_bytes: int = knobs.SYNC_OUTBOX_MAX_BYTES,
     ) -> None:
         self._app = app
+        self._max_outbox_bytes = max_outbox_bytes
         self._close_timeout_s = close_timeout_s
         self._close_socket = close
         self._clock: Clock = clock or SystemClock()
@@ -246,8 +368,10 @@ class SyncWorker:
         self._outbox = Outbox(
             self._outbox_send,
             self._timer,
-            on_transition_sent=self._transition_wakeup.set,
+            max_bytes=self._max_outbox_bytes,
+            on_transition_sent=self._on_transition_sent,
             on_broken=self._on_send_failed,
+            on_overflow=self._on_outbox_overflow,
         )
         self._tasks = [
             self._loop.create_task(self._outbox.run(), name="sync-outbox"),
@@ -328,10 +452,11 @@ class SyncWorker:
                 assert isinstance(effect, Close)
                 self._begin_close(effect)
 
-    def _push(self, message: msgs.ServerMessage, *, transition: bool = False) -> None:
+    def _push(self, message: msgs.ServerMessage) -> None:
         if self._shut_down:
             return
-        self.outbox.push(msgs.encode_message(message), transition=transition)
+        data = orjson.dumps(message)
+        self.outbox.push(data.decode("utf-8"), size=len(data))
 
     def _enqueue_mutation(self, job: RunMutation) -> None:
         if len(self._mutations) >= self._max_queued_mutations:
@@ -439,6 +564,12 @@ class SyncWorker:
         self._transition_scheduled = True
         self._transition_wakeup.set()
 
+    def _on_transition_sent(self) -> None:
+        # Only a trigger held back by back-pressure needs the loop again (no wasted wake-up
+        # per Transition sent).
+        if self._transition_scheduled:
+            self._transition_wakeup.set()
+
     def _on_invalidated(self) -> None:
         """A subscription's callback (any thread)."""
         if self._shut_down or self._loop is None:
@@ -488,8 +619,10 @@ class SyncWorker:
                 subscription.close()
         for subscription in result.new_subscriptions:
             self._watch(subscription)
-        if result.message is not None:
-            self._push(result.message, transition=True)
+        if result.encoded is not None and not self._shut_down:
+            self.outbox.push(
+                result.encoded.decode("utf-8"), size=len(result.encoded), transition=True
+            )
 
     async def _run_queries(self, plan: TransitionPlan, runs: dict[int, QueryRun]) -> None:
         app = self._app
@@ -573,6 +706,18 @@ class SyncWorker:
             timeout.cancel()
             await asyncio.gather(timeout, return_exceptions=True)
 
+    def _on_outbox_overflow(self, wanted: int) -> None:
+        # The client stopped reading: everything queued is dropped; close (the close frame
+        # reaches it if it ever reads again; the server stops waiting after the close timeout).
+        self._begin_close(
+            Close(
+                msgs.CLOSE_TRY_AGAIN_LATER,
+                "OutboxFull",
+                f"{wanted} bytes queued unsent, over the {self._max_outbox_bytes}-byte budget "
+                "(SYNC_OUTBOX_MAX_BYTES): the client stopped reading",
+            )
+        )
+
     def _on_send_failed(self, exc: BaseException) -> None:
         # The client is gone: nothing more can be sent; release everything.
         self._begin_close(Close(msgs.CLOSE_NORMAL, "ClientDisconnect", f"send failed: {exc!r}"))
@@ -597,19 +742,30 @@ class SyncWorker:
             task.cancel()
         await asyncio.gather(*producers, return_exceptions=True)
         outbox = self.outbox
-        if outbox.broken is None:
+        if outbox.overflowed:
+            # The client stopped reading: what was queued is already dropped and the sender
+            # may be stuck on it. Release everything now, then send the close frame; it goes
+            # out once the client reads again (the server's keepalive ends a dead one).
+            self._tasks[0].cancel()
+            await asyncio.gather(self._tasks[0], return_exceptions=True)
+            self._shutdown()
+            await self._close_quietly(effect.code, effect.reason)
+        elif outbox.broken is None:
             flush = asyncio.get_running_loop().create_task(outbox.flush())
             await self._wait_at_most(flush, self._close_timeout_s)
             flush.cancel()
             await asyncio.gather(flush, return_exceptions=True)
-            try:
-                await self._close_socket(effect.code, effect.reason)
-            except Exception as exc:
-                logger.debug("sync: close failed: %r", exc)
+            await self._close_quietly(effect.code, effect.reason)
         self._shutdown()
         self._tasks[0].cancel()
         await asyncio.gather(self._tasks[0], return_exceptions=True)
         self._closed_event.set()
+
+    async def _close_quietly(self, code: int, reason: str) -> None:
+        try:
+            await self._close_socket(code, reason)
+        except Exception as exc:
+            logger.debug("sync: close failed: %r", exc)
 
     def _shutdown(self) -> None:
         """Release every subscription; the state machine becomes CLOSED."""

@@ -77,3 +77,9 @@ def by_author(ctx, author):
 @mutation(args={"blob": v.string()})
 def blob_len(ctx, blob):
     return len(blob)
+
+
+@mutation(args={"size": v.number()})
+def padded(ctx, size):
+    """A result of ``size`` characters (the slow-consumer test of the outbox budget)."""
+    return "x" * int(size)

@@ -1,0 +1,78 @@
+"""The socket outbox: FIFO order with sends started in the pushing task, and its byte budget."""
+
+from __future__ import annotations
+
+import asyncio
+
+from convection.sync.worker import AsyncioTimer, Outbox
+
+
+class Socket:
+    """A send function whose sends can be held (a client that does not read)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.open = asyncio.Event()
+        self.open.set()
+
+    async def send(self, text: str) -> None:
+        await self.open.wait()
+        self.sent.append(text)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_a_frame_leaves_from_the_pushing_task_when_nothing_is_queued() -> None:
+    socket = Socket()
+    outbox = Outbox(socket.send, AsyncioTimer())
+    runner = asyncio.get_running_loop().create_task(outbox.run())
+    await settle()
+    outbox.push("a")
+    assert socket.sent == ["a"]  # sent before any other task ran
+    runner.cancel()
+
+
+async def test_order_holds_when_a_send_has_to_wait() -> None:
+    socket = Socket()
+    outbox = Outbox(socket.send, AsyncioTimer())
+    runner = asyncio.get_running_loop().create_task(outbox.run())
+    await settle()
+    socket.open.clear()
+    outbox.push("a", transition=True)
+    outbox.push("b")
+    outbox.push("c", transition=True)
+    await settle()
+    assert socket.sent == []
+    assert outbox.pending_transitions == 2
+    socket.open.set()
+    await outbox.flush()
+    assert socket.sent == ["a", "b", "c"]
+    assert outbox.pending_transitions == 0
+    assert outbox.queued_bytes == 0
+    outbox.push("d")
+    assert socket.sent[-1] == "d"
+    runner.cancel()
+
+
+async def test_past_the_budget_the_queue_is_dropped_once() -> None:
+    socket = Socket()
+    overflows: list[int] = []
+    outbox = Outbox(socket.send, AsyncioTimer(), max_bytes=100, on_overflow=overflows.append)
+    runner = asyncio.get_running_loop().create_task(outbox.run())
+    await settle()
+    outbox.push("x" * 500)  # one frame over the budget still goes out alone
+    assert socket.sent == ["x" * 500]
+    socket.open.clear()
+    for _ in range(4):
+        outbox.push("y" * 30)
+    await settle()
+    assert overflows == [120]
+    assert outbox.overflowed
+    assert outbox.queued_bytes == 0
+    assert len(outbox) == 0
+    outbox.push("z")
+    assert len(outbox) == 0 and overflows == [120]
+    runner.cancel()
