@@ -365,6 +365,14 @@ SCHEDULER_PRUNE_INTERVAL_MS = _knob(
     "How often the scheduler deletes finished jobs and cron logs past their retention; also the "
     "longest it sleeps without re-reading its queues.",
 )
+SCHEDULER_LEASE_MS = _knob(
+    "SCHEDULER_LEASE_MS",
+    10_000,
+    "Period of the lease (a document of `_leases`) that picks the one process or node running "
+    "scheduled functions and crons. The holder renews it every third of a period and stops "
+    "starting jobs two thirds of a period after its last renewal; another process takes it "
+    "over once it has expired. Clocks of the nodes must agree to well within a third of it.",
+)
 SCHEDULER_PRUNE_BATCH_COUNT = _knob(
     "SCHEDULER_PRUNE_BATCH_COUNT", 500, "Documents deleted per retention transaction."
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from convection.application.workers import (
@@ -47,8 +48,11 @@ log = logging.getLogger("convection.crons")
 class CronRunner:
     """The cron half of the executor: sync, run one cron, read logs."""
 
-    def __init__(self, executor: JobRuntime) -> None:
+    def __init__(self, executor: JobRuntime, *, may_run: Callable[[], bool] = lambda: True) -> None:
         self.executor = executor
+        # The executor's fencing check (it holds the scheduler lease), asked in each run's
+        # first transaction.
+        self.may_run = may_run
 
     @property
     def _now(self) -> float:
@@ -113,7 +117,7 @@ class CronRunner:
         now = self._now
 
         def run(system: SystemView) -> bool:
-            if not self._unchanged(system, cron):
+            if not self.may_run() or not self._unchanged(system, cron):
                 return False
             model = CronJobs(system)
             model.log(cron, {"kind": "failed", "error": TRANSIENT_ACTION_ERROR}, [], 0.0)
@@ -128,6 +132,8 @@ class CronRunner:
         started = time.perf_counter()
 
         def check_first(system: SystemView) -> FunctionOutcome | None:
+            if not self.may_run():  # fencing: see SchedulerExecutor._run_mutation_job
+                return SKIPPED
             return None if self._unchanged(system, cron) and cron.state == PENDING else SKIPPED
 
         def before_commit(system: SystemView, outcome: FunctionOutcome) -> None:
@@ -162,7 +168,7 @@ class CronRunner:
         ex = self.executor
 
         def begin(system: SystemView) -> CronJob | None:
-            if not self._unchanged(system, cron) or cron.state != PENDING:
+            if not self.may_run() or not self._unchanged(system, cron) or cron.state != PENDING:
                 return None
             return CronJobs(system).mark_in_progress(cron)
 

@@ -23,6 +23,20 @@ Guarantees:
 * Scheduled functions run as the system: no user identity, internal functions allowed.
 * Finished jobs and cron logs are deleted after ``SCHEDULED_JOB_RETENTION_MS``.
 
+One process at a time (several processes or nodes sharing a store): only the holder of the
+``scheduler`` lease (a document of ``_leases``, model/leases.py, held by
+application/lease.py's :class:`LeaseKeeper`) reads the queues and starts jobs; every pass
+first renews the lease when a third of its period (``SCHEDULER_LEASE_MS``) has gone by. A
+process that does not hold it stays idle and tries again every third of a period, at the
+holder's expiry, and whenever the lease document changes (it subscribes to it), so a
+graceful stop (which releases the lease) hands over at once and a killed holder's work moves
+within one lease period. Fencing is by time plus each job's own state: the holder counts
+itself the holder only until two thirds of a period after its last renewal began, and checks
+that inside every job's first transaction (a mutation's check, an action's ``inProgress``
+commit); a mutation's completion commits with its effects, so even two processes racing on
+one job cannot both apply it; an action found ``inProgress`` by the new holder is recorded
+failed, never re-run (at most once).
+
 Invariant: a key (job or cron id) is in ``_running`` from the moment its task is created
 until its bookkeeping is committed, so an ``inProgress`` row not in ``_running`` is orphaned.
 """
@@ -40,6 +54,7 @@ from typing import Any, TypeVar
 
 from convection import knobs
 from convection.application.crons import CronRunner
+from convection.application.lease import LeaseKeeper
 from convection.application.workers import (
     RETRY_FOREVER,
     SKIPPED,
@@ -56,13 +71,15 @@ from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.runner import FunctionCallError
 from convection.functions.scheduler import SchedulerError, SchedulerServices, decorate, running_job
-from convection.model import cron_jobs, scheduled_jobs
+from convection.model import cron_jobs, leases, scheduled_jobs
 from convection.model.cron_jobs import CronJob, CronJobs
 from convection.model.scheduled_jobs import JobState, ScheduledJob, ScheduledJobs
 
 log = logging.getLogger("convection.scheduler")
 
 T = TypeVar("T")
+
+SCHEDULER_LEASE = "scheduler"
 
 @dataclass
 class _Pass:
@@ -85,14 +102,26 @@ class SchedulerExecutor:
     tests call :meth:`run_due_jobs` / :meth:`finish_scheduled_functions`.
     """
 
-    def __init__(self, app: WorkerHost, *, parallelism: int | None = None) -> None:
+    def __init__(
+        self,
+        app: WorkerHost,
+        *,
+        parallelism: int | None = None,
+        lease_ms: float | None = None,
+        holder: str | None = None,
+    ) -> None:
         self.app = app
         self.db = app.db
         self.clock = app.db.clock
         self.parallelism = parallelism or knobs.SCHEDULER_EXECUTION_PARALLELISM_COUNT
         scheduled_jobs.ensure_tables(self.db)
         cron_jobs.ensure_tables(self.db)
-        self.crons = CronRunner(self)
+        leases.ensure_tables(self.db)
+        # Only the holder of this lease runs jobs (module docstring, "One process at a time").
+        self.lease = LeaseKeeper(
+            self.db, SCHEDULER_LEASE, period_ms=lease_ms or knobs.SCHEDULER_LEASE_MS, holder=holder
+        )
+        self.crons = CronRunner(self, may_run=self.lease.holds)
         self.services = SchedulerServices(
             resolve=self._resolve, now_ms=self.clock.now_ms, run_transaction=self._run_transaction
         )
@@ -169,7 +198,9 @@ class SchedulerExecutor:
         if background and self._loop_task is None:
             self._loop_task = asyncio.create_task(self._run_loop(), name="convection-scheduler")
 
-    async def stop(self) -> None:
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop the loop and the runs in flight, then (``release``) give the lease up so that
+        another process takes over at once instead of after the lease period."""
         task, self._loop_task = self._loop_task, None
         if task is not None:
             task.cancel()
@@ -186,6 +217,11 @@ class SchedulerExecutor:
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
+        if release:
+            try:
+                await self.in_thread(self.lease.release)
+            except Exception:
+                log.exception("could not release the scheduler lease; it expires on its own")
 
     def wake(self) -> None:
         """Make the background loop re-read its queues now (thread-safe)."""
@@ -221,11 +257,12 @@ class SchedulerExecutor:
                 pass
 
     def _timeout(self) -> float | None:
-        cap = knobs.SCHEDULER_PRUNE_INTERVAL_MS / 1000.0
+        now = self.clock.now_ms()
+        cap = min(knobs.SCHEDULER_PRUNE_INTERVAL_MS, self.lease.next_attempt_ms - now) / 1000.0
         last = self._last
         if last.saturated or last.next_due is None:
-            return cap
-        return max(0.0, min(cap, (last.next_due - self.clock.now_ms()) / 1000.0))
+            return max(0.0, cap)
+        return max(0.0, min(cap, (last.next_due - now) / 1000.0))
 
     # --- passes -----------------------------------------------------------------------------
     def _read_queues(self, now: float, busy: frozenset[str], capacity: int) -> _Pass:
@@ -262,10 +299,26 @@ class SchedulerExecutor:
         found.ts = txn.begin_ts
         return found
 
+    async def _hold_lease(self) -> bool:
+        """Renew (or try to take) the lease when due, or at once when it was last seen free;
+        whether this process holds it."""
+        if self.lease.renewal_due() or self.lease.seen_free():
+            await self.in_thread(self.lease.refresh)
+        return self.lease.holds()
+
     async def _dispatch(self, *, subscribe: bool = False) -> int:
-        """Start every due job that is not running (up to the parallelism). Returns how many
-        were started."""
+        """Start every due job that is not running (up to the parallelism), if this process
+        holds the lease. Returns how many were started."""
         self._bind()
+        if not await self._hold_lease():
+            # Idle: wake when the lease is due for another try, or released (subscription).
+            self._last = _Pass()
+            if subscribe:
+                read_set, ts = await self.in_thread(self.lease.watch)
+                self._resubscribe(read_set, ts)
+                if self.lease.seen_free():  # released or expired since the last try
+                    self.wake()
+            return 0
         now = self.clock.now_ms()
         blocked = {k for k, (_, at) in self._failures.items() if at > now}
         busy = frozenset(self._running) | blocked
@@ -386,6 +439,8 @@ class SchedulerExecutor:
             await self.in_thread(lambda: self._run_mutation_job(job))
 
     def _fail_orphan(self, job: ScheduledJob) -> None:
+        if not self.lease.holds():
+            return
         now = self.clock.now_ms()
         changed = self.transact(
             lambda system: ScheduledJobs(system).complete(
@@ -404,7 +459,10 @@ class SchedulerExecutor:
         args = self._job_args(job)
 
         def check_first(system: SystemView) -> FunctionOutcome | None:
-            # Staged inProgress: visible only inside this transaction.
+            # Fencing: a process that may have lost the lease leaves the job pending for the
+            # new holder. Staged inProgress: visible only inside this transaction.
+            if not self.lease.holds():
+                return SKIPPED
             return None if ScheduledJobs(system).mark_in_progress(job.id) else SKIPPED
 
         def before_commit(system: SystemView, outcome: FunctionOutcome) -> None:
@@ -428,7 +486,7 @@ class SchedulerExecutor:
     async def _run_action_job(self, job: ScheduledJob) -> None:
         def begin(system: SystemView) -> dict[str, Any] | None:
             model = ScheduledJobs(system)
-            if not model.mark_in_progress(job.id):
+            if not self.lease.holds() or not model.mark_in_progress(job.id):
                 return None
             return model.args_of(job)
 
@@ -451,7 +509,7 @@ class SchedulerExecutor:
     # --- retention --------------------------------------------------------------------------
     async def _maybe_prune(self) -> None:
         now = self.clock.now_ms()
-        if now < self._next_prune_ms:
+        if now < self._next_prune_ms or not self.lease.holds():
             return
         self._next_prune_ms = now + knobs.SCHEDULER_PRUNE_INTERVAL_MS
         await self.in_thread(lambda: self.prune(now))
