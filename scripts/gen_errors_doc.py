@@ -42,6 +42,7 @@ DESCRIPTIONS = {
     "InvalidTableName": "A table name is not a non-empty string.",
     "InvalidTimestamp": "A timestamp on the wire is not 8 base64 bytes.",
     "InvalidTransaction": "A transaction was committed twice.",
+    "MutationTimeout": "A mutation still conflicting after its retries could not enter the serialized lane within MUTATION_SERIAL_WAIT_MS; retry it later.",
     "NoDocumentsForPagination": "paginate() with numItems 0 and no end cursor.",
     "PageSizeTooLarge": "numItems is larger than the read limit.",
     "PaginationError": "A pagination misuse (see the message).",

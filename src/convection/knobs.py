@@ -113,6 +113,13 @@ TRANSACTION_MAX_WRITE_BYTES = _knob(
 MUTATION_MAX_OCC_RETRIES_COUNT = _knob(
     "MUTATION_MAX_OCC_RETRIES_COUNT", 4, "Retries of a mutation after a write conflict."
 )
+MUTATION_SERIAL_WAIT_MS = _knob(
+    "MUTATION_SERIAL_WAIT_MS",
+    30_000,
+    "A mutation still conflicting after its retries runs alone in the serialized lane (holding "
+    "this process's commit order, so it cannot conflict with its commits); this is how long it "
+    "may wait for the lane before failing with MutationTimeout.",
+)
 MUTATION_OCC_BACKOFF_INITIAL_MS = _knob(
     "MUTATION_OCC_BACKOFF_INITIAL_MS", 10, "First retry backoff cap (full jitter, doubling)."
 )

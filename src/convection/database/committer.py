@@ -135,6 +135,12 @@ class Committer:
         self.latest_ts = start_ts
         self._failed: BaseException | None = None
         self._stopping = False
+        # The serialized lane (hold_order): while a thread holds the commit order, every other
+        # thread's commit waits before it is queued, so the holder's transaction cannot
+        # conflict with this process's commits.
+        self._order_holder: int | None = None
+        # This process's commits queued and not yet done (refused, published or failed).
+        self._unpublished = 0
         self.commits = 0  # bumped by the writer thread only
         self.remote_commits = 0
         self.occ_conflicts = 0  # bumped under self._lock
@@ -158,6 +164,7 @@ class Committer:
             rec = CommitRecord(0, {}, source="observed ts", begin_ts=self.latest_ts,
                                build=_empty_rows, min_ts=ts)
             self._queue.append(rec)
+            self._unpublished += 1
             self._cond.notify_all()
         rec.done.wait()
 
@@ -173,7 +180,10 @@ class Committer:
         """Validate, persist and publish one commit; returns its ts. Raises OccConflict or
         StorageFailure. ``writes`` ride along on the record for ``on_durable``."""
         started = time.perf_counter()
+        me = threading.get_ident()
         with self._lock:
+            while self._order_holder is not None and self._order_holder != me:
+                self._cond.wait()  # the serialized lane is taken: commit after it
             if self._failed is not None:
                 raise StorageFailure(f"the database stopped after a storage failure: {self._failed}")
             if self._stopping:
@@ -182,6 +192,7 @@ class Committer:
             rec = CommitRecord(0, {}, source=source, writes=writes or [], begin_ts=begin_ts,
                                read_set=read_set, build=build_rows)
             self._queue.append(rec)
+            self._unpublished += 1
             self._cond.notify_all()
         rec.done.wait()
         if rec.error is not None:
@@ -190,6 +201,47 @@ class Committer:
             raise StorageFailure(f"commit failed with an unknown outcome: {rec.error}") from rec.error
         self.commit_seconds.observe(time.perf_counter() - started)
         return rec.ts
+
+    def hold_order(self, timeout_s: float) -> bool:
+        """Take the commit order for the calling thread: wait (at most ``timeout_s``) until no
+        other thread holds it, then until every commit of this process already queued is done.
+        Until :meth:`release_order`, other threads' commits wait before they are queued, so a
+        transaction this thread begins now cannot conflict with this process's commits (other
+        processes sharing the store are not held). False (nothing held) when time ran out."""
+        deadline = time.monotonic() + timeout_s
+        me = threading.get_ident()
+        with self._lock:
+            while self._order_holder is not None and self._order_holder != me:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            self._order_holder = me
+            while self._unpublished > 0 and self._failed is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._order_holder = None
+                    self._cond.notify_all()
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def release_order(self) -> None:
+        with self._lock:
+            if self._order_holder == threading.get_ident():
+                self._order_holder = None
+                self._cond.notify_all()
+
+    def _done(self, recs: list[CommitRecord]) -> None:
+        """Set ``done`` on this process's records (refused, published or failed), keeping the
+        count of unfinished ones for the serialized lane."""
+        with self._lock:
+            for rec in recs:
+                if not rec.remote and not rec.done.is_set():
+                    self._unpublished -= 1
+            self._cond.notify_all()
+        for rec in recs:
+            rec.done.set()
 
     def _check(self, begin_ts: int, read_set: FrozenReadSet) -> None:
         """Raise OccConflict if a known commit after ``begin_ts`` overlaps ``read_set``
@@ -309,8 +361,7 @@ class Committer:
         if built:
             self._known_ts = built[-1].ts
             self.batch_sizes.observe(len(built))
-        for rec in refused:
-            rec.done.set()
+        self._done(refused)
         self._publish(remote + built)
 
     def _ingest(self, found: list[CommitEntry]) -> list[CommitRecord]:
@@ -359,8 +410,7 @@ class Committer:
         self._trim()
         if self._on_publish is not None:
             self._on_publish(batch)
-        for rec in batch:
-            rec.done.set()
+        self._done(batch)
         for cb in callbacks:
             try:
                 cb()
@@ -377,7 +427,7 @@ class Committer:
         for rec in failed:
             if not rec.done.is_set():
                 rec.error = rec.error or exc
-                rec.done.set()
+        self._done(failed)
 
     def _trim(self) -> None:
         horizon = self._clock.now_ns() - knobs.WRITE_LOG_RETENTION_MS * 1_000_000

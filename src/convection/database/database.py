@@ -9,10 +9,11 @@ transaction's writes into revisions and index entries and hands them to the comm
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -470,6 +471,24 @@ class Database:
         return self.committer.commit(
             txn.begin_ts, read_set, build, source=txn.source, writes=writes
         )
+
+    @contextlib.contextmanager
+    def serialized(self, timeout_s: float) -> Iterator[None]:
+        """The serialized lane: while inside, this thread holds the commit order (this
+        process's other commits wait), so a transaction it begins and commits inside cannot
+        conflict with them. For a mutation that kept conflicting under optimistic retries.
+        Raises ``MutationTimeout`` when the lane is not free within ``timeout_s``."""
+        if not self.committer.hold_order(timeout_s):
+            raise DatabaseError(
+                "The mutation kept conflicting with concurrent writes and the serialized lane "
+                f"did not become free within {timeout_s:g} s (knob MUTATION_SERIAL_WAIT_MS); "
+                "it was not applied. Retry it later.",
+                code="MutationTimeout",
+            )
+        try:
+            yield
+        finally:
+            self.committer.release_order()
 
     # --- subscriptions ---------------------------------------------------------------------
     def subscribe(self, read_set: FrozenReadSet, ts: int) -> Subscription:
