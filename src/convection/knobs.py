@@ -422,6 +422,12 @@ STORAGE_ORPHAN_GRACE_MS = _knob(
     3_600_000,
     "Age a blob without a _storage row (or an abandoned staged upload) must reach before the sweeper deletes it.",
 )
+STORAGE_RETRY_INTERVAL_MS = _knob(
+    "STORAGE_RETRY_INTERVAL_MS",
+    1000,
+    "While the store fails writes, how often the idle writer probes it (and retries reading "
+    "the commit log to resolve a write whose outcome is unknown).",
+)
 STORAGE_SWEEP_INTERVAL_MS = _knob(
     "STORAGE_SWEEP_INTERVAL_MS",
     21_600_000,

@@ -36,7 +36,7 @@ from convection.database.readset import FrozenReadSet
 from convection.database.search_provider import SearchProvider
 from convection.database.subscriptions import Subscription, SubscriptionManager
 from convection.database.transaction import Transaction, Write, index_key
-from convection.errors import DatabaseError
+from convection.errors import DatabaseError, StorageFailure
 from convection.persistence.base import DocumentRevision, IndexEntry, Persistence
 from convection.schema.schema import SchemaDefinition
 from convection.values.ids import encode_id
@@ -75,6 +75,7 @@ class Database:
             on_publish=self._published,
             on_durable=self._durable,
             on_remote=self._remote_commit,
+            on_failed=self._unapply_failed,
         )
         self._publish_hooks: list[Callable[[list[CommitRecord]], None]] = []
         self._durable_hooks: list[Callable[[list[CommitRecord]], None]] = []
@@ -140,6 +141,8 @@ class Database:
                 removed = self.run_maintenance()
                 if removed:
                     log.info("retention removed %d superseded rows", removed)
+            except StorageFailure as exc:
+                self.committer.storage_failed(exc)  # one log line per state change
             except Exception:
                 log.exception("maintenance failed")
 
@@ -151,6 +154,15 @@ class Database:
         """A client observed ``ts`` (on another process, or before a restart): make
         ``latest_ts`` reach it (``Committer.bump_ts``)."""
         self.committer.bump_ts(ts)
+
+    def _unapply_failed(self, records: list[CommitRecord]) -> None:
+        """Commits built (their catalog changes applied at build time) whose write failed,
+        latest first: undo their catalog changes by applying each write inverted."""
+        for rec in records:
+            inverse = [replace(w, old=w.new, new=w.old) for w in reversed(rec.writes)
+                       if isinstance(w, Write)]
+            if inverse:
+                self.catalog.apply(inverse)
 
     def _remote_commit(self, ts: int, revisions: list[DocumentRevision]) -> list[Any]:
         """A commit another process made (called by the committer's writer thread, in ts
