@@ -139,7 +139,7 @@ class DatabaseError(ConvectionError):
 
 
 class StorageFailure(ConvectionError):
-    """The persistence layer failed with an unknown outcome; the engine stops."""
+    """The persistence layer failed."""
 
     code = "StorageFailure"
 
@@ -157,6 +157,14 @@ class MissingExtra(ConvectionError):
         )
         self.module = module
         self.extra = extra
+
+
+class StorageUnavailable(StorageFailure):
+    """A commit was not applied because the store failed; writes resume by themselves when it
+    is back. Retryable: HTTP 503, and the sync socket closes 1013 so the client reconnects
+    and re-sends the mutation (de-duplicated by its request id)."""
+
+    code = "StorageUnavailable"
 
 
 class ConvexError(Exception):

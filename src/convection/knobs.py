@@ -128,6 +128,13 @@ TRANSACTION_MAX_WRITE_BYTES = _knob(
 MUTATION_MAX_OCC_RETRIES_COUNT = _knob(
     "MUTATION_MAX_OCC_RETRIES_COUNT", 4, "Retries of a mutation after a write conflict."
 )
+MUTATION_SERIAL_WAIT_MS = _knob(
+    "MUTATION_SERIAL_WAIT_MS",
+    30_000,
+    "A mutation still conflicting after its retries runs alone in the serialized lane (holding "
+    "this process's commit order, so it cannot conflict with its commits); this is how long it "
+    "may wait for the lane before failing with MutationTimeout.",
+)
 MUTATION_OCC_BACKOFF_INITIAL_MS = _knob(
     "MUTATION_OCC_BACKOFF_INITIAL_MS", 10, "First retry backoff cap (full jitter, doubling)."
 )
@@ -437,6 +444,12 @@ STORAGE_ORPHAN_GRACE_MS = _knob(
     "STORAGE_ORPHAN_GRACE_MS",
     3_600_000,
     "Age a blob without a _storage row (or an abandoned staged upload) must reach before the sweeper deletes it.",
+)
+STORAGE_RETRY_INTERVAL_MS = _knob(
+    "STORAGE_RETRY_INTERVAL_MS",
+    1000,
+    "While the store fails writes, how often the idle writer probes it (and retries reading "
+    "the commit log to resolve a write whose outcome is unknown).",
 )
 STORAGE_SWEEP_INTERVAL_MS = _knob(
     "STORAGE_SWEEP_INTERVAL_MS",

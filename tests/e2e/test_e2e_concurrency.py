@@ -13,16 +13,15 @@ def test_concurrent_increments_are_counted_exactly_once(server_url: str, node: N
     total = CLIENTS * PER_CLIENT
     print(
         f"\nconcurrency: {CLIENTS} clients x {PER_CLIENT}: acknowledged {r['acked']}, "
-        f"failed {r['failureCount']} (OCC retries exhausted), {r['elapsedMs']} ms"
+        f"failed {r['failureCount']}, {r['elapsedMs']} ms"
     )
-    assert r["acked"] + r["failureCount"] == total
+    # Contention is never an error: after its optimistic retries a mutation runs in the
+    # serialized lane, where it cannot conflict (issue 12.4).
+    assert r["failures"] == [] and r["failureCount"] == 0
+    assert r["acked"] == total
     # The counter moved exactly once per acknowledged mutation...
     assert r["final"] == r["acked"]
     assert r["distinctResults"] == r["acked"]
     assert r["maxResult"] == r["acked"]
     # ... and every subscriber saw the final value.
     assert r["subscribersAtFinal"] == CLIENTS
-    # Failures can only be conflicts that stayed conflicts after every retry.
-    for message in r["failures"]:
-        assert "conflicted with concurrent writes" in message, message
-    assert r["acked"] >= total // 2

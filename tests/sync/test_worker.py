@@ -17,6 +17,7 @@ from convection.application.interface import (
     QueryRun,
 )
 from convection.clock import ManualClock
+from convection.errors import StorageUnavailable
 from convection.protocol.timestamps import decode_ts, encode_ts
 from convection.sync.worker import SyncWorker
 
@@ -429,6 +430,17 @@ async def test_expired_identity_during_a_mutation(h: Harness) -> None:
     await h.settle()
     assert h.sent[-1]["type"] == "AuthError" and h.sent[-1]["authUpdateAttempted"] is False
     assert h.closes == [(1000, "TokenExpired")]
+
+
+async def test_storage_failure_closes_1013_so_the_client_resends(h: Harness) -> None:
+    await h.connect()
+    h.app.mutation_error = StorageUnavailable("the store failed")
+    await h.send(type="Mutation", requestId=0, udfPath="m:m", args=[{}])
+    await h.settle()
+    # No MutationResponse (that would be final for the client): close 1013, the client
+    # reconnects with backoff and re-sends the mutation (de-duplicated by its request id).
+    assert h.of_type("MutationResponse") == []
+    assert h.closes == [(1013, "StorageUnavailable")]
 
 
 async def test_invalidation_by_another_commit(h: Harness) -> None:

@@ -30,7 +30,7 @@ from convection.auth.jwks import JwksCache
 from convection.auth.verifier import TokenVerifier
 from convection.database.database import Database
 from convection.database.transaction import SystemView
-from convection.errors import ConvexError, DatabaseError
+from convection.errors import ConvexError, DatabaseError, StorageFailure
 from convection.files.blobs import BlobStore, MemoryBlobStore
 from convection.files.service import FileStorage
 from convection.functions.calllog import CallSink
@@ -205,7 +205,11 @@ class Application:
             key = canonical_path(path)
         except Exception:
             key = str(path)
-        return await self.lanes.run(key, lambda: self._in_thread(fn))
+        try:
+            return await self.lanes.run(key, lambda: self._in_thread(fn))
+        except StorageFailure as exc:
+            self.db.committer.storage_failed(exc)  # /health reports it until a probe succeeds
+            raise
 
     # --- queries ----------------------------------------------------------------------------
     async def subscribe_query(
@@ -381,6 +385,8 @@ class Application:
         at = self.latest_ts() if ts is None else ts
         try:
             entry = await self._cached_query(path, args, identity, None, at)
+        except StorageFailure:
+            raise  # the store failed, not the function: HTTP 503, not a function error
         except Exception as exc:
             return FunctionOutcome(success=False, error_message=str(exc))
         # A one-shot caller holds the entry only for this answer: take and drop a reference,

@@ -66,6 +66,7 @@ from convection.database.readset import FrozenReadSet
 from convection.database.retry import run_in_transaction
 from convection.database.subscriptions import Subscription
 from convection.database.transaction import SystemView
+from convection.errors import StorageFailure
 from convection.functions.calllog import call_origin
 from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
@@ -245,6 +246,11 @@ class SchedulerExecutor:
                 timeout = self._timeout()
             except asyncio.CancelledError:
                 raise
+            except StorageFailure as exc:
+                # The store is failing: the committer logs its state changes; no traceback
+                # per pass. Back off as for any failure.
+                self.db.committer.storage_failed(exc)
+                errors += 1
             except Exception:
                 log.exception("scheduler pass failed")
                 errors += 1

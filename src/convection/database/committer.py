@@ -28,9 +28,15 @@ Invariants:
 * ``latest_ts`` only moves forward, only after subscriptions saw every commit up to it, and
   everything committed at or before it (by any process) is known here: a snapshot at
   ``latest_ts`` never changes;
-* a persistence failure (unknown outcome) stops the committer for good: every waiting and
-  later commit raises :class:`StorageFailure`, and the process should restart and recover from
-  the log rather than guess.
+* a failed persistence write fails only the commits in flight (:class:`StorageUnavailable`):
+  their records leave the write log and their catalog changes are undone (``on_failed``); the
+  other processes' commits read in that session are read again later. When the failure came
+  after the write was sent (the outcome is unknown), a new commit session (which waits for the
+  lost connection's transaction to end) reads the log first: if the batch's first ts landed,
+  the batch is durable and published instead. Writes resume by themselves (each later commit
+  and an idle probe every ``STORAGE_RETRY_INTERVAL_MS`` try again); ``health`` says which
+  (``database/storage_health.py``). Any other exception in the writer stops it for good:
+  every waiting and later commit raises :class:`StorageFailure`.
 """
 
 from __future__ import annotations
@@ -47,8 +53,16 @@ from typing import Any
 from convection import knobs
 from convection.clock import Clock
 from convection.database.readset import EMPTY_READ_SET, FrozenReadSet
+from convection.database.storage_health import (
+    OK,
+    RESOLVING,
+    UNAVAILABLE,
+    WriteHealth,
+    probe,
+    set_state,
+)
 from convection.database.subscriptions import SubscriptionManager
-from convection.errors import OccConflict, StorageFailure
+from convection.errors import OccConflict, StorageFailure, StorageUnavailable
 from convection.persistence.base import (
     CommitEntry,
     DocumentRevision,
@@ -89,6 +103,7 @@ class CommitRecord:
     build: RowsBuilder | None = None
     remote: bool = False  # committed by another process
     min_ts: int = 0  # the ts must be at least this (bump_ts)
+    failures: int = 0  # storage failures of batches it was in (one is retried at once)
 
 
 def _empty_rows(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry], dict[int, list[bytes]]]:
@@ -114,6 +129,7 @@ class Committer:
         on_publish: Callable[[list[CommitRecord]], None] | None = None,
         on_durable: Callable[[list[CommitRecord]], None] | None = None,
         on_remote: RemoteHandler | None = None,
+        on_failed: Callable[[list[CommitRecord]], None] | None = None,
     ) -> None:
         self._persistence = persistence
         self._subscriptions = subscriptions
@@ -124,6 +140,16 @@ class Committer:
         # reader can see. Must be quick and must not raise.
         self._on_durable = on_durable
         self._on_remote = on_remote
+        # Called in the writer thread with this process's records that were built (their
+        # catalog changes applied) but not persisted, latest first: undo what building did.
+        self._on_failed = on_failed
+        self.health = WriteHealth()
+        """Whether writes work (database/storage_health.py; ``/health``)."""
+        # The batch being written: built records, refused ones, and other processes'
+        # commits read in its session (for the failure policy).
+        self._flight_built: list[CommitRecord] = []
+        self._flight_refused: list[CommitRecord] = []
+        self._flight_remote: list[CommitRecord] = []
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._log: list[CommitRecord] = []  # ts order; published prefix, then built ones
@@ -132,9 +158,17 @@ class Committer:
         self._queue: deque[CommitRecord] = deque()
         self._last_assigned = start_ts  # the largest ts known to be taken, by anyone
         self._known_ts = start_ts  # the commit log has been read up to here
+        self._flight_known_ts = start_ts
+        self._flight_sent = False
         self.latest_ts = start_ts
         self._failed: BaseException | None = None
         self._stopping = False
+        # The serialized lane (hold_order): while a thread holds the commit order, every other
+        # thread's commit waits before it is queued, so the holder's transaction cannot
+        # conflict with this process's commits.
+        self._order_holder: int | None = None
+        # This process's commits queued and not yet done (refused, published or failed).
+        self._unpublished = 0
         self.commits = 0  # bumped by the writer thread only
         self.remote_commits = 0
         self.occ_conflicts = 0  # bumped under self._lock
@@ -158,6 +192,7 @@ class Committer:
             rec = CommitRecord(0, {}, source="observed ts", begin_ts=self.latest_ts,
                                build=_empty_rows, min_ts=ts)
             self._queue.append(rec)
+            self._unpublished += 1
             self._cond.notify_all()
         rec.done.wait()
 
@@ -173,23 +208,73 @@ class Committer:
         """Validate, persist and publish one commit; returns its ts. Raises OccConflict or
         StorageFailure. ``writes`` ride along on the record for ``on_durable``."""
         started = time.perf_counter()
+        me = threading.get_ident()
         with self._lock:
+            while self._order_holder is not None and self._order_holder != me:
+                self._cond.wait()  # the serialized lane is taken: commit after it
             if self._failed is not None:
                 raise StorageFailure(f"the database stopped after a storage failure: {self._failed}")
+            if self.health.state == RESOLVING:
+                raise StorageUnavailable(
+                    "The store failed during a write and its outcome is being resolved from the "
+                    "commit log; this commit was not applied. Retry it shortly."
+                )
             if self._stopping:
                 raise StorageFailure("the database is shutting down")
             self._check(begin_ts, read_set)  # early refusal: what this process already knows
             rec = CommitRecord(0, {}, source=source, writes=writes or [], begin_ts=begin_ts,
                                read_set=read_set, build=build_rows)
             self._queue.append(rec)
+            self._unpublished += 1
             self._cond.notify_all()
         rec.done.wait()
         if rec.error is not None:
-            if isinstance(rec.error, OccConflict):
+            if isinstance(rec.error, OccConflict | StorageUnavailable):
                 raise rec.error
             raise StorageFailure(f"commit failed with an unknown outcome: {rec.error}") from rec.error
         self.commit_seconds.observe(time.perf_counter() - started)
         return rec.ts
+
+    def hold_order(self, timeout_s: float) -> bool:
+        """Take the commit order for the calling thread: wait (at most ``timeout_s``) until no
+        other thread holds it, then until every commit of this process already queued is done.
+        Until :meth:`release_order`, other threads' commits wait before they are queued, so a
+        transaction this thread begins now cannot conflict with this process's commits (other
+        processes sharing the store are not held). False (nothing held) when time ran out."""
+        deadline = time.monotonic() + timeout_s
+        me = threading.get_ident()
+        with self._lock:
+            while self._order_holder is not None and self._order_holder != me:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            self._order_holder = me
+            while self._unpublished > 0 and self._failed is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._order_holder = None
+                    self._cond.notify_all()
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def release_order(self) -> None:
+        with self._lock:
+            if self._order_holder == threading.get_ident():
+                self._order_holder = None
+                self._cond.notify_all()
+
+    def _done(self, recs: list[CommitRecord]) -> None:
+        """Set ``done`` on this process's records (refused, published or failed), keeping the
+        count of unfinished ones for the serialized lane."""
+        with self._lock:
+            for rec in recs:
+                if not rec.remote and not rec.done.is_set():
+                    self._unpublished -= 1
+            self._cond.notify_all()
+        for rec in recs:
+            rec.done.set()
 
     def _check(self, begin_ts: int, read_set: FrozenReadSet) -> None:
         """Raise OccConflict if a known commit after ``begin_ts`` overlaps ``read_set``
@@ -247,10 +332,20 @@ class Committer:
     def failed(self) -> BaseException | None:
         return self._failed
 
+    def storage_failed(self, exc: BaseException) -> None:
+        """A read (or another use of the store outside commits) failed: report writes as
+        unavailable until the writer's probe succeeds (``/health``)."""
+        with self._lock:
+            if self.health.state == OK and self._failed is None:
+                set_state(self.health, UNAVAILABLE, str(exc))
+                self._cond.notify_all()
+
     # --- writer thread --------------------------------------------------------------------
     def _writer(self) -> None:
         max_batch = knobs.GROUP_COMMIT_MAX_BATCH_COUNT
         poll_s = max(knobs.LOG_TAIL_POLL_MS, 0) / 1000 or None
+        retry_s = max(knobs.STORAGE_RETRY_INTERVAL_MS, 1) / 1000
+        next_probe = 0.0
         while True:
             with self._lock:
                 if not self._queue and not self._stopping:
@@ -263,9 +358,19 @@ class Committer:
             try:
                 if batch:
                     self._commit_batch(batch)
+                    set_state(self.health, OK)
+                elif self.health.state == UNAVAILABLE:
+                    # Idle while the store fails: probe it now and then, so writes (and
+                    # /health) recover without waiting for traffic.
+                    if time.monotonic() >= next_probe:
+                        next_probe = time.monotonic() + retry_s
+                        probe(self._persistence, self.health)
                 else:
                     self._tail()
-            except BaseException as exc:  # unknown outcome: stop for good
+            except StorageFailure as exc:
+                if not self._storage_fault(exc, batch, retry_s):
+                    return
+            except BaseException as exc:  # not the store: a bug; stop for good
                 self._fail(exc, batch)
                 return
 
@@ -277,10 +382,14 @@ class Committer:
             self._publish(remote)
 
     def _commit_batch(self, batch: list[CommitRecord]) -> None:
-        built: list[CommitRecord] = []
-        refused: list[CommitRecord] = []
+        self._flight_built = built = []
+        self._flight_refused = refused = []
+        self._flight_remote = []
+        self._flight_known_ts = self._known_ts
+        self._flight_sent = False
         with self._persistence.commit_session() as session:
             remote = self._ingest(session.commits_after(self._known_ts))
+            self._flight_remote = remote
             docs: list[DocumentRevision] = []
             entries: list[IndexEntry] = []
             for rec in batch:
@@ -295,13 +404,13 @@ class Committer:
                     assert rec.build is not None
                     rec.documents, rec.entries, rec.index_keys = rec.build(ts)
                     self._last_assigned = rec.ts = ts
-                    rec.build, rec.read_set = None, EMPTY_READ_SET
                     self._log.append(rec)
                     self._log_ts.append(ts)
                 built.append(rec)
                 docs.extend(rec.documents)
                 entries.extend(rec.entries)
             if built:
+                self._flight_sent = True
                 session.write(
                     docs, entries,
                     [CommitEntry(rec.ts, encode_written_keys(rec.index_keys)) for rec in built],
@@ -309,9 +418,80 @@ class Committer:
         if built:
             self._known_ts = built[-1].ts
             self.batch_sizes.observe(len(built))
-        for rec in refused:
-            rec.done.set()
+        self._done(refused)
         self._publish(remote + built)
+
+    def _storage_fault(self, exc: StorageFailure, batch: list[CommitRecord], retry_s: float) -> bool:
+        """The failure policy for a batch whose session failed (module docstring). False when
+        the committer stops meanwhile."""
+        built, refused = self._flight_built, self._flight_refused
+        if not batch:  # tailing failed: nothing in flight; read the log again later
+            self._forget_unpublished(self._known_ts)
+            self.storage_failed(exc)
+            return True
+        landed = False
+        if built and self._flight_sent:
+            set_state(self.health, RESOLVING, str(exc))
+            while True:
+                try:
+                    with self._persistence.commit_session() as session:
+                        after = session.commits_after(self._flight_known_ts)
+                    landed = any(c.ts == built[0].ts for c in after)
+                    break
+                except StorageFailure as again:
+                    self.health.reason = str(again)
+                with self._lock:
+                    if self._stopping:
+                        self._fail(exc, batch)
+                        return False
+                    self._cond.wait(retry_s)
+            if landed:
+                log.warning("storage: a write that failed after it was sent had committed; "
+                            "its commits are published")
+        if landed:
+            # Durable: publish what the session read and wrote, as on success.
+            self._known_ts = built[-1].ts
+            self.batch_sizes.observe(len(built))
+            self._done(refused)
+            self._publish(self._flight_remote + built)
+            set_state(self.health, OK)
+            return True
+        set_state(self.health, UNAVAILABLE, str(exc))
+        self._forget_unpublished(self._flight_known_ts)
+        if built and self._on_failed is not None:
+            try:
+                self._on_failed(list(reversed(built)))
+            except Exception:
+                log.exception("undoing the catalog changes of failed commits failed")
+        # A first failure is retried at once (an idle database restart broke the connection:
+        # the next session reconnects); a second one fails the commits.
+        retry = [rec for rec in batch if rec.error is None and rec.failures == 0]
+        for rec in batch:
+            rec.failures += 1
+        if retry:
+            with self._lock:
+                for rec in reversed(retry):
+                    rec.ts, rec.documents, rec.entries, rec.index_keys = 0, [], [], {}
+                    self._queue.appendleft(rec)
+            batch = [rec for rec in batch if rec not in retry]
+        error = StorageUnavailable(
+            f"The commit was not applied: the store failed ({exc}). Writes resume by themselves "
+            "when it is back (GET /health); retry the call."
+        )
+        for rec in batch:
+            if rec.error is None:
+                rec.error = error
+        self._done(batch)
+        return True
+
+    def _forget_unpublished(self, known_ts: int) -> None:
+        """Drop every unpublished record from the write log (this batch's own, and other
+        processes' commits read in its session: they are read again from ``known_ts``)."""
+        with self._lock:
+            keep = [rec for rec in self._log if rec.published]
+            self._log = keep
+            self._log_ts = [rec.ts for rec in keep]
+        self._known_ts = known_ts
 
     def _ingest(self, found: list[CommitEntry]) -> list[CommitRecord]:
         """Records for commits other processes made (``found``, in ts order, all after
@@ -352,6 +532,7 @@ class Committer:
             rec.documents = []
             rec.entries = []
             rec.writes = []
+            rec.build, rec.read_set = None, EMPTY_READ_SET
             if rec.remote:
                 self.remote_commits += 1
             else:
@@ -359,8 +540,7 @@ class Committer:
         self._trim()
         if self._on_publish is not None:
             self._on_publish(batch)
-        for rec in batch:
-            rec.done.set()
+        self._done(batch)
         for cb in callbacks:
             try:
                 cb()
@@ -377,7 +557,7 @@ class Committer:
         for rec in failed:
             if not rec.done.is_set():
                 rec.error = rec.error or exc
-                rec.done.set()
+        self._done(failed)
 
     def _trim(self) -> None:
         horizon = self._clock.now_ns() - knobs.WRITE_LOG_RETENTION_MS * 1_000_000

@@ -9,10 +9,11 @@ transaction's writes into revisions and index entries and hands them to the comm
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -37,7 +38,7 @@ from convection.database.readset import FrozenReadSet
 from convection.database.search_provider import SearchProvider
 from convection.database.subscriptions import Subscription, SubscriptionManager
 from convection.database.transaction import Transaction, Write, index_key
-from convection.errors import DatabaseError
+from convection.errors import DatabaseError, StorageFailure
 from convection.persistence.base import DocumentRevision, IndexEntry, Persistence
 from convection.schema.schema import SchemaDefinition
 from convection.values.ids import encode_id
@@ -76,6 +77,7 @@ class Database:
             on_publish=self._published,
             on_durable=self._durable,
             on_remote=self._remote_commit,
+            on_failed=self._unapply_failed,
         )
         self._publish_hooks: list[Callable[[list[CommitRecord]], None]] = []
         self._durable_hooks: list[Callable[[list[CommitRecord]], None]] = []
@@ -142,6 +144,8 @@ class Database:
                 removed = self.run_maintenance()
                 if removed:
                     log.info("retention removed %d superseded rows", removed)
+            except StorageFailure as exc:
+                self.committer.storage_failed(exc)  # one log line per state change
             except Exception:
                 log.exception("maintenance failed")
 
@@ -153,6 +157,15 @@ class Database:
         """A client observed ``ts`` (on another process, or before a restart): make
         ``latest_ts`` reach it (``Committer.bump_ts``)."""
         self.committer.bump_ts(ts)
+
+    def _unapply_failed(self, records: list[CommitRecord]) -> None:
+        """Commits built (their catalog changes applied at build time) whose write failed,
+        latest first: undo their catalog changes by applying each write inverted."""
+        for rec in records:
+            inverse = [replace(w, old=w.new, new=w.old) for w in reversed(rec.writes)
+                       if isinstance(w, Write)]
+            if inverse:
+                self.catalog.apply(inverse)
 
     def _remote_commit(self, ts: int, revisions: list[DocumentRevision]) -> list[Any]:
         """A commit another process made (called by the committer's writer thread, in ts
@@ -539,6 +552,24 @@ class Database:
         return self.committer.commit(
             txn.begin_ts, read_set, build, source=txn.source, writes=writes
         )
+
+    @contextlib.contextmanager
+    def serialized(self, timeout_s: float) -> Iterator[None]:
+        """The serialized lane: while inside, this thread holds the commit order (this
+        process's other commits wait), so a transaction it begins and commits inside cannot
+        conflict with them. For a mutation that kept conflicting under optimistic retries.
+        Raises ``MutationTimeout`` when the lane is not free within ``timeout_s``."""
+        if not self.committer.hold_order(timeout_s):
+            raise DatabaseError(
+                "The mutation kept conflicting with concurrent writes and the serialized lane "
+                f"did not become free within {timeout_s:g} s (knob MUTATION_SERIAL_WAIT_MS); "
+                "it was not applied. Retry it later.",
+                code="MutationTimeout",
+            )
+        try:
+            yield
+        finally:
+            self.committer.release_order()
 
     # --- subscriptions ---------------------------------------------------------------------
     def subscribe(self, read_set: FrozenReadSet, ts: int) -> Subscription:

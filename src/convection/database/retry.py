@@ -8,7 +8,13 @@ the attempt is retried after a full-jitter exponential backoff
 (``rand[0,1) * min(MUTATION_OCC_BACKOFF_INITIAL_MS * 2^n, MUTATION_OCC_BACKOFF_MAX_MS)``) and,
 when the conflict names the commit it lost to, once that commit is published (so the retry
 reads it); at most ``MUTATION_MAX_OCC_RETRIES_COUNT`` retries unless the caller says
-otherwise, after which the last :class:`OccConflict` is raised. Any other exception ends the
+otherwise. Then the attempt runs in the **serialized lane** (``Database.serialized``): it
+holds this process's commit order, so no commit of this process can come between its begin
+and its commit; it cannot conflict with them, and contention costs time, never a failed call.
+Only a commit of another process sharing the store can still conflict with it there: such
+attempts are retried inside the lane (at most as many times again), then the last
+:class:`OccConflict` is raised. ``serialize=False`` skips the lane and raises after the
+optimistic retries. Any other exception ends the
 loop at once and the transaction's writes are discarded. An attempt that returns
 :class:`Discard` ends the loop without committing (a user error turned into a result, an
 answer from a stored result).
@@ -16,6 +22,7 @@ answer from a stored result).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -46,6 +53,8 @@ class TransactionSource(Protocol):
 
     def commit(self, txn: Transaction) -> int: ...
 
+    def serialized(self, timeout_s: float) -> contextlib.AbstractContextManager[None]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Discard(Generic[T]):
@@ -68,6 +77,7 @@ def run_in_transaction(
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
     on_conflict: Callable[[int, OccConflict], None] | None = None,
+    serialize: bool = True,
 ) -> tuple[T, int | None]:
     """Run ``fn(txn)`` and commit ``txn``, retrying conflicts (module docstring).
 
@@ -75,25 +85,32 @@ def run_in_transaction(
     :class:`Discard` (nothing was committed). ``on_conflict(n, exc)`` is called before the
     n-th retry (from 0); ``sleep`` takes seconds."""
     retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
+    limit = 2 * retries + 1 if serialize else retries
     attempt = 0
-    while True:
-        txn = db.begin()
-        result = fn(txn)
-        if isinstance(result, Discard):
-            return result.value, None
-        try:
-            ts = db.commit(txn)
-        except OccConflict as exc:
-            if attempt >= retries:
-                raise
-            if on_conflict is not None:
-                on_conflict(attempt, exc)
-            if rng is None:
-                rng = random.Random()  # seeded from os.urandom: only when a conflict needs it
-            sleep(backoff_ms(attempt, rng) / 1000.0)
-            if exc.conflict_ts is not None:
-                # Retry on a snapshot that includes the conflicting commit.
-                db.committer.wait_published(exc.conflict_ts)
-            attempt += 1
-            continue
-        return result, ts
+    lane: contextlib.ExitStack = contextlib.ExitStack()
+    with lane:
+        while True:
+            if attempt == retries + 1 and serialize:
+                # Still conflicting after the optimistic retries: run alone from now on.
+                lane.enter_context(db.serialized(knobs.MUTATION_SERIAL_WAIT_MS / 1000))
+            txn = db.begin()
+            result = fn(txn)
+            if isinstance(result, Discard):
+                return result.value, None
+            try:
+                ts = db.commit(txn)
+            except OccConflict as exc:
+                if attempt >= limit:
+                    raise
+                if on_conflict is not None:
+                    on_conflict(attempt, exc)
+                if attempt < retries:
+                    if rng is None:
+                        rng = random.Random()  # seeded from os.urandom: only when needed
+                    sleep(backoff_ms(attempt, rng) / 1000.0)
+                if exc.conflict_ts is not None:
+                    # Retry on a snapshot that includes the conflicting commit.
+                    db.committer.wait_published(exc.conflict_ts)
+                attempt += 1
+                continue
+            return result, ts

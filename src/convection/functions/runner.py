@@ -364,14 +364,16 @@ class Runner:
                 self.db, attempt, max_retries=retries, sleep=sleep,
                 on_conflict=lambda _n, _exc: self.stats.occ_retries.inc(),
             )
-        except OccConflict:
+        except OccConflict as conflict:
+            # Rare: the serialized lane excludes this process's commits, so only another
+            # process's commits (or a snapshot out of retention) can still conflict there.
             return FunctionOutcome(
                 success=False,
                 error_message=f"[Request ID: {rid}] Server Error\nThe mutation conflicted with "
-                f"concurrent writes {retries + 1} times in a row and was not applied. Retry it, "
-                "or make it touch fewer hot documents.",
+                f"concurrent writes of another process sharing the store even in the serialized "
+                "lane and was not applied. Retry it, or make it touch fewer hot documents.",
                 log_lines=lines,
-                error_code="OptimisticConcurrencyControlFailure",
+                error_code=conflict.code,
             )
         except StorageFailure:
             raise

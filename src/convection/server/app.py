@@ -35,6 +35,7 @@ from convection.application.app import Application
 from convection.application.interface import AuthFailure
 from convection.clock import Clock, SystemClock
 from convection.database.database import Database
+from convection.errors import StorageFailure
 from convection.files.blobs import BlobStore, LocalBlobStore
 from convection.functions.identity import Identity
 from convection.functions.loader import load_app
@@ -259,6 +260,20 @@ def build_app(deployment: Deployment) -> Starlette:
     async def version(request: Request) -> Response:
         return JSONResponse({"version": VERSION, "name": "convection"})
 
+    async def health(request: Request) -> Response:
+        """Whether writes are possible (docs/http-api.md): 200 when they are, else 503."""
+        committer = deployment.db.committer
+        state = committer.health.to_json()
+        if committer.failed is not None:
+            state.update(writes=False, state="failed", reason=str(committer.failed))
+        return JSONResponse({"status": "ok" if state["writes"] else "unavailable", **state},
+                            status_code=200 if state["writes"] else 503)
+
+    async def storage_failed(request: Request, exc: Exception) -> Response:
+        # The committer logs one line per state change; a request gets a JSON 503.
+        code = exc.code if isinstance(exc, StorageFailure) else "StorageFailure"
+        return JSONResponse({"code": code, "message": str(exc)}, status_code=503)
+
     async def debug_event(request: Request) -> Response:
         return Response(status_code=200)
 
@@ -275,6 +290,7 @@ def build_app(deployment: Deployment) -> Starlette:
 
     routes = [
         Route("/version", version, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
         Route("/api/query", api.query, methods=["GET", "POST"]),
         Route("/api/query_ts", api.query_ts, methods=["POST"]),
         Route("/api/query_at_ts", api.query_at_ts, methods=["POST"]),
@@ -304,6 +320,7 @@ def build_app(deployment: Deployment) -> Starlette:
             max_age=86400,
         ),
     ]
-    starlette = Starlette(routes=routes, middleware=middleware)
+    starlette = Starlette(routes=routes, middleware=middleware,
+                          exception_handlers={StorageFailure: storage_failed})
     starlette.state.deployment = deployment
     return starlette

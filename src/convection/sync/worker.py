@@ -55,6 +55,7 @@ from convection.application.interface import (
     QuerySubscription,
 )
 from convection.clock import Clock, SystemClock
+from convection.errors import StorageFailure
 from convection.protocol import messages as msgs
 from convection.sync.state import (
     Close,
@@ -534,6 +535,10 @@ class SyncWorker:
                     )
             except AuthFailure as failure:
                 effects = self.state.auth_lost(failure.message, code=failure.code)
+            except StorageFailure as failure:
+                # Retryable: the client reconnects with backoff and re-sends the mutation,
+                # de-duplicated by (sessionId, requestId) if it did commit.
+                effects = self.state.overloaded("StorageUnavailable", str(failure))
             except Exception:
                 logger.exception("sync: mutation %s raised", job.udf_path)
                 effects = self.state.internal_error(f"mutation {job.udf_path} raised")
@@ -550,6 +555,8 @@ class SyncWorker:
                 outcome = await self._app.run_action(job.udf_path, job.args, job.identity)
         except AuthFailure as failure:
             effects = self.state.auth_lost(failure.message, code=failure.code)
+        except StorageFailure as failure:
+            effects = self.state.overloaded("StorageUnavailable", str(failure))
         except Exception:
             logger.exception("sync: action %s raised", job.udf_path)
             effects = self.state.internal_error(f"action {job.udf_path} raised")
@@ -594,6 +601,8 @@ class SyncWorker:
                     await self._run_transition()
                 except AuthFailure as failure:
                     self._apply_sync(self.state.auth_lost(failure.message, code=failure.code))
+                except StorageFailure as failure:
+                    self._apply_sync(self.state.overloaded("StorageUnavailable", str(failure)))
                 except Exception:
                     logger.exception("sync: computing a transition failed")
                     self._apply_sync(self.state.internal_error("computing a transition failed"))
