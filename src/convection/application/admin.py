@@ -62,7 +62,6 @@ Everything here is blocking (call it from a worker thread) except :meth:`LogBuff
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -71,10 +70,17 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from convection import knobs
+from convection.application.deployed_code import (
+    DEPLOYED_DIR,
+    AdminError,
+    deploy_summary,
+    deployed_folder,
+    unpack_bundle,
+)
 from convection.application.snapshots import (
     IMPORT_FORMATS,
     IMPORT_MODES,
@@ -107,7 +113,7 @@ from convection.errors import (
     ValidationError,
 )
 from convection.functions.identity import Identity
-from convection.functions.loader import LoadedApp, load_app
+from convection.functions.loader import load_app
 from convection.model import modules
 from convection.model.file_storage import STORAGE_TABLE
 from convection.values.ids import decode_id, encode_id
@@ -134,14 +140,6 @@ __all__ = [  # re-exported for server/ and cli/
 _ENV_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 ENV_TABLE = "_environment_variables"
 ENV_INDEX = "by_name"
-DEPLOYED_DIR = "deployed"
-ACTIVE_FILE = "ACTIVE"
-
-class AdminError(ConvectionError):
-    """A refused admin operation. ``code`` says which (see docs/cli.md)."""
-
-    code = "AdminError"
-
 
 def _unauthorized() -> AdminError:
     return AdminError(
@@ -730,7 +728,7 @@ class Admin:
             staging.mkdir(parents=True, exist_ok=True)
             unpacked = Path(tempfile.mkdtemp(prefix="bundle-", dir=staging)) / "convex"
             try:
-                _unpack(bundle, unpacked)
+                unpack_bundle(bundle, unpacked)
                 files = modules.read_folder(unpacked)
             finally:
                 shutil.rmtree(unpacked.parent, ignore_errors=True)
@@ -755,75 +753,7 @@ class Admin:
             if not in_use:
                 previous.unload()
             modules.prune_materialized(self.data_dir, keep=folder)
-        return _summary(loaded, modules.modules_version(files))
-
-
-# --- deployed code ------------------------------------------------------------------------------
-
-
-def legacy_deployed_folder(data_dir: Path) -> Path | None:
-    """The functions folder a 0.1.0 ``convection deploy`` left in ``<data>/deployed/<n>/convex``
-    (named by ``<data>/deployed/ACTIVE``), or None. Read once, to move it into ``_modules``."""
-    marker = Path(data_dir) / DEPLOYED_DIR / ACTIVE_FILE
-    try:
-        version = marker.read_text().strip()
-    except OSError:
-        return None
-    folder = marker.parent / version / "convex"
-    return folder if version.isdigit() and folder.is_dir() else None
-
-
-def deployed_folder(db: Database, data_dir: Path) -> Path | None:
-    """The deployed functions folder (materialized from ``_modules``), or None when nothing
-    was deployed. A 0.1.0 deployment is moved into ``_modules`` first."""
-    modules.ensure_tables(db)
-    files = modules.read_modules(db)
-    if not files:
-        legacy = legacy_deployed_folder(data_dir)
-        if legacy is None:
-            return None
-        files = modules.read_folder(legacy)
-        db.run_system(lambda txn: modules.write_modules(SystemView(txn), files))
-    return modules.materialize(files, data_dir)
-
-
-def _unpack(bundle: bytes, folder: Path) -> None:
-    """Extract a deploy bundle, refusing absolute paths, ``..`` and oversized contents."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(bundle))
-    except zipfile.BadZipFile as exc:
-        raise AdminError(f"The deploy bundle is not a ZIP file ({exc})", code="InvalidDeployBundle") from None
-    folder.mkdir(parents=True)
-    total = 0
-    with zf:
-        for info in zf.infolist():
-            name = info.filename
-            if name.endswith("/"):
-                continue
-            path = PurePosixPath(name)
-            if path.is_absolute() or ".." in path.parts or "\\" in name or not path.parts:
-                raise AdminError(f"The deploy bundle has an unsafe path {name!r}", code="InvalidDeployBundle")
-            total += info.file_size
-            if total > knobs.ADMIN_UPLOAD_MAX_BYTES:
-                raise AdminError(
-                    f"The deploy bundle unpacks to more than {knobs.ADMIN_UPLOAD_MAX_BYTES} bytes (ADMIN_UPLOAD_MAX_BYTES)",
-                    code="UploadTooLarge",
-                )
-            dest = folder.joinpath(*path.parts)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(zf.read(info))
-
-
-def _summary(loaded: LoadedApp, version: str) -> dict[str, Any]:
-    schema = loaded.schema
-    return {
-        "version": version,
-        "functions": [
-            {"path": f["path"], "kind": f["kind"], "visibility": f["visibility"]} for f in loaded.function_paths_json()
-        ],
-        "modules": list(loaded.modules),
-        "tables": sorted(schema.tables) if schema is not None else [],
-    }
+        return deploy_summary(loaded, modules.modules_version(files))
 
 
 def _id_number(id_str: str) -> int | None:
