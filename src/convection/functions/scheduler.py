@@ -249,7 +249,9 @@ class ActionScheduler:
 def decorate(ctx: Any, system: SystemView | None, services: SchedulerServices) -> None:
     """Install ``ctx.scheduler`` on a mutation or action ctx (queries have none). Called by
     the runner's ``decorate_ctx`` hook."""
-    if not hasattr(ctx, "scheduler"):
+    # A query ctx has no ``scheduler``; hasattr() would go through its __getattr__, which
+    # builds a mistake explanation (with a stack walk) for every query run.
+    if "scheduler" not in vars(ctx):
         return
     if system is not None:
         ctx.scheduler = MutationScheduler(system, services, current_job())
