@@ -398,8 +398,23 @@ DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT = _knob(
 )
 IMPORT_CHUNK_DOCUMENTS_COUNT = _knob(
     "IMPORT_CHUNK_DOCUMENTS_COUNT",
-    1000,
+    4000,
     "Documents written (or deleted, for --replace) per import transaction.",
+)
+IMPORT_CHUNK_MAX_BYTES = _knob(
+    "IMPORT_CHUNK_MAX_BYTES",
+    4 << 20,
+    "A streaming import commits its current chunk once its documents reach this size (4 MiB).",
+)
+IMPORT_PART_MAX_BYTES = _knob(
+    "IMPORT_PART_MAX_BYTES",
+    1 << 20,
+    "Bytes of the file per part the CLI reads (and sends to a running backend) in a streaming import (1 MiB).",
+)
+IMPORT_SESSION_IDLE_MS = _knob(
+    "IMPORT_SESSION_IDLE_MS",
+    120_000,
+    "A streaming import to a running backend that receives no part for this long is undone.",
 )
 ADMIN_UPLOAD_MAX_BYTES = _knob(
     "ADMIN_UPLOAD_MAX_BYTES",
