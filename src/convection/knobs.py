@@ -84,6 +84,11 @@ MAX_SEARCH_CANDIDATES_COUNT = _knob(
     1024,
     "Most search results one query may consume (collect() of more fails; paginate instead).",
 )
+SEARCH_STATS_COMPACT_MIN_COUNT = _knob(
+    "SEARCH_STATS_COMPACT_MIN_COUNT",
+    256,
+    "Maintenance compacts a search index's statistics (each term's entries older than twice SNAPSHOT_RETENTION_MS into one) once this many commits' worth accumulated.",
+)
 SEARCH_EXACT_POSTINGS_COUNT = _knob(
     "SEARCH_EXACT_POSTINGS_COUNT",
     4096,
