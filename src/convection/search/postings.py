@@ -123,15 +123,18 @@ def posting_keys(a: Analyzed, iid: bytes) -> list[bytes]:
     """Every posting key of one analyzed document (slot 0, then one slot per filter field)."""
     if not a.freqs:
         return []
-    encoded = [encode_value(v) for v in a.filters]
+    encoded = [bytes((i + 1,)) + encode_value(v) for i, v in enumerate(a.filters)]
     tail = encode_key(list(a.filters)) if a.filters else b""
+    dl = min(a.length, MAX_DL)
+    ctb = _ct_bits(a.creation_time)  # once per document (Analyzed.suffix does it per term)
+    pack = _suffix.pack
     out: list[bytes] = []
-    for term in a.freqs:
+    for term, tf in a.freqs.items():
         enc_term = encode_value(term)
-        suffix = a.suffix(iid, term)
+        suffix = pack(MAX_TF - min(tf, MAX_TF), dl, ctb) + iid
         out.append(b"\x00" + enc_term + suffix)
-        for i, ev in enumerate(encoded):
-            out.append(bytes((i + 1,)) + ev + enc_term + suffix + tail)
+        for head in encoded:
+            out.append(head + enc_term + suffix + tail)
     return out
 
 
