@@ -18,7 +18,9 @@ Every operation takes the caller's :class:`Identity` and refuses anything but an
   ``{_id, _creationTime, sha256, size, contentType}`` line per stored file, the ``_storage``
   rows at the same ts) and each file's bytes as ``_storage/<id>``; a file deleted after that
   ts whose blob is already gone is left out (row and bytes).
-* ``_system:import``: JSONL, a JSON array, CSV, or a ZIP snapshot into tables. Modes:
+* ``_system:import``: JSONL, a JSON array, CSV, or a ZIP snapshot into tables. JSONL and CSV
+  stream (:meth:`Admin.stream_import`, application/bulk_import.py: any size, written as read,
+  undone on failure); what follows describes the buffered path of JSON and ZIP. Modes:
   ``create`` (the default: the table must be empty), ``append``, ``replace`` (existing documents
   are deleted). :meth:`Admin.prepare_import` parses and checks every document (field names,
   value limits, the schema in force) *before anything is written*, so a bad file writes
