@@ -192,6 +192,15 @@ FUNCTION_WORKER_THREADS_COUNT = _knob(
     "FUNCTION_WORKER_THREADS_COUNT", 16, "Threads that run queries and mutations."
 )
 
+INLINE_CALL_MAX_US = _knob(
+    "INLINE_CALL_MAX_US",
+    2000,
+    "A query or mutation whose recent runs each took at most this many microseconds of work "
+    "runs on the event loop itself (a mutation's commit is awaited, not waited on by a "
+    "thread) instead of a worker thread: no thread hand-off. A run that takes longer sends its "
+    "function back to the worker pool until it has been fast again. 0 runs every call in the "
+    "worker pool.",
+)
 FUNCTION_MAX_THREADS_PER_PATH_COUNT = _knob(
     "FUNCTION_MAX_THREADS_PER_PATH_COUNT",
     8,

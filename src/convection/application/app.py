@@ -15,13 +15,15 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from convection import knobs
 from convection.application.cache import CacheEntry, CacheHandle, CacheKey, QueryCache
+from convection.application.inline import InlinePolicy
 from convection.application.interface import AuthFailure, FunctionKind, QueryRun
 from convection.application.lanes import Lanes
 from convection.application.scheduler import SchedulerExecutor
@@ -48,6 +50,7 @@ from convection.vector.service import VectorKind
 MUTATION_RESULTS_TABLE = "_mutation_results"
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _KEY_MEMO_SIZE = 4096
 _KEY_MEMO_MAX_ARGS_BYTES = 1024
@@ -86,6 +89,7 @@ class Application:
         self.executor = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="convection-fn")
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
         # One function path may hold only part of the pool (application/lanes.py).
+        self.inline = InlinePolicy(knobs.INLINE_CALL_MAX_US)
         self.lanes = Lanes(min(knobs.FUNCTION_MAX_THREADS_PER_PATH_COUNT, max(1, pool // 2)))
         self._refreshing: set[asyncio.Task[None]] = set()
         # id(args) -> (args, path, canonical path, encoded args): every socket's Transition
@@ -265,13 +269,27 @@ class Application:
             fut = loop.create_future()
             self._inflight[own_key] = fut
             args_bytes = len(shared_key[1])
+            key = shared_key[0]
             try:
-                entry = cast(
-                    CacheEntry,
-                    await self._in_lane(
-                        path, lambda: self._execute_query(path, args, identity, journal, ts, args_bytes)
-                    ),
-                )
+                if self.inline.allows(key):
+                    # Short queries run here, on the loop: no worker-thread hand-off.
+                    started = time.perf_counter()
+                    try:
+                        entry = self._execute_query(path, args, identity, journal, ts, args_bytes)
+                    except StorageFailure as exc:
+                        self.db.committer.storage_failed(exc)
+                        raise
+                    self.inline.observe(key, time.perf_counter() - started, True)
+                else:
+                    entry = cast(
+                        CacheEntry,
+                        await self._in_lane(
+                            path,
+                            lambda: self._timed(
+                                key, lambda: self._execute_query(path, args, identity, journal, ts, args_bytes)
+                            ),
+                        ),
+                    )
                 if entry.outcome.success:
                     self.cache.store(own_key if entry.identity_read else shared_key, entry)
                 fut.set_result(entry)
@@ -337,13 +355,52 @@ class Application:
         idempotency_key: tuple[str, int] | None = None,
     ) -> FunctionOutcome:
         self.check_identity(identity)
-        return await self._in_lane(path, lambda: self._mutation_sync(path, args, identity, idempotency_key))  # type: ignore[no-any-return]
+        try:
+            lane = canonical_path(path)
+        except Exception:
+            lane = str(path)
+        if self.inline.allows(lane):
+            # A short mutation runs here, on the loop, and awaits its commit; if that attempt
+            # conflicts it runs again the usual way, with its retries, in a worker thread.
+            check_first, before_commit = self._idempotency(idempotency_key)
+            try:
+                outcome = await self.runner.run_mutation_inline(
+                    path, args, identity, check_first=check_first, before_commit=before_commit,
+                    on_ran=lambda seconds: self.inline.observe(lane, seconds, True),
+                )
+            except StorageFailure as exc:
+                self.db.committer.storage_failed(exc)
+                raise
+            if outcome is not None:
+                return outcome
+        return await self._in_lane(  # type: ignore[no-any-return]
+            path, lambda: self._timed(lane, lambda: self._mutation_sync(path, args, identity, idempotency_key))
+        )
+
+    def _timed(self, lane: str, fn: Callable[[], T]) -> T:
+        """``fn()`` in a worker thread, its CPU time reported to the inline policy."""
+        started = time.thread_time()
+        try:
+            return fn()
+        finally:
+            self.inline.observe(lane, time.thread_time() - started, False)
 
     def _mutation_sync(
         self, path: Any, args: Any, identity: Identity | None, key: tuple[str, int] | None
     ) -> FunctionOutcome:
+        check_first, before_commit = self._idempotency(key)
+        return self.runner.run_mutation(path, args, identity, check_first=check_first, before_commit=before_commit)
+
+    def _idempotency(
+        self, key: tuple[str, int] | None
+    ) -> tuple[
+        Callable[[SystemView], FunctionOutcome | None] | None,
+        Callable[[SystemView, FunctionOutcome], None] | None,
+    ]:
+        """``(check_first, before_commit)`` of a mutation sent with ``(sessionId, requestId)``:
+        answer a resend from the stored result; store the result in the same commit."""
         if key is None:
-            return self.runner.run_mutation(path, args, identity)
+            return None, None
         session, request = key
 
         def lookup(system: SystemView) -> FunctionOutcome | None:
@@ -374,7 +431,7 @@ class Application:
                 },
             )
 
-        return self.runner.run_mutation(path, args, identity, check_first=lookup, before_commit=store)
+        return lookup, store
 
     # --- actions ----------------------------------------------------------------------------
     async def run_action(self, path: str, args: Any, identity: Identity) -> FunctionOutcome:
