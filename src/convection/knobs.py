@@ -135,6 +135,13 @@ MUTATION_SERIAL_WAIT_MS = _knob(
     "this process's commit order, so it cannot conflict with its commits); this is how long it "
     "may wait for the lane before failing with MutationTimeout.",
 )
+MUTATION_LANE_RETRY_MS = _knob(
+    "MUTATION_LANE_RETRY_MS",
+    10_000,
+    "In the serialized lane only commits of other processes sharing the store can still "
+    "conflict with a mutation; after as many retries there as before it, it keeps retrying "
+    "(jittered backoff up to 80 ms) for this long before it fails. 0: fail after those retries.",
+)
 MUTATION_OCC_BACKOFF_INITIAL_MS = _knob(
     "MUTATION_OCC_BACKOFF_INITIAL_MS", 10, "First retry backoff cap (full jitter, doubling)."
 )
