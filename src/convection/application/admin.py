@@ -254,7 +254,7 @@ def write_env(db: Database, name: str, value: str | None) -> bool:
 class Admin:
     """The admin operations of one deployment (see the module docstring). Thread-safe.
 
-    Created once per :class:`Application` (by ``server/app.py``'s ``open_deployment``); the
+    Created once per :class:`Application` (by ``server/compose.py``'s ``open_deployment``); the
     constructor ensures the system table of environment variables and copies them into
     ``os.environ``."""
 
