@@ -159,7 +159,8 @@ def build_app(deployment: Deployment) -> Starlette:
     if deployment.admin is not None:
         routes.extend(AdminRoutes(deployment.admin, api).routes())
     routes.extend(StorageRoutes(app.files).routes())
-    routes.extend(DashboardRoutes(app, api).routes())  # / and its admin routes (docs/dashboard.md)
+    if deployment.admin is not None:  # / and its admin routes (docs/dashboard.md)
+        routes.extend(DashboardRoutes(deployment.admin, api).routes())
     routes.extend(metrics_routes(app, connections, VERSION))  # /metrics (docs/metrics.md)
     middleware = [
         Middleware(_CollapseSlashes),
