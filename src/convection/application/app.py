@@ -2,6 +2,12 @@
 every protocol (sync, HTTP, CLI, tests), with the shared query cache, idempotent mutations
 and the worker-thread pool.
 
+It builds none of its services: the composition root (``server/compose.py``,
+``build_application``) constructs the worker pool, the cache, the lanes and the JWKS cache
+and passes them in, then constructs the services that need the application itself (the
+scheduler with its lease, file storage, the search and vector index kinds) and installs them
+with :meth:`Application.install` before anything runs (docs/internals/overview.md).
+
 Queries and mutations are synchronous Python and run in worker threads (so a slow function
 never blocks the event loop beyond the GIL's switch interval, and its time limit can stop
 it); actions are coroutines on the event loop. Everything public here is a coroutine called
@@ -18,7 +24,6 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from convection import knobs
@@ -33,7 +38,6 @@ from convection.auth.verifier import TokenVerifier
 from convection.database.database import Database
 from convection.database.transaction import SystemView
 from convection.errors import ConvexError, DatabaseError, StorageFailure
-from convection.files.blobs import BlobStore, MemoryBlobStore
 from convection.files.service import FileStorage
 from convection.functions.calllog import CallSink
 from convection.functions.context import ActionHost
@@ -62,21 +66,30 @@ def derive_admin_key(secret: bytes, instance_name: str = "convection") -> str:
 
 
 class Application:
-    """Implements ``ApplicationInterface`` (application/interface.py)."""
+    """Implements ``ApplicationInterface`` (application/interface.py). Constructed by the
+    composition root (``server/compose.py``): ``__init__`` receives the worker pool
+    (``executor``), the query cache, the per-path lanes and the JWKS cache; :meth:`install`
+    then receives the services built on the application (scheduler, files, search, vector)."""
+
+    # Installed by the composition root (install) right after construction.
+    scheduler: SchedulerExecutor
+    files: FileStorage
+    text_search: SearchKind
+    vector_search: VectorKind
 
     def __init__(
         self,
         db: Database,
         app: LoadedApp,
         *,
+        executor: ThreadPoolExecutor,
+        cache: QueryCache,
+        lanes: Lanes,
+        jwks: JwksCache,
         secret: bytes | None = None,
         redact_errors: bool = False,
         on_log: Callable[[str, str, list[str]], None] | None = None,
         on_call: CallSink | None = None,
-        workers: int | None = None,
-        blobs: BlobStore | None = None,
-        origin: str | None = None,
-        index_dir: Path | None = None,
     ) -> None:
         self.db = db
         self.secret = secret or os.urandom(32)
@@ -84,18 +97,18 @@ class Application:
         self.redact_errors = redact_errors
         self.on_log = on_log
         self.on_call = on_call
-        self.cache = QueryCache()
-        pool = workers or knobs.FUNCTION_WORKER_THREADS_COUNT
-        self.executor = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="convection-fn")
+        self.cache = cache
+        self.executor = executor
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
         # One function path may hold only part of the pool (application/lanes.py).
+        self.lanes = lanes
+        # Which calls run on the event loop itself (application/inline.py).
         self.inline = InlinePolicy(knobs.INLINE_CALL_MAX_US)
-        self.lanes = Lanes(min(knobs.FUNCTION_MAX_THREADS_PER_PATH_COUNT, max(1, pool // 2)))
         self._refreshing: set[asyncio.Task[None]] = set()
         # id(args) -> (args, path, canonical path, encoded args): every socket's Transition
         # looks its queries up again with the same args objects (fan-out).
         self._key_memo: dict[int, tuple[Any, str, str, bytes]] = {}
-        self.jwks = JwksCache()
+        self.jwks = jwks
         self.verifier = self._make_verifier(app)
         self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log, on_call=on_call)
         self.loaded = app
@@ -103,23 +116,26 @@ class Application:
         db.set_schema(app.schema)
         self._ensure_system_tables()
         db.add_maintenance_hook(self.prune_mutation_results)
-        # Scheduled functions and crons (application/scheduler.py); ctx members are added by
-        # the decorators in _ctx_decorators, run on every ctx the runner builds.
-        self.scheduler = SchedulerExecutor(self)
-        self._ctx_decorators: list[Callable[[Any, SystemView | None], None]] = [self.scheduler.decorate_ctx]
-        # File storage (convection/files): ctx.storage, the _storage table, blobs (in memory
-        # unless the wiring passes a store), URLs under ``origin``.
-        self.files = FileStorage(
-            db, blobs if blobs is not None else MemoryBlobStore(), secret=self.secret, origin=origin,
-            run_blocking=self._in_thread,
-        )
-        self._ctx_decorators.append(self.files.decorate_ctx)
-        # Full-text search (Query.with_search_index: postings in the index log) and
-        # ctx.vector_search in actions (docs/search.md).
-        self.text_search = SearchKind.attach(db)
-        # Vector graphs are saved under ``index_dir`` (none: rebuilt from the log at start).
-        self.vector_search = VectorKind.attach(db, index_dir)
-        self._ctx_decorators.append(self.vector_search.decorate_ctx)
+        self._ctx_decorators: list[Callable[[Any, SystemView | None], None]] = []
+
+    def install(
+        self,
+        *,
+        scheduler: SchedulerExecutor,
+        files: FileStorage,
+        text_search: SearchKind,
+        vector_search: VectorKind,
+    ) -> None:
+        """Take the services built on this application (by the composition root, once, before
+        anything runs): scheduled functions and crons (``ctx.scheduler``), file storage
+        (``ctx.storage``, the ``_storage`` table), full-text search (``Query.with_search_index``)
+        and vector search (``ctx.vector_search``). Their ctx members are added by the
+        decorators in ``_ctx_decorators``, run on every ctx the runner builds."""
+        self.scheduler = scheduler
+        self.files = files
+        self.text_search = text_search
+        self.vector_search = vector_search
+        self._ctx_decorators = [scheduler.decorate_ctx, files.decorate_ctx, vector_search.decorate_ctx]
         self.runner.decorate_ctx = self._decorate_ctx
 
     def _decorate_ctx(self, ctx: Any, system: SystemView | None) -> None:
@@ -202,6 +218,9 @@ class Application:
     async def _in_thread(self, fn: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, fn)
+
+    run_blocking = _in_thread
+    """``fn`` in the function worker pool (file storage's blocking work uses it too)."""
 
     async def _in_lane(self, path: Any, fn: Callable[[], Any]) -> Any:
         """``fn`` in the worker pool, admitted through the lane of function ``path``."""

@@ -1,8 +1,8 @@
 """The seam between the application facade and its users (sync/, server/, cli/, testing/).
 
 `sync/` and `server/` see the application only through :class:`ApplicationInterface`; the
-concrete :class:`convection.application.app.Application` implements it and only
-``server/app.py`` and ``testing/`` construct it.
+concrete :class:`convection.application.app.Application` implements it and only the
+composition root (``server/compose.py``) constructs it.
 
 Values crossing this seam are Convex values (see ``convection.values``); results are also
 given pre-serialized (``value_json``, Convex encoded JSON bytes) so a result that fans out to

@@ -19,8 +19,11 @@ process and node using the store takes in turn:
 
 Then it publishes, in ts order, the other processes' commits and its own: write log,
 subscription invalidation, then ``latest_ts``; the callers of ``commit`` return. When no commit
-is queued the writer **tails** the log: every ``LOG_TAIL_POLL_MS`` it asks the store (cheaply)
-whether another process committed, and publishes what it finds.
+is queued the writer **tails** the log: when the store wakes it (PostgreSQL: a NOTIFY sent by
+another node's commit, ``Persistence.watch_commits``), and otherwise every
+``LOG_TAIL_POLL_MS`` (SQLite) or ``LOG_TAIL_FALLBACK_POLL_MS`` (PostgreSQL: a lost
+notification), it asks the store (cheaply) whether another process committed, and publishes
+what it finds.
 
 Invariants:
 * the write log holds commits in strictly increasing ts order, and a ts is never reused by any
@@ -182,6 +185,10 @@ class Committer:
         self.occ_conflicts = 0  # bumped under self._lock
         self.commit_seconds = Histogram(LATENCY_BUCKETS_S)
         self.batch_sizes = Histogram(BATCH_SIZE_BUCKETS)
+        # Set by the store's commit notifications (any thread): tail the log now.
+        self._wake_pending = False
+        pushed = bool(knobs.LOG_TAIL_NOTIFY) and persistence.watch_commits(self._wake)
+        self._tail_poll_ms = knobs.LOG_TAIL_FALLBACK_POLL_MS if pushed else knobs.LOG_TAIL_POLL_MS
         self._thread = threading.Thread(target=self._writer, name="convection-committer", daemon=True)
         self._thread.start()
 
@@ -300,6 +307,12 @@ class Committer:
                 self._order_holder = None
                 self._cond.notify_all()
 
+    def _wake(self) -> None:
+        """Another process committed (the store's notification): tail the log now."""
+        with self._lock:
+            self._wake_pending = True
+            self._cond.notify_all()
+
     def _done(self, recs: list[CommitRecord]) -> None:
         """Set ``done`` on this process's records (refused, published or failed), keeping the
         count of unfinished ones for the serialized lane."""
@@ -380,13 +393,14 @@ class Committer:
     # --- writer thread --------------------------------------------------------------------
     def _writer(self) -> None:
         max_batch = knobs.GROUP_COMMIT_MAX_BATCH_COUNT
-        poll_s = max(knobs.LOG_TAIL_POLL_MS, 0) / 1000 or None
+        poll_s = max(self._tail_poll_ms, 0) / 1000 or None
         retry_s = max(knobs.STORAGE_RETRY_INTERVAL_MS, 1) / 1000
         next_probe = 0.0
         while True:
             with self._lock:
-                if not self._queue and not self._stopping:
+                if not self._queue and not self._stopping and not self._wake_pending:
                     self._cond.wait(poll_s)
+                self._wake_pending = False  # a batch's session or the tail reads the log
                 if not self._queue and self._stopping:
                     return
                 batch: list[CommitRecord] = []

@@ -32,7 +32,7 @@ with ts <= read_ts (snapshot reads). Implementations are safe to call from many 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -136,6 +136,12 @@ class Persistence(Protocol):
     def others_may_have_committed(self) -> bool:
         """A cheap hint for tailing: False only when certainly no other process committed
         since the last call (SQLite: ``PRAGMA data_version``)."""
+
+    def watch_commits(self, wake: Callable[[], None]) -> bool:
+        """Ask the store to call ``wake`` (from any thread, at any time) soon after another
+        process commits. True when it will (PostgreSQL: LISTEN/NOTIFY); the caller then only
+        polls now and then, for a lost notification. False when the store has no such signal
+        (SQLite, memory): the caller polls. At most one ``wake`` per store; ``close`` ends it."""
 
     def write(
         self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]

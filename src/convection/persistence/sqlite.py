@@ -41,7 +41,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -349,6 +349,9 @@ class SqlitePersistence:
                 return False
             self._data_version = version
             return True
+
+    def watch_commits(self, wake: Callable[[], None]) -> bool:
+        return False  # polled: data_version costs no table read
 
     @staticmethod
     def _read_data_version(conn: sqlite3.Connection) -> int:
