@@ -122,10 +122,31 @@ async def test_a_runaway_inline_query_is_ended_by_its_time_limit(
 def test_policy_learns_and_forgets() -> None:
     p = InlinePolicy(1000)
     for _ in range(2):
-        p.observe("a:f", 0.0001, False)
+        p.observe("a:f", 0.0001, 0.0002, False)
     assert not p.allows("a:f")
-    p.observe("a:f", 0.0001, False)
+    p.observe("a:f", 0.0001, 0.0002, False)
     assert p.allows("a:f")
-    p.observe("a:f", 0.5, True)
+    p.observe("a:f", 0.5, 0.5, True)  # much CPU
     assert not p.allows("a:f")
     assert not InlinePolicy(0).allows("a:f")
+
+
+def test_policy_catches_blocking_runs_and_trusts_them_less_each_time() -> None:
+    p = InlinePolicy(1000)
+    for _ in range(3):
+        p.observe("a:sleepy", 0.0001, 0.0003, False)
+    assert p.allows("a:sleepy")
+    p.observe("a:sleepy", 0.0001, 0.2, True)  # little CPU, but it held the loop 200 ms
+    assert not p.allows("a:sleepy")
+    for n in range(6):  # one strike: twice the short runs are needed
+        assert not p.allows("a:sleepy"), n
+        p.observe("a:sleepy", 0.0001, 0.0003, False)
+    assert p.allows("a:sleepy")
+    p.observe("a:sleepy", 0.0001, 0.2, False)  # blocked in the pool too: back to learning
+    assert not p.allows("a:sleepy")
+    # Wall time that is only waiting for the GIL or a core under load (< 50 ms) is no strike.
+    for _ in range(6):
+        p.observe("a:sleepy", 0.0001, 0.01, False)
+    assert p.allows("a:sleepy")
+    p.observe("a:sleepy", 0.0001, 0.01, True)
+    assert p.allows("a:sleepy")

@@ -103,7 +103,7 @@ class Application:
         # One function path may hold only part of the pool (application/lanes.py).
         self.lanes = lanes
         # Which calls run on the event loop itself (application/inline.py).
-        self.inline = InlinePolicy(knobs.INLINE_CALL_MAX_US)
+        self.inline = InlinePolicy(knobs.INLINE_CALL_MAX_US if db.persistence.local_reads else 0)
         self._refreshing: set[asyncio.Task[None]] = set()
         # id(args) -> (args, path, canonical path, encoded args): every socket's Transition
         # looks its queries up again with the same args objects (fan-out).
@@ -292,13 +292,13 @@ class Application:
             try:
                 if self.inline.allows(key):
                     # Short queries run here, on the loop: no worker-thread hand-off.
-                    started = time.perf_counter()
+                    cpu, wall = time.thread_time(), time.perf_counter()
                     try:
                         entry = self._execute_query(path, args, identity, journal, ts, args_bytes)
                     except StorageFailure as exc:
                         self.db.committer.storage_failed(exc)
                         raise
-                    self.inline.observe(key, time.perf_counter() - started, True)
+                    self.inline.observe(key, time.thread_time() - cpu, time.perf_counter() - wall, True)
                 else:
                     entry = cast(
                         CacheEntry,
@@ -385,7 +385,7 @@ class Application:
             try:
                 outcome = await self.runner.run_mutation_inline(
                     path, args, identity, check_first=check_first, before_commit=before_commit,
-                    on_ran=lambda seconds: self.inline.observe(lane, seconds, True),
+                    on_ran=lambda cpu, wall: self.inline.observe(lane, cpu, wall, True),
                 )
             except StorageFailure as exc:
                 self.db.committer.storage_failed(exc)
@@ -398,11 +398,11 @@ class Application:
 
     def _timed(self, lane: str, fn: Callable[[], T]) -> T:
         """``fn()`` in a worker thread, its CPU time reported to the inline policy."""
-        started = time.thread_time()
+        cpu, wall = time.thread_time(), time.perf_counter()
         try:
             return fn()
         finally:
-            self.inline.observe(lane, time.thread_time() - started, False)
+            self.inline.observe(lane, time.thread_time() - cpu, time.perf_counter() - wall, False)
 
     def _mutation_sync(
         self, path: Any, args: Any, identity: Identity | None, key: tuple[str, int] | None

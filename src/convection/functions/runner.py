@@ -322,20 +322,21 @@ class Runner:
         *,
         before_commit: Callable[[SystemView, FunctionOutcome], None] | None = None,
         check_first: Callable[[SystemView], FunctionOutcome | None] | None = None,
-        on_ran: Callable[[float], None] | None = None,
+        on_ran: Callable[[float, float], None] | None = None,
     ) -> FunctionOutcome | None:
         """One optimistic attempt of a mutation on the calling thread (the event loop): the
         function runs here and its commit is awaited, not blocked on, so a short mutation
         costs no worker-thread hand-off. None when that attempt conflicted or the serialized
         lane was held: nothing was applied, and the caller runs the mutation the usual way
-        (:meth:`run_mutation` in a worker thread, with its retries). ``on_ran(seconds)``
-        gets the time the function itself took (the caller was held that long)."""
+        (:meth:`run_mutation` in a worker thread, with its retries). ``on_ran(cpu, wall)``
+        gets the seconds the function itself took: CPU on this thread, and wall."""
         started = time.perf_counter()
         attempt, attempt_lines, rid = self._mutation_attempt(path, args, identity, before_commit, check_first)
+        cpu = time.thread_time()
         txn = self.db.begin()
         result = attempt(txn)
         if on_ran is not None:
-            on_ran(time.perf_counter() - started)  # the time the loop was held
+            on_ran(time.thread_time() - cpu, time.perf_counter() - started)
         if isinstance(result, Discard):
             outcome = result.value
         else:

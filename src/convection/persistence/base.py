@@ -124,6 +124,11 @@ class CommitSession(Protocol):
 class Persistence(Protocol):
     """See the module docstring for the contract."""
 
+    # Reads are served from this host (a file, memory) rather than over the network: a short
+    # function may then run on the event loop (application/inline.py); over the network each
+    # read would hold the loop for a round trip that worker threads overlap.
+    local_reads: bool
+
     def commit_session(self) -> AbstractContextManager[CommitSession]:
         """Take the store's commit lock (waiting for other processes) for one group of commits;
         leaving the block without an error makes the session's writes durable and releases

@@ -30,6 +30,8 @@ _Entry = tuple[int, int, bytes | None]
 class MemoryPersistence:
     """The Persistence protocol over plain Python containers; lost when the process ends."""
 
+    local_reads = True  # see Persistence.local_reads
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._closed = False

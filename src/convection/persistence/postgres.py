@@ -169,6 +169,8 @@ class PostgresPersistence:
     writer's comes on top).
     """
 
+    local_reads = False  # see Persistence.local_reads
+
     def __init__(
         self,
         url: str,

@@ -179,6 +179,8 @@ class SqlitePersistence:
     concurrency and durability model.
     """
 
+    local_reads = True  # see Persistence.local_reads
+
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         mode = synchronous.upper()
         if mode not in _SYNCHRONOUS_MODES:
