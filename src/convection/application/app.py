@@ -243,6 +243,22 @@ class Application:
         handle = CacheHandle(self.cache, entry)
         return QueryRun(outcome=entry.outcome, fingerprint=entry.fingerprint, subscription=handle, shared=entry)
 
+    def cached_query_run(
+        self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
+    ) -> QueryRun | None:
+        if ts > self.latest_ts():
+            return None
+        try:
+            self.check_identity(identity)
+        except Exception:
+            return None  # subscribe_query reports it
+        shared_key, own_key = self._keys(path, args, identity, journal)
+        entry = self.cache.lookup(shared_key, ts) or self.cache.lookup(own_key, ts)
+        if entry is None:
+            return None
+        handle = CacheHandle(self.cache, entry)
+        return QueryRun(outcome=entry.outcome, fingerprint=entry.fingerprint, subscription=handle, shared=entry)
+
     def _keys(self, path: str, args: Any, identity: Identity, journal: str | None) -> tuple[CacheKey, CacheKey]:
         memo = self._key_memo
         hit = memo.get(id(args))

@@ -89,6 +89,12 @@ class ApplicationInterface(Protocol):
         Function errors are outcomes (success False), never exceptions.
         """
 
+    def cached_query_run(
+        self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
+    ) -> QueryRun | None:
+        """What :meth:`subscribe_query` would return, if the query cache can answer it now
+        without running anything or waiting; else None (call ``subscribe_query``)."""
+
     async def run_query(
         self, path: str, args: Any, identity: Identity, *, ts: int | None = None
     ) -> FunctionOutcome:
