@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from harness import BENCH, ROOT, Run
@@ -214,6 +215,7 @@ def _report(run: Run, out: Path, mach: dict[str, str], started: float, pb_versio
         bounded = sk["rss_last_quarter_max_mb"] <= sk.get("rss_second_quarter_max_mb", sk["rss_first_quarter_max_mb"]) * 1.1 + 10
         add(f"| M1 | soak {sk['seconds'] / 60:.0f} min: RSS max 2nd → last quarter, MB | {fmt(sk.get('rss_second_quarter_max_mb'), 1)} → {fmt(sk['rss_last_quarter_max_mb'], 1)} | – | – | bounded | {verdict(bounded)} |")
     add("")
+    _workers_section(run, add)
 
     # --- per scenario
     if w:
@@ -419,3 +421,76 @@ def _report(run: Run, out: Path, mach: dict[str, str], started: float, pb_versio
 
 
 # ---------------------------------------------------------------------------------------
+
+
+def _workers_section(run: Run, add: Callable[[str], None]) -> None:
+    """W1, L1, R1 and F1 against ``serve --workers N`` (sections ``W1@N`` ...), beside the
+    1-process figures and PocketBase measured again in the same minutes."""
+    R = run.results
+    counts = sorted({int(k.split("@")[1]) for k in R if "@" in k})
+    if not counts:
+        return
+    add("## Scaling with workers (`convection serve --workers N`, SQLite, one host)")
+    add("")
+    add("The same scenarios run again against one deployment served by N processes that share the "
+        "listening socket and commit through SQLite's write lock (docs/deploy.md). PocketBase is "
+        "measured again beside each run; the ratio is to the PocketBase figure of the same pass. "
+        "Server CPU counts every process of the deployment.")
+    add("")
+    head = "| figure | 1 process | " + " | ".join(f"{n} workers" for n in counts) + \
+        " | PocketBase (same pass) | ratio | goal | met |"
+    add(head)
+    add("|---|---:|" + "---:|" * len(counts) + "---:|---:|---|---|")
+
+    def row(label: str, get: Callable[[dict[str, Any]], float | None],
+            ref: Callable[[dict[str, Any]], float | None], sect: str, higher_better: bool, goal: str,
+            nd: int | None = None) -> None:
+        one = R.get(sect)
+        vals = [get(R[f"{sect}@{n}"]) if f"{sect}@{n}" in R else None for n in counts]
+        last = R.get(f"{sect}@{counts[-1]}")
+        try:
+            v1 = get(one) if one else None
+        except (KeyError, TypeError):
+            v1 = None
+        try:
+            p = ref(last) if last else None
+        except (KeyError, TypeError):
+            p = None
+        c = vals[-1]
+        met = None if goal == "–" or c is None or p is None else (c >= p if higher_better else c <= p)
+        if nd is None:
+            nd = 0 if higher_better else 1
+        add(f"| {label} | {fmt(v1, nd)} | " + " | ".join(fmt(v, nd) for v in vals) +
+            f" | {fmt(p, nd)} | {ratio(c, p)} | {goal} | {verdict(met) if goal != '–' else '–'} |")
+
+    def safe(f: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        def g(d: dict[str, Any]) -> Any:
+            try:
+                return f(d)
+            except (KeyError, TypeError):
+                return None
+        return g
+
+    row("W1 inserts/s, HTTP", safe(lambda d: d["convection_http"]["rps"]),
+        safe(lambda d: d["pocketbase_http"]["rps"]), "W1", True, "≥ 1×")
+    row("W1 inserts/s, WebSocket (npm)", safe(lambda d: d["convection_ws"]["rps"]),
+        safe(lambda d: d["pocketbase_http"]["rps"]), "W1", True, "–")
+    row("W1 server CPU, cores", safe(lambda d: d["convection_http"]["server_cpu_share"]),
+        safe(lambda d: d["pocketbase_http"]["server_cpu_share"]), "W1", True, "–", nd=2)
+    row("L1 observe-insert p50, ms", safe(lambda d: d["convection"]["p50"]),
+        safe(lambda d: d["pocketbase"]["p50"]), "L1", False, "–")
+    row("L1 observe-insert p99, ms", safe(lambda d: d["convection"]["p99"]),
+        safe(lambda d: d["pocketbase"]["p99"]), "L1", False, "–")
+    for key, label in (("convection_http_cached", "HTTP cached"), ("convection_http_uncached", "HTTP uncached"),
+                       ("convection_ws_uncached", "WebSocket uncached")):
+        row(f"R1 take-10 reads/s, {label}", safe(lambda d, key=key: d[key]["rps"]),
+            safe(lambda d: d["pocketbase_http"]["rps"]), "R1", True, "–")
+    sizes = sorted({int(k) for n in counts for k in R.get(f"F1@{n}", {}) if k.isdigit()})
+    for n in sizes:
+        row(f"F1 last delivery, N={n:,}, ms", safe(lambda d, n=n: d[str(n)]["convection"]["last_ms"]),
+            safe(lambda d, n=n: d[str(n)]["pocketbase"]["last_ms"]), "F1", False, "≤ 1×" if n == 1000 else "–")
+    add("")
+    add("With several workers a subscriber and the writer are usually on different processes (the "
+        "kernel spreads connections over the workers), so L1 and F1 here include the hop through the "
+        "commit log (`LOG_TAIL_POLL_MS`).")
+    add("")

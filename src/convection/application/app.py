@@ -3,8 +3,8 @@ every protocol (sync, HTTP, CLI, tests), with the shared query cache, idempotent
 and the worker-thread pool.
 
 It builds none of its services: the composition root (``server/compose.py``,
-``build_application``) constructs the worker pool, the cache, the lanes and the JWKS cache
-and passes them in, then constructs the services that need the application itself (the
+``build_application``) constructs the worker pool, the cache, the lanes, the inline-call
+policy and the JWKS cache and passes them in, then constructs the services that need the application itself (the
 scheduler with its lease, file storage, the search and vector index kinds) and installs them
 with :meth:`Application.install` before anything runs (docs/internals/overview.md).
 
@@ -21,12 +21,14 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from convection import knobs
 from convection.application.cache import CacheEntry, CacheHandle, CacheKey, QueryCache
+from convection.application.inline import InlinePolicy
 from convection.application.interface import AuthFailure, FunctionKind, QueryRun
 from convection.application.lanes import Lanes
 from convection.application.scheduler import SchedulerExecutor
@@ -52,6 +54,7 @@ from convection.vector.service import VectorKind
 MUTATION_RESULTS_TABLE = "_mutation_results"
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _KEY_MEMO_SIZE = 4096
 _KEY_MEMO_MAX_ARGS_BYTES = 1024
@@ -65,7 +68,8 @@ def derive_admin_key(secret: bytes, instance_name: str = "convection") -> str:
 class Application:
     """Implements ``ApplicationInterface`` (application/interface.py). Constructed by the
     composition root (``server/compose.py``): ``__init__`` receives the worker pool
-    (``executor``), the query cache, the per-path lanes and the JWKS cache; :meth:`install`
+    (``executor``), the query cache, the per-path lanes, the inline-call policy and the JWKS
+    cache; :meth:`install`
     then receives the services built on the application (scheduler, files, search, vector)."""
 
     # Installed by the composition root (install) right after construction.
@@ -82,6 +86,7 @@ class Application:
         executor: ThreadPoolExecutor,
         cache: QueryCache,
         lanes: Lanes,
+        inline: InlinePolicy,
         jwks: JwksCache,
         secret: bytes | None = None,
         redact_errors: bool = False,
@@ -98,6 +103,7 @@ class Application:
         self.executor = executor
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
         # One function path may hold only part of the pool (application/lanes.py).
+        self.inline = inline
         self.lanes = lanes
         self._refreshing: set[asyncio.Task[None]] = set()
         # id(args) -> (args, path, canonical path, encoded args): every socket's Transition
@@ -283,13 +289,27 @@ class Application:
             fut = loop.create_future()
             self._inflight[own_key] = fut
             args_bytes = len(shared_key[1])
+            key = shared_key[0]
             try:
-                entry = cast(
-                    CacheEntry,
-                    await self._in_lane(
-                        path, lambda: self._execute_query(path, args, identity, journal, ts, args_bytes)
-                    ),
-                )
+                if self.inline.allows(key):
+                    # Short queries run here, on the loop: no worker-thread hand-off.
+                    started = time.perf_counter()
+                    try:
+                        entry = self._execute_query(path, args, identity, journal, ts, args_bytes)
+                    except StorageFailure as exc:
+                        self.db.committer.storage_failed(exc)
+                        raise
+                    self.inline.observe(key, time.perf_counter() - started, True)
+                else:
+                    entry = cast(
+                        CacheEntry,
+                        await self._in_lane(
+                            path,
+                            lambda: self._timed(
+                                key, lambda: self._execute_query(path, args, identity, journal, ts, args_bytes)
+                            ),
+                        ),
+                    )
                 if entry.outcome.success:
                     self.cache.store(own_key if entry.identity_read else shared_key, entry)
                 fut.set_result(entry)
@@ -355,13 +375,52 @@ class Application:
         idempotency_key: tuple[str, int] | None = None,
     ) -> FunctionOutcome:
         self.check_identity(identity)
-        return await self._in_lane(path, lambda: self._mutation_sync(path, args, identity, idempotency_key))  # type: ignore[no-any-return]
+        try:
+            lane = canonical_path(path)
+        except Exception:
+            lane = str(path)
+        if self.inline.allows(lane):
+            # A short mutation runs here, on the loop, and awaits its commit; if that attempt
+            # conflicts it runs again the usual way, with its retries, in a worker thread.
+            check_first, before_commit = self._idempotency(idempotency_key)
+            try:
+                outcome = await self.runner.run_mutation_inline(
+                    path, args, identity, check_first=check_first, before_commit=before_commit,
+                    on_ran=lambda seconds: self.inline.observe(lane, seconds, True),
+                )
+            except StorageFailure as exc:
+                self.db.committer.storage_failed(exc)
+                raise
+            if outcome is not None:
+                return outcome
+        return await self._in_lane(  # type: ignore[no-any-return]
+            path, lambda: self._timed(lane, lambda: self._mutation_sync(path, args, identity, idempotency_key))
+        )
+
+    def _timed(self, lane: str, fn: Callable[[], T]) -> T:
+        """``fn()`` in a worker thread, its CPU time reported to the inline policy."""
+        started = time.thread_time()
+        try:
+            return fn()
+        finally:
+            self.inline.observe(lane, time.thread_time() - started, False)
 
     def _mutation_sync(
         self, path: Any, args: Any, identity: Identity | None, key: tuple[str, int] | None
     ) -> FunctionOutcome:
+        check_first, before_commit = self._idempotency(key)
+        return self.runner.run_mutation(path, args, identity, check_first=check_first, before_commit=before_commit)
+
+    def _idempotency(
+        self, key: tuple[str, int] | None
+    ) -> tuple[
+        Callable[[SystemView], FunctionOutcome | None] | None,
+        Callable[[SystemView, FunctionOutcome], None] | None,
+    ]:
+        """``(check_first, before_commit)`` of a mutation sent with ``(sessionId, requestId)``:
+        answer a resend from the stored result; store the result in the same commit."""
         if key is None:
-            return self.runner.run_mutation(path, args, identity)
+            return None, None
         session, request = key
 
         def lookup(system: SystemView) -> FunctionOutcome | None:
@@ -392,7 +451,7 @@ class Application:
                 },
             )
 
-        return self.runner.run_mutation(path, args, identity, check_first=lookup, before_commit=store)
+        return lookup, store
 
     # --- actions ----------------------------------------------------------------------------
     async def run_action(self, path: str, args: Any, identity: Identity) -> FunctionOutcome:

@@ -87,6 +87,11 @@ RowsBuilder = Callable[[int], tuple[list[DocumentRevision], list[IndexEntry], di
 RemoteHandler = Callable[[int, list[DocumentRevision]], list[Any]]
 
 
+class OrderHeld(Exception):
+    """``Committer.submit(wait_for_order=False)``: another thread holds the serialized lane,
+    so the commit would have to wait; nothing was queued."""
+
+
 @dataclass(eq=False)
 class CommitRecord:
     ts: int
@@ -107,6 +112,9 @@ class CommitRecord:
     remote: bool = False  # committed by another process
     min_ts: int = 0  # the ts must be at least this (bump_ts)
     failures: int = 0  # storage failures of batches it was in (one is retried at once)
+    # Called on the writer thread once ``done`` is set (``submit``'s callers that do not block
+    # on ``done``: the event loop's inline mutations).
+    on_done: Callable[[], None] | None = None
 
 
 def _empty_rows(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry], dict[int, list[bytes]]]:
@@ -215,9 +223,32 @@ class Committer:
         """Validate, persist and publish one commit; returns its ts. Raises OccConflict or
         StorageFailure. ``writes`` ride along on the record for ``on_durable``."""
         started = time.perf_counter()
+        rec = self.submit(begin_ts, read_set, build_rows, source=source, writes=writes)
+        rec.done.wait()
+        return self.outcome(rec, started)
+
+    def submit(
+        self,
+        begin_ts: int,
+        read_set: FrozenReadSet,
+        build_rows: RowsBuilder,
+        *,
+        source: str = "",
+        writes: list[Any] | None = None,
+        on_done: Callable[[], None] | None = None,
+        wait_for_order: bool = True,
+    ) -> CommitRecord:
+        """Queue one commit and return its record without waiting for it: ``rec.done`` is set
+        (and ``on_done`` called, on the writer thread) once it is refused, published or failed;
+        then :meth:`outcome` gives its ts or raises. Raises at once what :meth:`commit` would
+        raise before queueing. With ``wait_for_order=False`` a caller that must not block (the
+        event loop) gets :class:`OrderHeld` instead of waiting while another thread holds the
+        serialized lane."""
         me = threading.get_ident()
         with self._lock:
             while self._order_holder is not None and self._order_holder != me:
+                if not wait_for_order:
+                    raise OrderHeld("the serialized lane is held by another thread")
                 self._cond.wait()  # the serialized lane is taken: commit after it
             if self._failed is not None:
                 raise StorageFailure(f"the database stopped after a storage failure: {self._failed}")
@@ -230,11 +261,15 @@ class Committer:
                 raise StorageFailure("the database is shutting down")
             self._check(begin_ts, read_set)  # early refusal: what this process already knows
             rec = CommitRecord(0, {}, source=source, writes=writes or [], begin_ts=begin_ts,
-                               read_set=read_set, build=build_rows)
+                               read_set=read_set, build=build_rows, on_done=on_done)
             self._queue.append(rec)
             self._unpublished += 1
             self._cond.notify_all()
-        rec.done.wait()
+        return rec
+
+    def outcome(self, rec: CommitRecord, started: float) -> int:
+        """The ts of a done record from :meth:`submit` (``started``: ``perf_counter()`` when
+        it was submitted, for the latency histogram), or its error raised."""
         if rec.error is not None:
             if isinstance(rec.error, OccConflict | StorageUnavailable):
                 raise rec.error
@@ -288,6 +323,8 @@ class Committer:
             self._cond.notify_all()
         for rec in recs:
             rec.done.set()
+            if rec.on_done is not None:
+                rec.on_done()
 
     def _check(self, begin_ts: int, read_set: FrozenReadSet) -> None:
         """Raise OccConflict if a known commit after ``begin_ts`` overlaps ``read_set``
