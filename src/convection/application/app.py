@@ -3,8 +3,8 @@ every protocol (sync, HTTP, CLI, tests), with the shared query cache, idempotent
 and the worker-thread pool.
 
 It builds none of its services: the composition root (``server/compose.py``,
-``build_application``) constructs the worker pool, the cache, the lanes and the JWKS cache
-and passes them in, then constructs the services that need the application itself (the
+``build_application``) constructs the worker pool, the cache, the lanes, the inline-call
+policy and the JWKS cache and passes them in, then constructs the services that need the application itself (the
 scheduler with its lease, file storage, the search and vector index kinds) and installs them
 with :meth:`Application.install` before anything runs (docs/internals/overview.md).
 
@@ -68,7 +68,8 @@ def derive_admin_key(secret: bytes, instance_name: str = "convection") -> str:
 class Application:
     """Implements ``ApplicationInterface`` (application/interface.py). Constructed by the
     composition root (``server/compose.py``): ``__init__`` receives the worker pool
-    (``executor``), the query cache, the per-path lanes and the JWKS cache; :meth:`install`
+    (``executor``), the query cache, the per-path lanes, the inline-call policy and the JWKS
+    cache; :meth:`install`
     then receives the services built on the application (scheduler, files, search, vector)."""
 
     # Installed by the composition root (install) right after construction.
@@ -85,6 +86,7 @@ class Application:
         executor: ThreadPoolExecutor,
         cache: QueryCache,
         lanes: Lanes,
+        inline: InlinePolicy,
         jwks: JwksCache,
         secret: bytes | None = None,
         redact_errors: bool = False,
@@ -101,9 +103,8 @@ class Application:
         self.executor = executor
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
         # One function path may hold only part of the pool (application/lanes.py).
+        self.inline = inline
         self.lanes = lanes
-        # Which calls run on the event loop itself (application/inline.py).
-        self.inline = InlinePolicy(knobs.INLINE_CALL_MAX_US if db.persistence.local_reads else 0)
         self._refreshing: set[asyncio.Task[None]] = set()
         # id(args) -> (args, path, canonical path, encoded args): every socket's Transition
         # looks its queries up again with the same args objects (fan-out).

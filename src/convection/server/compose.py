@@ -7,7 +7,7 @@ constructed and wired (docs/internals/overview.md).
   deployment's secret from the log;
 * :func:`blob_store`: where file contents live (a directory or S3), from ``--storage``;
 * :func:`build_application`: the :class:`Application` and its services: the function worker
-  pool, the query cache, the per-path lanes, the JWKS cache (passed in), then the services
+  pool, the query cache, the per-path lanes, the inline-call policy, the JWKS cache (passed in), then the services
   built on the application (installed with ``Application.install``): the scheduler and cron
   executor with its lease (``LeaseKeeper`` on ``_leases``), file storage over the blob store,
   the full-text and vector index kinds;
@@ -40,6 +40,7 @@ from convection import knobs
 from convection.application.admin import Admin, LogBuffer, apply_stored_env, deployed_folder
 from convection.application.app import Application
 from convection.application.cache import QueryCache
+from convection.application.inline import InlinePolicy
 from convection.application.lanes import Lanes
 from convection.application.lease import LeaseKeeper
 from convection.application.scheduler import SCHEDULER_LEASE, SchedulerExecutor
@@ -84,6 +85,9 @@ def build_application(
         cache=QueryCache(),
         # One function path may hold only part of the pool (application/lanes.py).
         lanes=Lanes(min(knobs.FUNCTION_MAX_THREADS_PER_PATH_COUNT, max(1, pool // 2))),
+        # Short queries and mutations run on the event loop (application/inline.py), when
+        # the store's reads are local (not over the network: PostgreSQL).
+        inline=InlinePolicy(knobs.INLINE_CALL_MAX_US if db.persistence.local_reads else 0),
         jwks=JwksCache(),
         secret=secret, redact_errors=redact_errors, on_log=on_log, on_call=on_call,
     )
