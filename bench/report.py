@@ -114,9 +114,61 @@ def plot_g1(run: Run, path: Path) -> bool:
     return True
 
 
+# The run the summary is compared with ("before"): the last full run of session 1, before
+# the work of issues 11-17 (bench/RESULTS.md at that commit). CONVECTION_BENCH_BEFORE=<rev>
+# picks another; "" turns the comparison off.
+BEFORE_REV = os.environ.get("CONVECTION_BENCH_BEFORE", "6295815")
+
+
+def _summary_rows(text: str) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """(id, figure) -> (convection, reference, ratio) from a RESULTS.md summary table."""
+    rows: dict[tuple[str, str], tuple[str, str, str]] = {}
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("## Summary"):
+            inside = True
+            continue
+        if inside and line.startswith("## "):
+            break
+        if inside and line.startswith("| ") and not line.startswith("| id ") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 5:
+                rows[(cells[0], cells[1])] = (cells[2], cells[3], cells[4])
+    return rows
+
+
+def before_after(after_md: str) -> str:
+    """A before/after table: every summary figure of this run beside the same figure of the
+    ``BEFORE_REV`` run (each from one run of bench/run.py)."""
+    if not BEFORE_REV:
+        return ""
+    try:
+        old = subprocess.run(["git", "show", f"{BEFORE_REV}:bench/RESULTS.md"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    before, after = _summary_rows(old), _summary_rows(after_md)
+    date = re.search(r"\| date \| ([^|]+) \|", old)
+    lines = ["## Before and after", "",
+             f"Each summary figure of this run beside the same figure of the full run at `{BEFORE_REV}` "
+             f"({date.group(1).strip() if date else 'session 1'}, the last full run before this work; its "
+             "RESULTS.md is in git). Ratios are to PocketBase (or the stated reference) measured in "
+             "the same run as the figure, so they compare across runs better than raw numbers.", "",
+             "| id | figure | before | before ratio | after | after ratio |", "|---|---|---:|---:|---:|---:|"]
+    for key, (c, _ref, r) in after.items():
+        b = before.get(key)
+        lines.append(f"| {key[0]} | {key[1]} | {b[0] if b else '–'} | {b[2] if b else '–'} | {c} | {r} |")
+    return "\n".join(lines) + "\n"
+
+
 def report(run: Run, out: Path, mach: dict[str, str], started: float, pb_version: str) -> str:
     try:
-        return _report(run, out, mach, started, pb_version)
+        text = _report(run, out, mach, started, pb_version)
+        extra = before_after(text)
+        if extra and "\n## Summary" in text:
+            head, _, rest = text.partition("\n## Summary")
+            text = head + "\n" + extra + "\n## Summary" + rest
+        return text
     except Exception as exc:  # never lose a run's numbers to a rendering bug
         import traceback
 
