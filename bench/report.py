@@ -11,8 +11,8 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from harness import BENCH, ROOT, Run
