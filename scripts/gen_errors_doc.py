@@ -19,6 +19,8 @@ DESCRIPTIONS = {
     "DataDirectoryInUse": "Another process (named in the message) owns the data directory: a second server, or a CLI command while one works in-process.",
     "EnvVarNotFound": "No environment variable with that name.",
     "ImportFormatError": "An import file could not be parsed; the message names the line or entry.",
+    "ImportPartOutOfOrder": "A streaming import part arrived out of order (HTTP 409); the CLI sends them in order.",
+    "ImportSessionNotFound": "No such streaming import in progress: it finished, failed (and was undone) or idled out (HTTP 404).",
     "ImportTableNotEmpty": "Import into a table that has documents without --append or --replace.",
     "InternalError": "An unexpected server error (the sync connection closes with 1011).",
     "InvalidArgument": "A count or option has the wrong type or range (e.g. take(-1)).",

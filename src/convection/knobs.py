@@ -84,6 +84,11 @@ MAX_SEARCH_CANDIDATES_COUNT = _knob(
     1024,
     "Most search results one query may consume (collect() of more fails; paginate instead).",
 )
+SEARCH_STATS_COMPACT_MIN_COUNT = _knob(
+    "SEARCH_STATS_COMPACT_MIN_COUNT",
+    256,
+    "Maintenance compacts a search index's statistics (each term's entries older than twice SNAPSHOT_RETENTION_MS into one) once this many commits' worth accumulated.",
+)
 SEARCH_EXACT_POSTINGS_COUNT = _knob(
     "SEARCH_EXACT_POSTINGS_COUNT",
     4096,
@@ -426,8 +431,23 @@ DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT = _knob(
 )
 IMPORT_CHUNK_DOCUMENTS_COUNT = _knob(
     "IMPORT_CHUNK_DOCUMENTS_COUNT",
-    1000,
+    4000,
     "Documents written (or deleted, for --replace) per import transaction.",
+)
+IMPORT_CHUNK_MAX_BYTES = _knob(
+    "IMPORT_CHUNK_MAX_BYTES",
+    4 << 20,
+    "A streaming import commits its current chunk once its documents reach this size (4 MiB).",
+)
+IMPORT_PART_MAX_BYTES = _knob(
+    "IMPORT_PART_MAX_BYTES",
+    1 << 20,
+    "Bytes of the file per part the CLI reads (and sends to a running backend) in a streaming import (1 MiB).",
+)
+IMPORT_SESSION_IDLE_MS = _knob(
+    "IMPORT_SESSION_IDLE_MS",
+    120_000,
+    "A streaming import to a running backend that receives no part for this long is undone.",
 )
 ADMIN_UPLOAD_MAX_BYTES = _knob(
     "ADMIN_UPLOAD_MAX_BYTES",

@@ -62,7 +62,7 @@ def test_remote_data_import_export_and_auth(project: Project, server: Server, tm
     with zipfile.ZipFile(snap) as zf:
         assert zf.read("rows/documents.jsonl").count(b"\n") == 2500
     replaced = project.invoke("import", str(snap), "--replace", *server.remote, local=False)
-    assert replaced.exit_code == 0 and "2500 deleted first" in replaced.stderr
+    assert replaced.exit_code == 0 and "2500 deleted first" in replaced.stderr, replaced.output
 
     wrong = project.invoke("data", "--url", server.url, "--admin-key", "convection|nope", local=False)
     assert wrong.exit_code == 1 and "BadAdminKey" in wrong.output and "admin-key" in wrong.output

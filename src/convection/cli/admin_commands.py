@@ -14,6 +14,7 @@ what to do, and exits non-zero (1: the operation failed, 2: bad usage).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import os
@@ -30,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from convection.cli.connect import CliFailure, connect, err, reporting
-from convection.cli.progress import ExportProgress, ImportProgress, rate, size
+from convection.cli.progress import ExportProgress, ImportProgress, StreamImportProgress, rate, size
 from convection.cli.style import Command, Group
 
 UrlOpt = Annotated[
@@ -60,10 +61,20 @@ class Target(Protocol):
     def export(self, out: Path, include_file_storage: bool, progress: ExportProgress) -> dict[str, Any]: ...
     def import_(self, data: bytes, *, fmt: str, table: str | None, mode: str, source: str,
                 progress: Progress) -> dict[str, Any]: ...
+    def stream_import(self, path: Path, *, fmt: str, table: str, mode: str,
+                      progress: StreamImportProgress) -> dict[str, Any]: ...
     def env_list(self) -> dict[str, str]: ...
     def env_get(self, name: str) -> str | None: ...
     def env_set(self, name: str, value: str) -> bool: ...
     def env_remove(self, name: str) -> bool: ...
+
+
+def _parts(path: Path) -> Iterator[bytes]:
+    from convection import knobs
+
+    with path.open("rb") as f:
+        while part := f.read(max(1, knobs.IMPORT_PART_MAX_BYTES)):
+            yield part
 
 
 class RemoteTarget:
@@ -171,6 +182,44 @@ class RemoteTarget:
             raise CliFailure("The backend ended the import without a result", "Check with `convection data` what was imported.")
         return result
 
+    def stream_import(self, path: Path, *, fmt: str, table: str, mode: str,
+                      progress: StreamImportProgress) -> dict[str, Any]:
+        """Open an import session, send the file in numbered parts, finish it
+        (application/bulk_import.py). A part whose answer was lost is sent once more (the
+        backend answers a repeat of the last part without writing it again). On a failure
+        or Ctrl-C the session is aborted, which undoes what it wrote."""
+        import httpx
+
+        params = {"format": fmt, "mode": mode, "table": table, "filename": path.name}
+        session = self.request("POST", "/api/admin/import/stream", params=params).json()["importId"]
+        base = f"/api/admin/import/stream/{session}"
+        finished = False
+        try:
+            for number, part in enumerate(_parts(path)):
+                for attempt in (0, 1):
+                    try:
+                        r = self.client.post(base, params={"part": number}, content=part)
+                        break
+                    except httpx.TransportError as exc:
+                        if attempt:
+                            raise CliFailure(
+                                f"The connection to {self.url} failed during the import: {exc}",
+                                "The backend undoes the import when it hears nothing for IMPORT_SESSION_IDLE_MS; "
+                                "check with `convection data`, then import again.",
+                            ) from None
+                if r.status_code != 200:
+                    finished = True  # the backend undid it already
+                    raise self._fail(r.status_code, r.content)
+                reply = r.json()
+                progress.report(reply["documents"], reply["bytes"])
+            result = self.request("POST", f"{base}/finish").json()
+            finished = True
+            return dict(result)
+        finally:
+            if not finished:
+                with contextlib.suppress(Exception):
+                    self.client.delete(base)
+
     def env_list(self) -> dict[str, str]:
         return dict(self.request("GET", "/api/admin/env").json()["env"])
 
@@ -237,6 +286,21 @@ class LocalTarget:
         return self.admin.import_data(
             self.identity, data, fmt=fmt, table=table, mode=mode, source=source, progress=progress,  # type: ignore[arg-type]
         )
+
+    def stream_import(self, path: Path, *, fmt: str, table: str, mode: str,
+                      progress: StreamImportProgress) -> dict[str, Any]:
+        stream = self.admin.stream_import(
+            self.identity, fmt=fmt, table=table, mode=mode, source=path.name,
+            progress=lambda _table, documents, done: progress.report(documents, done),
+        )
+        try:
+            for part in _parts(path):
+                stream.feed(part)  # on a failure it undoes itself
+                progress.report(stream.imported + stream.pending(), stream.parser.consumed)
+            return stream.finish()
+        except BaseException:
+            stream.abort()  # Ctrl-C between parts (no-op once it ended)
+            raise
 
     def env_list(self) -> dict[str, str]:
         return self.admin.env_list(self.identity)
@@ -468,6 +532,7 @@ def import_(
 ) -> None:
     """Import documents into a table (or a ZIP snapshot into its tables)."""
     from convection.application.admin import IMPORT_FORMATS, detect_format
+    from convection.application.bulk_import import STREAM_FORMATS
 
     with _reporting():
         if append and replace:
@@ -485,6 +550,9 @@ def import_(
             table = path.name.split(".")[0]
             err.print(f"Importing into table [bold]{table}[/bold] (from the file name; use --table to choose)")
         mode = "append" if append else "replace" if replace else "create"
+        if kind in STREAM_FORMATS and table is not None:
+            _stream_import(path, kind, table, mode, url, admin_key, functions, data_dir)
+            return
         payload = path.read_bytes()
         progress = ImportProgress()
         try:
@@ -501,6 +569,24 @@ def import_(
             err.print(f"[green]✔[/green] {t['table']}: {t['imported']} documents imported ({ids}{deleted})")
         total = sum(t["imported"] for t in result["tables"])
         err.print(f"  {total} documents {rate(total, elapsed, 'docs/s')}", style="dim")
+
+
+def _stream_import(path: Path, kind: str, table: str, mode: str, url: str | None, admin_key: str | None,
+                   functions: Path, data_dir: Path | None) -> None:
+    """JSONL and CSV: streamed in parts (application/bulk_import.py), any size."""
+    progress = StreamImportProgress(table, path.stat().st_size)
+    try:
+        with _target(url, admin_key, functions, data_dir) as target:
+            result = target.stream_import(path, fmt=kind, table=table, mode=mode, progress=progress)
+    finally:
+        progress.stop()
+    t = result["tables"][0]
+    ids = "kept their ids" if t["keptIds"] == t["imported"] and t["imported"] else (
+        f"{t['keptIds']} kept their ids" if t["keptIds"] else "new ids"
+    )
+    deleted = f", {t['deleted']} deleted first" if t["deleted"] else ""
+    err.print(f"[green]✔[/green] {t['table']}: {t['imported']} documents imported ({ids}{deleted})")
+    err.print(f"  {t['imported']} documents {rate(t['imported'], progress.elapsed_s(), 'docs/s')}", style="dim")
 
 
 def export(

@@ -4,7 +4,8 @@ On a terminal a live display shows, for an import, each table's bar with documen
 total, the rate (documents per second) and the estimated time left; for an export, the bytes
 written so far and the rate. The display is transient: the summary line printed afterwards
 (which also states the rate) is what stays. When stderr is not a terminal nothing live is
-drawn, only the summary.
+drawn, only the summary; except for a streaming import (JSONL, CSV: ``StreamImportProgress``),
+which prints a line with the documents, rate and ETA at most every second.
 """
 
 from __future__ import annotations
@@ -128,3 +129,53 @@ def size(n: int) -> str:
             return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} GB"
+
+
+class StreamImportProgress:
+    """Progress of a streaming import (``report(documents, bytes)``): on a terminal a live bar
+    over the file's bytes with the documents written, their rate and the time left; otherwise
+    one line on stderr at most every second, with the same figures."""
+
+    def __init__(self, table: str, total_bytes: int, console: Console | None = None) -> None:
+        self.console = console or _stderr()
+        self.table = table
+        self.total = max(total_bytes, 1)
+        self.started = time.monotonic()
+        self.documents = 0
+        self._last_line = self.started - 1.0  # the first report prints at once
+        self.live = self.console.is_terminal
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[docs]:,} docs"), TextColumn("{task.fields[rate]}"),
+            TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=True,
+            disable=not self.live,
+        )
+        self.task = self.bar.add_task(table, total=self.total, docs=0, rate="")
+        if self.live:
+            self.bar.start()
+
+    def report(self, documents: int, done_bytes: int) -> None:
+        self.documents = documents
+        now = time.monotonic()
+        elapsed = max(now - self.started, 1e-6)
+        speed = documents / elapsed
+        if self.live:
+            self.bar.update(self.task, completed=done_bytes, docs=documents, rate=f"{speed:,.0f} docs/s")
+            return
+        if now - self._last_line < 1.0:
+            return
+        self._last_line = now
+        fraction = min(done_bytes / self.total, 1.0)
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
+        self.console.print(
+            f"{self.table}: {documents:,} documents, {fraction:.0%} of {size(self.total)}, "
+            f"{speed:,.0f} docs/s, ETA {eta:,.0f} s",
+            highlight=False,
+        )
+
+    def stop(self) -> None:
+        if self.live:
+            self.bar.stop()
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started

@@ -8,6 +8,9 @@ derived-indexes.md):
 * **postings by filter field i** (slot i+1): ``i+1 | enc(value_i) | enc(term) | P | enc_key(filter values)``
 * **document-frequency deltas**: ``F0 | enc(term) | ts:u64 | delta:i64``
 * **corpus deltas**: ``F1 | ts:u64 | documents:i64 | tokens:i64``
+* **compacted statistics** (search/compaction.py): ``F2 | enc(term) | C:u64 | df:i64`` and
+  ``F3 | C:u64 | documents:i64 | tokens:i64``, the sums of every delta with ts <= C (at most
+  one live per term / index at any snapshot)
 
 where ``enc`` is the order-preserving value encoding (indexing/keys.py) and the posting
 suffix ``P = (0xFFFF - tf):u16 | dl:u32 | ~bits(_creationTime):u64 | internal id (16 bytes)``.
@@ -39,6 +42,8 @@ from convection.search.tokenizer import tokenize
 UNFILTERED: Final = 0
 DF_SLOT: Final = 0xF0
 CORPUS_SLOT: Final = 0xF1
+DF_BASE_SLOT: Final = 0xF2  # compacted statistics: the sum of every delta up to a ts
+CORPUS_BASE_SLOT: Final = 0xF3
 MAX_TF: Final = 0xFFFF
 MAX_DL: Final = 0xFFFFFFFF
 ID_BYTES: Final = 16
@@ -118,15 +123,18 @@ def posting_keys(a: Analyzed, iid: bytes) -> list[bytes]:
     """Every posting key of one analyzed document (slot 0, then one slot per filter field)."""
     if not a.freqs:
         return []
-    encoded = [encode_value(v) for v in a.filters]
+    encoded = [bytes((i + 1,)) + encode_value(v) for i, v in enumerate(a.filters)]
     tail = encode_key(list(a.filters)) if a.filters else b""
+    dl = min(a.length, MAX_DL)
+    ctb = _ct_bits(a.creation_time)  # once per document (Analyzed.suffix does it per term)
+    pack = _suffix.pack
     out: list[bytes] = []
-    for term in a.freqs:
+    for term, tf in a.freqs.items():
         enc_term = encode_value(term)
-        suffix = a.suffix(iid, term)
+        suffix = pack(MAX_TF - min(tf, MAX_TF), dl, ctb) + iid
         out.append(b"\x00" + enc_term + suffix)
-        for i, ev in enumerate(encoded):
-            out.append(bytes((i + 1,)) + ev + enc_term + suffix + tail)
+        for head in encoded:
+            out.append(head + enc_term + suffix + tail)
     return out
 
 
@@ -174,6 +182,27 @@ def df_key(term: str, ts: int, delta: int) -> bytes:
 
 def corpus_key(ts: int, documents: int, tokens: int) -> bytes:
     return bytes((CORPUS_SLOT,)) + _corpus.pack(ts, documents, tokens)
+
+
+def df_base_prefix(term: str) -> bytes:
+    return bytes((DF_BASE_SLOT,)) + encode_value(term)
+
+
+def df_base_key(term: str, ts: int, total: int) -> bytes:
+    return df_base_prefix(term) + _delta.pack(ts, total)
+
+
+def corpus_base_key(ts: int, documents: int, tokens: int) -> bytes:
+    return bytes((CORPUS_BASE_SLOT,)) + _corpus.pack(ts, documents, tokens)
+
+
+def stat_ts_of(key: bytes) -> int:
+    """The ts of a df delta or df base key (``F0``/``F2 | enc(term) | ts | value``)."""
+    return int(_delta.unpack_from(key, len(key) - _delta.size)[0])
+
+
+def corpus_ts_of(key: bytes) -> int:
+    return int(_corpus.unpack_from(key, 1)[0])
 
 
 def df_delta_of(key: bytes) -> int:

@@ -90,7 +90,19 @@ class SearchKind:
         service = cls(db)
         db.text_search = service
         db.register_derived(service)
+        db.add_maintenance_hook(service.compact)
         return service
+
+    def compact(self) -> int:
+        """Compact the statistics of every enabled search index (search/compaction.py; a
+        maintenance hook). Returns the entries merged away."""
+        from convection.search.compaction import compact_statistics
+
+        return sum(
+            compact_statistics(self.db, index)
+            for index in self.db.catalog.indexes_by_kind(SEARCH_KIND)
+            if index.state == ENABLED
+        )
 
     # --- DerivedIndexKind -------------------------------------------------------------------
     def declared(

@@ -12,6 +12,9 @@ with status 400, 401, 404 or 413.
 | ``GET /api/admin/tables/{table}/documents?cursor=&limit=`` | ``{"page", "continueCursor", "isDone"}`` (Convex encoded JSON) |
 | ``POST /api/admin/export[?includeFileStorage=1]`` | the ZIP snapshot (``application/zip``), with the stored files when asked |
 | ``POST /api/admin/import?table=&mode=create|append|replace&format=jsonl|json|csv|zip[&stream=1]`` | body = the file; ``{"imported", "tables"}``; with ``stream=1`` NDJSON lines ``{"progress": {...}}`` then ``{"result": ...}`` or ``{"error": ...}`` |
+| ``POST /api/admin/import/stream?table=&mode=&format=jsonl|csv&filename=`` | opens a streaming import: ``{"importId"}`` |
+| ``POST /api/admin/import/stream/{id}?part=N`` | body = the next part of the file (from 0, in order; a repeated last part is answered again): ``{"documents", "bytes"}``; an error undoes the import |
+| ``POST /api/admin/import/stream/{id}/finish``, ``DELETE /api/admin/import/stream/{id}`` | ``{"imported", "tables"}``; ``{"aborted", "removed"}`` (undone) |
 | ``GET /api/admin/env``, ``POST /api/admin/env`` ``{"name", "value"}`` | ``{"env": {...}}``, ``{"name", "updated"}`` |
 | ``GET|POST|DELETE /api/admin/env/{name}`` (POST body ``{"value"}``) | ``{"name", "value"}``, ``{"name", "updated"}``, ``{"name", "removed"}`` |
 | ``GET /api/admin/logs?history=N`` / ``?after=SEQ`` ``[&path=&status=success|failure]`` | the call log: ``{"entries", "cursor", "capacity"}``; ``after`` long-polls up to ``ADMIN_LOGS_POLL_TIMEOUT_MS`` |
@@ -39,11 +42,15 @@ from starlette.routing import Route
 
 from convection import knobs
 from convection.application.admin import IMPORT_FORMATS, IMPORT_MODES, Admin, AdminError
+from convection.application.bulk_import import ImportSessions
 from convection.application.interface import AuthFailure, Identity
 from convection.errors import ConvectionError, ModuleLoadError
 from convection.server.http_api import HttpApi, error_response, json_response
 
-_STATUS = {"Unauthorized": 401, "TableNotFound": 404, "EnvVarNotFound": 404, "UploadTooLarge": 413}
+_STATUS = {
+    "Unauthorized": 401, "TableNotFound": 404, "EnvVarNotFound": 404, "UploadTooLarge": 413,
+    "ImportSessionNotFound": 404, "ImportPartOutOfOrder": 409,
+}
 
 Handler = Callable[[Request, Identity], Awaitable[Response]]
 
@@ -86,6 +93,7 @@ class AdminRoutes:
     def __init__(self, admin: Admin, api: HttpApi) -> None:
         self.admin = admin
         self.api = api
+        self.imports = ImportSessions()
 
     def routes(self) -> list[Route]:
         g = self._guard
@@ -94,6 +102,9 @@ class AdminRoutes:
             Route("/api/admin/tables/{table}/documents", g(self.documents), methods=["GET"]),
             Route("/api/admin/export", g(self.export), methods=["POST"]),
             Route("/api/admin/import", g(self.import_), methods=["POST"]),
+            Route("/api/admin/import/stream", g(self.stream_open), methods=["POST"]),
+            Route("/api/admin/import/stream/{id}", g(self.stream_part), methods=["POST", "DELETE"]),
+            Route("/api/admin/import/stream/{id}/finish", g(self.stream_finish), methods=["POST"]),
             Route("/api/admin/env", g(self.env), methods=["GET", "POST"]),
             Route("/api/admin/env/{name}", g(self.env_one), methods=["GET", "POST", "PUT", "DELETE"]),
             Route("/api/admin/logs", g(self.logs), methods=["GET"]),
@@ -188,6 +199,34 @@ class AdminRoutes:
             await task
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    # --- streaming import (application/bulk_import.py) ----------------------------------------
+    async def stream_open(self, request: Request, identity: Identity) -> Response:
+        q = request.query_params
+        fmt = q.get("format") or ""
+        stream = await run_in_threadpool(
+            lambda: self.admin.stream_import(
+                identity, fmt=fmt, table=q.get("table") or None, mode=q.get("mode") or "create",
+                source=q.get("filename") or f"input.{fmt}",
+            )
+        )
+        return json_response({"importId": self.imports.open(stream).id})
+
+    async def stream_part(self, request: Request, identity: Identity) -> Response:
+        session_id = request.path_params["id"]
+        if request.method == "DELETE":
+            removed = await run_in_threadpool(self.imports.abort, session_id)
+            return json_response({"aborted": True, "removed": removed})
+        part = request.query_params.get("part") or ""
+        if not part.isdigit():
+            raise AdminError(f"part must be a whole number, got {part!r}", code="ImportPartOutOfOrder")
+        data = await _read_body(request)  # one part: bounded by ADMIN_UPLOAD_MAX_BYTES
+        reply = await run_in_threadpool(self.imports.part, session_id, int(part), data)
+        return json_response(reply)
+
+    async def stream_finish(self, request: Request, identity: Identity) -> Response:
+        result = await run_in_threadpool(self.imports.finish, request.path_params["id"])
+        return json_response(result)
 
     # --- environment variables -----------------------------------------------------------------
     async def env(self, request: Request, identity: Identity) -> Response:
