@@ -209,6 +209,7 @@ def main() -> None:
         print(json.dumps(measure(args.data, args.dims, args.runs)))
         return
     from convection import knobs
+    from convection.vector import ann
 
     rows = []
     for n in args.n or [100_000]:
@@ -233,14 +234,16 @@ def main() -> None:
         f"Python {platform.python_version()}; shared with other jobs (absolute numbers drift). "
         f"{args.dims}-dimension unit vectors from a {CLUSTERS}-cluster Gaussian mixture (see the "
         f"script's docstring); {args.runs} fresh queries per case, limit 10, in-process; SQLite "
-        f"store; VECTOR_EXPANSION_SEARCH_COUNT={knobs.VECTOR_EXPANSION_SEARCH_COUNT}, "
+        f"store; HNSW m={ann.CONNECTIVITY}, expansion_add={ann.EXPANSION_ADD}, "
+        f"VECTOR_EXPANSION_SEARCH_COUNT={knobs.VECTOR_EXPANSION_SEARCH_COUNT}, "
         f"VECTOR_EXACT_MAX_COUNT={knobs.VECTOR_EXACT_MAX_COUNT}.",
         "",
         "| figure | " + " | ".join(f"{r['n']:,} x {args.dims}" for r in rows) + " |",
         "|---|" + "---|" * len(rows),
     ]
     for k in list(rows[0])[1:]:
-        cells = [f"{r[k]:,.2f}" if isinstance(r[k], float) else f"{r[k]:,}" for r in rows]
+        digits = 4 if "recall" in k else 2
+        cells = [f"{r[k]:,.{digits}f}" if isinstance(r[k], float) else f"{r[k]:,}" for r in rows]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
