@@ -132,16 +132,45 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``convection serve --workers N`` forks its workers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children") if Path(f"/proc/{p}").exists() else ():
+            try:
+                todo.extend(int(c) for c in task.read_text().split())
+            except OSError:
+                pass
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    """CPU time (user + system) of ``pid`` and its live descendants."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of ``pid`` and its live descendants (forked workers share pages, so
+    with ``--workers`` this over-counts what they use together)."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            text = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def children_cpu() -> float:
@@ -169,7 +198,8 @@ def wait_http(url: str, timeout: float = 60.0) -> float:
 
 
 class Convection:
-    def __init__(self, tmp: Path, name: str) -> None:
+    def __init__(self, tmp: Path, name: str, workers: int = 1) -> None:
+        self.workers = workers
         self.data = tmp / f"{name}-data"
         self.log_path = tmp / f"{name}.log"
         self.port = free_port()
@@ -190,7 +220,7 @@ class Convection:
         self.proc = PROCS.start(
             [PY, *(os.environ.get("CONVECTION_BENCH_SERVE", "-m convection").split()), "serve",
              "--functions", str(APP), "--data", str(self.data), "--host", "127.0.0.1", "--port", str(self.port),
-             "--site-port", "0"],
+             "--site-port", "0", *(["--workers", str(self.workers)] if self.workers > 1 else [])],
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT,
         )
         wait_http(self.url + "/version", 600)
@@ -651,9 +681,12 @@ class Run:
     results: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     profiles: dict[str, str] = field(default_factory=dict)
+    # Appended to every section name: "" for the 1-process server, "@2" while the scenarios
+    # run again against ``serve --workers 2``.
+    suffix: str = ""
 
     def section(self, name: str) -> dict[str, Any]:
-        return self.results.setdefault(name, {})
+        return self.results.setdefault(name + self.suffix, {})
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +114,61 @@ def plot_g1(run: Run, path: Path) -> bool:
     return True
 
 
+# The run the summary is compared with ("before"): the last full run of session 1, before
+# the work of issues 11-17 (bench/RESULTS.md at that commit). CONVECTION_BENCH_BEFORE=<rev>
+# picks another; "" turns the comparison off.
+BEFORE_REV = os.environ.get("CONVECTION_BENCH_BEFORE", "6295815")
+
+
+def _summary_rows(text: str) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """(id, figure) -> (convection, reference, ratio) from a RESULTS.md summary table."""
+    rows: dict[tuple[str, str], tuple[str, str, str]] = {}
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("## Summary"):
+            inside = True
+            continue
+        if inside and line.startswith("## "):
+            break
+        if inside and line.startswith("| ") and not line.startswith("| id ") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 5:
+                rows[(cells[0], cells[1])] = (cells[2], cells[3], cells[4])
+    return rows
+
+
+def before_after(after_md: str) -> str:
+    """A before/after table: every summary figure of this run beside the same figure of the
+    ``BEFORE_REV`` run (each from one run of bench/run.py)."""
+    if not BEFORE_REV:
+        return ""
+    try:
+        old = subprocess.run(["git", "show", f"{BEFORE_REV}:bench/RESULTS.md"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    before, after = _summary_rows(old), _summary_rows(after_md)
+    date = re.search(r"\| date \| ([^|]+) \|", old)
+    lines = ["## Before and after", "",
+             f"Each summary figure of this run beside the same figure of the full run at `{BEFORE_REV}` "
+             f"({date.group(1).strip() if date else 'session 1'}, the last full run before this work; its "
+             "RESULTS.md is in git). Ratios are to PocketBase (or the stated reference) measured in "
+             "the same run as the figure, so they compare across runs better than raw numbers.", "",
+             "| id | figure | before | before ratio | after | after ratio |", "|---|---|---:|---:|---:|---:|"]
+    for key, (c, _ref, r) in after.items():
+        b = before.get(key)
+        lines.append(f"| {key[0]} | {key[1]} | {b[0] if b else '–'} | {b[2] if b else '–'} | {c} | {r} |")
+    return "\n".join(lines) + "\n"
+
+
 def report(run: Run, out: Path, mach: dict[str, str], started: float, pb_version: str) -> str:
     try:
-        return _report(run, out, mach, started, pb_version)
+        text = _report(run, out, mach, started, pb_version)
+        extra = before_after(text)
+        if extra and "\n## Summary" in text:
+            head, _, rest = text.partition("\n## Summary")
+            text = head + "\n" + extra + "\n## Summary" + rest
+        return text
     except Exception as exc:  # never lose a run's numbers to a rendering bug
         import traceback
 
@@ -214,6 +267,7 @@ def _report(run: Run, out: Path, mach: dict[str, str], started: float, pb_versio
         bounded = sk["rss_last_quarter_max_mb"] <= sk.get("rss_second_quarter_max_mb", sk["rss_first_quarter_max_mb"]) * 1.1 + 10
         add(f"| M1 | soak {sk['seconds'] / 60:.0f} min: RSS max 2nd → last quarter, MB | {fmt(sk.get('rss_second_quarter_max_mb'), 1)} → {fmt(sk['rss_last_quarter_max_mb'], 1)} | – | – | bounded | {verdict(bounded)} |")
     add("")
+    _workers_section(run, add)
 
     # --- per scenario
     if w:
@@ -419,3 +473,76 @@ def _report(run: Run, out: Path, mach: dict[str, str], started: float, pb_versio
 
 
 # ---------------------------------------------------------------------------------------
+
+
+def _workers_section(run: Run, add: Callable[[str], None]) -> None:
+    """W1, L1, R1 and F1 against ``serve --workers N`` (sections ``W1@N`` ...), beside the
+    1-process figures and PocketBase measured again in the same minutes."""
+    R = run.results
+    counts = sorted({int(k.split("@")[1]) for k in R if "@" in k})
+    if not counts:
+        return
+    add("## Scaling with workers (`convection serve --workers N`, SQLite, one host)")
+    add("")
+    add("The same scenarios run again against one deployment served by N processes that share the "
+        "listening socket and commit through SQLite's write lock (docs/deploy.md). PocketBase is "
+        "measured again beside each run; the ratio is to the PocketBase figure of the same pass. "
+        "Server CPU counts every process of the deployment.")
+    add("")
+    head = "| figure | 1 process | " + " | ".join(f"{n} workers" for n in counts) + \
+        " | PocketBase (same pass) | ratio | goal | met |"
+    add(head)
+    add("|---|---:|" + "---:|" * len(counts) + "---:|---:|---|---|")
+
+    def row(label: str, get: Callable[[dict[str, Any]], float | None],
+            ref: Callable[[dict[str, Any]], float | None], sect: str, higher_better: bool, goal: str,
+            nd: int | None = None) -> None:
+        one = R.get(sect)
+        vals = [get(R[f"{sect}@{n}"]) if f"{sect}@{n}" in R else None for n in counts]
+        last = R.get(f"{sect}@{counts[-1]}")
+        try:
+            v1 = get(one) if one else None
+        except (KeyError, TypeError):
+            v1 = None
+        try:
+            p = ref(last) if last else None
+        except (KeyError, TypeError):
+            p = None
+        c = vals[-1]
+        met = None if goal == "–" or c is None or p is None else (c >= p if higher_better else c <= p)
+        if nd is None:
+            nd = 0 if higher_better else 1
+        add(f"| {label} | {fmt(v1, nd)} | " + " | ".join(fmt(v, nd) for v in vals) +
+            f" | {fmt(p, nd)} | {ratio(c, p)} | {goal} | {verdict(met) if goal != '–' else '–'} |")
+
+    def safe(f: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        def g(d: dict[str, Any]) -> Any:
+            try:
+                return f(d)
+            except (KeyError, TypeError):
+                return None
+        return g
+
+    row("W1 inserts/s, HTTP", safe(lambda d: d["convection_http"]["rps"]),
+        safe(lambda d: d["pocketbase_http"]["rps"]), "W1", True, "≥ 1×")
+    row("W1 inserts/s, WebSocket (npm)", safe(lambda d: d["convection_ws"]["rps"]),
+        safe(lambda d: d["pocketbase_http"]["rps"]), "W1", True, "–")
+    row("W1 server CPU, cores", safe(lambda d: d["convection_http"]["server_cpu_share"]),
+        safe(lambda d: d["pocketbase_http"]["server_cpu_share"]), "W1", True, "–", nd=2)
+    row("L1 observe-insert p50, ms", safe(lambda d: d["convection"]["p50"]),
+        safe(lambda d: d["pocketbase"]["p50"]), "L1", False, "–")
+    row("L1 observe-insert p99, ms", safe(lambda d: d["convection"]["p99"]),
+        safe(lambda d: d["pocketbase"]["p99"]), "L1", False, "–")
+    for key, label in (("convection_http_cached", "HTTP cached"), ("convection_http_uncached", "HTTP uncached"),
+                       ("convection_ws_uncached", "WebSocket uncached")):
+        row(f"R1 take-10 reads/s, {label}", safe(lambda d, key=key: d[key]["rps"]),
+            safe(lambda d: d["pocketbase_http"]["rps"]), "R1", True, "–")
+    sizes = sorted({int(k) for n in counts for k in R.get(f"F1@{n}", {}) if k.isdigit()})
+    for n in sizes:
+        row(f"F1 last delivery, N={n:,}, ms", safe(lambda d, n=n: d[str(n)]["convection"]["last_ms"]),
+            safe(lambda d, n=n: d[str(n)]["pocketbase"]["last_ms"]), "F1", False, "≤ 1×" if n == 1000 else "–")
+    add("")
+    add("With several workers a subscriber and the writer are usually on different processes (the "
+        "kernel spreads connections over the workers), so L1 and F1 here include the hop through the "
+        "commit log (`LOG_TAIL_POLL_MS`).")
+    add("")

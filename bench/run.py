@@ -49,6 +49,7 @@ from harness import (
     ensure_python_deps,
     ensure_wrk,
     log,
+    process_tree,
     rss_mb,
 )
 from report import machine, plot_f1, plot_g1, report
@@ -79,6 +80,8 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="sample the server with py-spy during W1, L1 and F1")
     ap.add_argument("--only", default="", help="comma-separated scenarios to run (W1,L1,F1,S1,R1,C1,G1,M1)")
     ap.add_argument("--out", type=Path, default=None, help="report path (default bench/RESULTS.md, or RESULTS-quick.md)")
+    ap.add_argument("--workers", default="1,2",
+                    help="worker counts to measure W1, L1, R1 and F1 with (serve --workers N), e.g. 1 or 1,2")
     ap.add_argument("--render", action="store_true",
                     help="only re-render the report from the last run's saved numbers (bench/.work/results*.json)")
     ap.add_argument("--echo-server", type=int, default=None, help=argparse.SUPPRESS)
@@ -142,9 +145,24 @@ def main() -> int:
             guard(run, "F1", f1, cvx, pb)
         if want("S1") or want("M1"):
             guard(run, "S1", s1, cvx)
+        cvx.stop()
+        for n in sorted({int(x) for x in a.workers.split(",") if x.strip()} - {1}):
+            # The same scenarios against one deployment served by n processes (one host,
+            # SQLite, shared listening socket), PocketBase measured again beside it.
+            run.suffix = f"@{n}"
+            wcvx = Convection(tmp, f"workers{n}", workers=n)
+            wcvx.start()
+            time.sleep(1 if cfg.quick else 2)
+            log(f"--workers {n}: convection {wcvx.url} (pids {', '.join(map(str, process_tree(wcvx.pid)))})")
+            for name, fn, extra in (("W1", w1, (pb,)), ("L1", l1, (pb, echo)), ("R1", r1, (pb,)), ("F1", f1, (pb,))):
+                if want(name):
+                    if name == "L1" and echo.proc is None:
+                        echo.start()
+                    guard(run, f"{name} --workers {n}", fn, wcvx, *extra)
+            wcvx.stop()
+            run.suffix = ""
         pb.stop()
         echo.stop()
-        cvx.stop()
         if want("M1"):
             guard(run, "M1 soak", soak)
         if want("G1"):

@@ -35,4 +35,4 @@ def w1(run: Run, cvx: Convection, pb: PocketBase) -> None:
                               "p50_ms": res["latency_ms"]["p50"], "p99_ms": res["latency_ms"]["p99"],
                               "gen_cpu_share": res["cpu_s"] / res["seconds"],
                               "server_cpu_share": (cpu_seconds(cvx.pid) - cpu0) / res["seconds"]}
-    s["raw_sqlite"] = raw_sqlite_inserts(run.tmp / "raw.sqlite3", min(cfg.load_s, 5))
+    s["raw_sqlite"] = raw_sqlite_inserts(run.tmp / f"raw{run.suffix.replace('@', '-')}.sqlite3", min(cfg.load_s, 5))

@@ -140,6 +140,13 @@ MUTATION_SERIAL_WAIT_MS = _knob(
     "this process's commit order, so it cannot conflict with its commits); this is how long it "
     "may wait for the lane before failing with MutationTimeout.",
 )
+MUTATION_LANE_RETRY_MS = _knob(
+    "MUTATION_LANE_RETRY_MS",
+    10_000,
+    "In the serialized lane only commits of other processes sharing the store can still "
+    "conflict with a mutation; after as many retries there as before it, it keeps retrying "
+    "(jittered backoff up to 80 ms) for this long before it fails. 0: fail after those retries.",
+)
 MUTATION_OCC_BACKOFF_INITIAL_MS = _knob(
     "MUTATION_OCC_BACKOFF_INITIAL_MS", 10, "First retry backoff cap (full jitter, doubling)."
 )
@@ -155,8 +162,20 @@ WORKER_RESTART_DELAY_MS = _knob(
 )
 LOG_TAIL_POLL_MS = _knob(
     "LOG_TAIL_POLL_MS", 5,
-    "How often an idle process checks whether other processes sharing the store committed "
-    "(SQLite: a PRAGMA data_version check; PostgreSQL: a commit-log query); 0 turns tailing off.",
+    "How often an idle process checks whether other processes sharing a SQLite store "
+    "committed (a PRAGMA data_version check; on PostgreSQL only with LOG_TAIL_NOTIFY=0: a "
+    "commit-log query); 0 turns this polling off.",
+)
+LOG_TAIL_NOTIFY = _knob(
+    "LOG_TAIL_NOTIFY", 1,
+    "PostgreSQL: 1 = a node hears of other nodes' commits by LISTEN/NOTIFY on a dedicated "
+    "connection (and polls every LOG_TAIL_FALLBACK_POLL_MS); 0 = it polls the commit log "
+    "every LOG_TAIL_POLL_MS (e.g. behind a pooler that cannot LISTEN).",
+)
+LOG_TAIL_FALLBACK_POLL_MS = _knob(
+    "LOG_TAIL_FALLBACK_POLL_MS", 500,
+    "PostgreSQL with LOG_TAIL_NOTIFY=1: how often an idle node still reads the commit log, "
+    "for a lost notification or while the LISTEN connection is down; 0 turns it off.",
 )
 GROUP_COMMIT_MAX_BATCH_COUNT = _knob(
     "GROUP_COMMIT_MAX_BATCH_COUNT", 256, "Most commits persisted in one SQL transaction."
@@ -197,6 +216,15 @@ FUNCTION_WORKER_THREADS_COUNT = _knob(
     "FUNCTION_WORKER_THREADS_COUNT", 16, "Threads that run queries and mutations."
 )
 
+INLINE_CALL_MAX_US = _knob(
+    "INLINE_CALL_MAX_US",
+    2000,
+    "A query or mutation whose recent runs each took at most this many microseconds of work "
+    "runs on the event loop itself (a mutation's commit is awaited, not waited on by a "
+    "thread) instead of a worker thread: no thread hand-off. A run that takes longer sends its "
+    "function back to the worker pool until it has been fast again. 0 runs every call in the "
+    "worker pool.",
+)
 FUNCTION_MAX_THREADS_PER_PATH_COUNT = _knob(
     "FUNCTION_MAX_THREADS_PER_PATH_COUNT",
     8,

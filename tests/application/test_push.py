@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from convection.application.app import Application
 from convection.application.push import push
 from convection.database import Database
 from convection.errors import SchemaError
 from convection.functions.loader import load_app
 from convection.persistence.sqlite import SqlitePersistence
+from convection.server.compose import build_application
 
 
 def write_app(folder: Path, schema: str) -> None:
@@ -36,7 +36,7 @@ def test_push_checks_existing_documents_and_backfills_indexes(tmp_path: Path) ->
         schema = define_schema({"notes": define_table({"text": v.string(), "tag": v.optional(v.string())})})
     ''')
     db = Database(SqlitePersistence(tmp_path / "db.sqlite3"), secret=b"s")
-    app = Application(db, load_app(folder))
+    app = build_application(db, load_app(folder))
     try:
         for i in range(5):
             t = db.begin()
@@ -86,7 +86,7 @@ def test_schema_push_races_mutations_validated_under_the_old_schema(tmp_path: Pa
         schema = define_schema({"notes": define_table({"text": v.string(), "tag": v.optional(v.string())})})
     ''')
     db = Database(SqlitePersistence(tmp_path / "db.sqlite3"), secret=b"s")
-    app = Application(db, load_app(folder))
+    app = build_application(db, load_app(folder))
     validated = threading.Barrier(5)
     pushed = threading.Event()
     outcomes: list[str] = []

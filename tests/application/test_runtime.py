@@ -17,6 +17,7 @@ from convection.database import Database
 from convection.functions.identity import ANONYMOUS, Identity
 from convection.functions.loader import load_app
 from convection.persistence.sqlite import SqlitePersistence
+from convection.server.compose import build_application
 
 APP = '''
 import logging
@@ -104,7 +105,7 @@ def app(tmp_path: Path) -> Iterator[Application]:
     folder.mkdir()
     (folder / "fns.py").write_text(textwrap.dedent(APP))
     db = Database(SqlitePersistence(tmp_path / "db.sqlite3"), secret=b"s")
-    application = Application(db, load_app(folder))
+    application = build_application(db, load_app(folder))
     yield application
     application.close()
     db.close()

@@ -28,6 +28,7 @@ from convection.model.scheduled_jobs import (
     ScheduledJobs,
 )
 from convection.persistence.sqlite import SqlitePersistence
+from convection.server.compose import build_application
 from convection.testing import TestBackend
 from convection.testing.backend import FunctionError
 
@@ -463,7 +464,7 @@ def test_parallel_runs_are_bounded(backend: TestBackend) -> None:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Application]:
     db = Database(SqlitePersistence(tmp_path / "db.sqlite3"), clock=ManualClock(START), secret=b"s")
-    application = Application(db, load_app(write_app(tmp_path / "convex")))
+    application = build_application(db, load_app(write_app(tmp_path / "convex")))
     yield application
     application.close()
     db.close()

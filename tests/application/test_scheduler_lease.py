@@ -24,6 +24,7 @@ from convection.model.leases import Leases
 from convection.model.scheduled_jobs import JobState, ScheduledJobs
 from convection.persistence.memory import MemoryPersistence
 from convection.persistence.sqlite import SqlitePersistence
+from convection.server.compose import build_application
 
 START = 1_704_067_200_000.0  # 2024-01-01T00:00:00Z
 PERIOD = 9_000.0  # ms; a third is 3 s
@@ -177,7 +178,7 @@ def lease_holder_of(db: Database, name: str) -> str:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Application]:
     database = Database(SqlitePersistence(tmp_path / "db.sqlite3"), clock=ManualClock(START))
-    application = Application(database, load_app(write_app(tmp_path / "convex")))
+    application = build_application(database, load_app(write_app(tmp_path / "convex")))
     yield application
     application.close()
     database.close()
@@ -222,10 +223,8 @@ def test_only_the_holder_runs_jobs_and_a_successor_finishes_them(app: Applicatio
 
 def open_app(path: Path, functions: Path, clock: ManualClock, holder: str) -> Application:
     database = Database(SqlitePersistence(path), clock=clock)
-    application = Application(database, load_app(functions))
-    # The executor the application built, with the test's lease period and holder name.
-    application.scheduler.lease = LeaseKeeper(database, SCHEDULER_LEASE, period_ms=PERIOD, holder=holder)
-    return application
+    # The test's lease period and holder name.
+    return build_application(database, load_app(functions), lease_ms=PERIOD, holder=holder)
 
 
 def test_two_processes_on_one_file_fail_over_exactly_once(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from convection.database import Database
 from convection.functions.identity import ANONYMOUS
 from convection.functions.loader import load_app
 from convection.persistence.sqlite import SqlitePersistence
+from convection.server.compose import build_application
 from convection.sync.worker import SyncWorker
 
 ISSUER = "https://auth.example.com"
@@ -73,7 +74,7 @@ def app(tmp_path: Path, data_url: str, clock: ManualClock) -> Iterator[Applicati
     (folder / "fns.py").write_text(FNS)
     (folder / "auth_config.py").write_text(auth_config(data_url))
     db = Database(SqlitePersistence(tmp_path / "db.sqlite3"), clock=clock, secret=b"s")
-    application = Application(db, load_app(folder), secret=b"instance-secret")
+    application = build_application(db, load_app(folder), secret=b"instance-secret")
     yield application
     application.close()
     db.close()
@@ -191,7 +192,7 @@ def test_bad_auth_config_at_start(tmp_path: Path) -> None:
     db = Database(SqlitePersistence(tmp_path / "db.sqlite3"), secret=b"s")
     try:
         with pytest.raises(AuthConfigError, match="algorithm"):
-            Application(db, load_app(folder))
+            build_application(db, load_app(folder))
     finally:
         db.close()
 

@@ -450,6 +450,7 @@ def test_retry_loop_backs_off_retries_on_a_fresh_snapshot_and_gives_up(db: Datab
     # order; a writer the lane does not hold (here the holder's own thread, as another process
     # sharing the store would be) still wins: retried in the lane as often again, then raised.
     seen.clear(), sleeps.clear(), conflicts.clear()
+    monkeypatch.setattr(knobs, "MUTATION_LANE_RETRY_MS", 0)
     with pytest.raises(OccConflict):
         run_in_transaction(
             db, always_loses, max_retries=1, sleep=sleeps.append,
@@ -459,10 +460,37 @@ def test_retry_loop_backs_off_retries_on_a_fresh_snapshot_and_gives_up(db: Datab
     assert db.committer.hold_order(1)  # the lane was released
     db.committer.release_order()
 
+    # With time left in the lane (MUTATION_LANE_RETRY_MS), a writer the lane does not hold
+    # that wins 6 more times does not fail the call: it keeps retrying, with short backoffs.
+    monkeypatch.setattr(knobs, "MUTATION_LANE_RETRY_MS", 60_000)
+    seen.clear(), sleeps.clear(), conflicts.clear()
+    losses = iter(range(9))
+
+    def loses_nine_times(txn: Transaction) -> str:
+        d = txn.get(cid)
+        assert d is not None
+        seen.append(d["n"])
+        if next(losses, None) is not None:
+            other = db.begin()
+            other.patch(cid, {"n": d["n"] + 1})
+            db.commit(other)
+        txn.patch(cid, {"n": d["n"] + 100})
+        return "won"
+
+    result, ts = run_in_transaction(
+        db, loses_nine_times, max_retries=1, sleep=sleeps.append,
+        on_conflict=lambda n, exc: conflicts.append(n),
+    )
+    assert result == "won" and ts is not None
+    assert conflicts == list(range(9)) and seen == [8.0 + i for i in range(10)]
+    assert all(0 <= s < 25 / 1000 for s in sleeps)
+    assert db.committer.hold_order(1)
+    db.committer.release_order()
+
     def discarded(txn: Transaction) -> str | Discard[str]:
         txn.patch(cid, {"n": 100.0})
         return Discard("kept out")
 
     assert run_in_transaction(db, discarded) == ("kept out", None)
     final = db.begin().get(cid)
-    assert final is not None and final["n"] == 8.0
+    assert final is not None and final["n"] == 117.0  # 8 + 9 lost races + our 100

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import APP_DIR, NodeRunner, ServerProcess
+from websockets.sync.client import connect
 
 CLIENTS = 50
 PER_CLIENT = 10
@@ -79,6 +80,62 @@ def test_two_postgres_nodes_are_one_deployment(
     while post(b.url, "query", "counter:get", {"name": name}) != 1:
         assert time.monotonic() < deadline, "node b never saw node a's write"
         time.sleep(0.01)
+
+
+class RawSubscriber:
+    """One raw sync socket subscribed to ``counter:get`` (the PyPI client's blocking iterator
+    holds the GIL, so a test could not time it out)."""
+
+    def __init__(self, base_url: str, name: str) -> None:
+        self._connection = connect(base_url.replace("http://", "ws://") + "/api/1.48.0/sync",
+                                   max_size=None, open_timeout=10)
+        self.ws = self._connection.__enter__()
+        self.ws.send(json.dumps({"type": "Connect", "sessionId": str(uuid.uuid4()),
+                                 "connectionCount": 0, "lastCloseReason": "InitialConnect",
+                                 "clientTs": 0}))
+        self.ws.send(json.dumps({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+                                 "modifications": [{"type": "Add", "queryId": 0,
+                                                    "udfPath": "counter:get", "args": [{"name": name}]}]}))
+
+    def next_value(self, timeout: float = 20) -> object:
+        """The query's next value; fails the test when none arrives within ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no update within {timeout} s"
+            try:
+                message = json.loads(self.ws.recv(timeout=left))
+            except TimeoutError:
+                raise AssertionError(f"no update within {timeout} s") from None
+            for mod in message.get("modifications", []) if message["type"] == "Transition" else []:
+                if mod["type"] == "QueryUpdated":
+                    return mod["value"]
+
+    def close(self) -> None:
+        self._connection.__exit__(None, None, None)
+
+
+def test_a_commit_on_one_node_wakes_the_other_by_notify(tmp_path: Path, postgres_url: str) -> None:
+    """Node A hears of node B's commits by LISTEN/NOTIFY: A's fallback poll of the commit log
+    is a minute away and nothing else makes A read the log (the scheduler lease is renewed
+    every 200 s), so only B's notification can wake A before the 20 s deadline."""
+    url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema=n_{uuid.uuid4().hex[:10]}"
+    env = {"CONVECTION_LOG_TAIL_FALLBACK_POLL_MS": "60000", "CONVECTION_SCHEDULER_LEASE_MS": "600000"}
+    a = ServerProcess(tmp_path / "node-a", extra_args=["--db", url], env=env)
+    b = ServerProcess(tmp_path / "node-b", extra_args=["--db", url], env=env)
+    a.start()
+    b.start()
+    try:
+        name = uuid.uuid4().hex
+        subscriber = RawSubscriber(a.url, name)
+        assert subscriber.next_value() == 0
+        for n in (1, 2, 3):
+            assert post(b.url, "mutation", "counter:increment", {"name": name}) == n
+            assert subscriber.next_value() == n  # pushed by node A
+        subscriber.close()
+    finally:
+        b.stop()
+        a.stop()
 
 
 def admin_post(server: ServerProcess, path: str, body: bytes, content_type: str) -> object:

@@ -709,14 +709,14 @@ def test_origin_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_application_without_a_blob_store_keeps_blobs_in_memory(tmp_path: Path) -> None:
-    from convection.application.app import Application
     from convection.database import Database
     from convection.functions.identity import Identity
     from convection.functions.loader import load_app
     from convection.persistence.sqlite import SqlitePersistence
+    from convection.server.compose import build_application
 
     db = Database(SqlitePersistence(str(tmp_path / "db.sqlite3")))
-    app = Application(db, load_app(write_app(tmp_path / "convex")))
+    app = build_application(db, load_app(write_app(tmp_path / "convex")))
     try:
         assert isinstance(app.files.blobs, MemoryBlobStore)
         admin = Identity(kind="admin")

@@ -62,3 +62,31 @@ def test_singletons_use_the_point_map() -> None:
     out.clear()
     m.stab(b"abc", out)
     assert out == {"b"}
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(intervals, min_size=1, max_size=4),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 5), st.integers(0, 3)), max_size=40),
+    st.lists(keys, max_size=8),
+)
+def test_shared_ranges_survive_interleaved_inserts_and_removals(
+    pool: list[tuple[bytes, bytes | None]], ops: list[tuple[bool, int, int]], probes: list[bytes]
+) -> None:
+    """Many owners of the same few ranges (they share one tree node), added and removed in
+    any order, owners re-added after removal, an owner holding one range twice."""
+    m: IntervalMap[int] = IntervalMap()
+    live: dict[int, list[tuple[bytes, bytes | None]]] = {}
+    for add, owner, which in ops:
+        if add:
+            iv = pool[which % len(pool)]
+            m.insert(iv[0], iv[1], owner)
+            live.setdefault(owner, []).append(iv)
+        else:
+            m.remove_owner(owner)
+            live.pop(owner, None)
+    assert len(m) == sum(len(v) for v in live.values())
+    for k in probes + [iv[0] for iv in pool]:
+        out: set[int] = set()
+        m.stab(k, out)
+        assert out == {o for o, ivs in live.items() if any(_contains(iv, k) for iv in ivs)}

@@ -5,6 +5,8 @@ schema versions, reconnection, and a Database restarting on the same store."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from convection.database import Database
 from convection.errors import ConvectionError, StorageFailure
 from convection.persistence import open_persistence
-from convection.persistence.base import DocumentRevision, IndexEntry
+from convection.persistence.base import CommitEntry, DocumentRevision, IndexEntry
 from convection.persistence.postgres import (
     KEY_PREFIX_BYTES,
     PostgresPersistence,
@@ -308,3 +310,52 @@ def test_database_restart_keeps_data_and_ts_monotonic(postgres_url: str, schema:
         assert d2.commit(t) > ts
     finally:
         d2.close()
+
+
+# --- commit notifications (persistence/postgres_notify.py) -------------------------------------
+
+
+def _commit(p: PostgresPersistence, ts: int) -> None:
+    id = ts.to_bytes(8, "big")
+    with p.commit_session() as s:
+        s.write([DocumentRevision(ts, T, id, b"{}")], [], [CommitEntry(ts, b"")])
+
+
+def _listener_pid(url: str, schema: str, app: str, not_pid: int | None = None) -> int:
+    """The backend pid of the store's LISTEN connection, once it listens (and is not ``not_pid``)."""
+    deadline = time.monotonic() + 20
+    with sql_connection(url, schema) as conn:
+        while True:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+                " AND query LIKE 'LISTEN%%' AND pid <> %s",
+                (app, not_pid or 0),
+            ).fetchall()
+            if rows:
+                return int(rows[0][0])
+            assert time.monotonic() < deadline, "the store never LISTENed"
+            time.sleep(0.02)
+
+
+def test_commits_of_another_node_wake_a_watching_store(postgres_url: str, schema: str) -> None:
+    """A commit through one handle (another node) wakes the other's watcher by NOTIFY; when the
+    LISTEN connection is killed, the store listens again on a new one and is woken again."""
+    app = "convection_" + schema
+    a = PostgresPersistence(postgres_url, schema=schema)
+    b = PostgresPersistence(f"{postgres_url}&application_name={app}", schema=schema)
+    woken = threading.Event()
+    try:
+        assert b.watch_commits(woken.set)
+        first = _listener_pid(postgres_url, schema, app)
+        _commit(a, 1)
+        assert woken.wait(20), "no notification of the other node's commit"
+        with sql_connection(postgres_url, schema) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (first,))
+        _listener_pid(postgres_url, schema, app, not_pid=first)  # listening again
+        woken.clear()
+        _commit(a, 2)
+        assert woken.wait(20), "no notification after the LISTEN connection came back"
+    finally:
+        b.close()
+        a.close()
+

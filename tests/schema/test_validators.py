@@ -249,6 +249,12 @@ def test_tagged_union_reports_the_matching_member() -> None:
 
 def test_array() -> None:
     assert v.array(v.number()).check((1, 2.5)) == [1.0, 2.5]
+    vec = [0.5, -0.25] * 384  # the all-float fast path: a fresh list, same values
+    out = v.array(v.number()).check(vec)
+    assert out == vec and out is not vec
+    assert v.array(v.number()).check((0.5, 1.5)) == [0.5, 1.5]
+    err = reject(v.array(v.number()), [0.5, 1.5, "x"])
+    assert err.path == "[2]"
     err = reject(v.array(v.array(v.string())), [["a"], ["b", None]])
     assert err.path == "[1][1]"
     with pytest.raises(LimitError) as le:

@@ -65,6 +65,8 @@ class FakeApp:
         self.max_running_mutations = 0
         self.query_error: BaseException | None = None
         self.mutation_error: BaseException | None = None
+        self.cached = False
+        self.cache_hits: list[tuple[str, int]] = []
 
     def latest_ts(self) -> int:
         return self.ts
@@ -103,6 +105,31 @@ class FakeApp:
             success=True, value=value, value_json=value_json, ts=ts, journal=journal
         )
         return QueryRun(outcome, value_json, sub)
+
+    def cached_query_run(
+        self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
+    ) -> QueryRun | None:
+        """With ``cached`` set, answer like a warm query cache (recorded in ``cache_hits``);
+        else no cache: every Transition goes through the transition task."""
+        if not self.cached:
+            return None
+        self.cache_hits.append((path, ts))
+        sub = FakeSubscription(path, ts)
+        self.subs.append(sub)
+        value_json = orjson.dumps(self.values.get(path))
+        outcome = FunctionOutcome(success=True, value=self.values.get(path), value_json=value_json, ts=ts)
+        return QueryRun(outcome, value_json, sub)
+
+    def commit_published(self, key: str, value: Any) -> int:
+        """A write whose ts is published before its readers are invalidated (the real
+        application's order: the committer publishes, then the cache fires)."""
+        commit_ts = self.ts + 10
+        self.values[key] = value
+        self.ts = commit_ts
+        for sub in list(self.subs):  # the readers before this commit (reruns add new ones)
+            if sub.path == key and not sub.closed and sub.ts < commit_ts:
+                sub.invalidate(commit_ts)
+        return commit_ts
 
     async def run_query(
         self, path: str, args: Any, identity: Identity, *, ts: int | None = None
@@ -460,6 +487,32 @@ async def test_invalidation_by_another_commit(h: Harness) -> None:
     ]
     assert len(h.app.query_calls) == calls + 1  # only the invalidated query reran
     assert h.app.subs[0].closed and not h.app.subs[1].closed
+
+
+async def test_a_cached_rerun_is_sent_from_the_invalidation_itself(h: Harness) -> None:
+    """Fan-out fast path: when the query cache already holds the rerun, the invalidation
+    callback computes and queues the Transition at once (no query run, no task wake-up); the
+    client sees exactly what the task would have sent."""
+    await subscribe(h, "messages:list", "other:q")
+    calls = len(h.app.query_calls)
+    before = len(h.transitions())
+    h.app.cached = True
+    ts = h.app.commit_published("messages:list", ["cached"])
+    # The Transition is queued synchronously, inside commit_published's callback.
+    assert h.app.cache_hits == [("messages:list", ts)]
+    await h.settle()
+    assert len(h.transitions()) == before + 1
+    t = h.transitions()[-1]
+    assert t["modifications"] == [
+        {"type": "QueryUpdated", "queryId": 0, "value": ["cached"], "logLines": [], "journal": None}
+    ]
+    assert len(h.app.query_calls) == calls  # nothing ran
+    assert h.app.subs[0].closed and not h.app.subs[1].closed
+    # Invalidated beyond the latest ts (not published yet): left to the task, which waits.
+    h.app.cached = False
+    h.app.commit("messages:list", ["later"])
+    await h.settle()
+    assert h.transitions()[-1]["modifications"][0]["value"] == ["later"]
 
 
 async def test_triggers_during_a_transition_are_coalesced(h: Harness) -> None:

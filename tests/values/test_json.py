@@ -270,3 +270,19 @@ def test_from_convex_json_does_not_mutate(v: Any) -> None:
     snapshot = orjson.dumps(structure)
     from_convex_json(structure)
     assert orjson.dumps(structure) == snapshot
+
+
+def test_negative_floats_that_merely_contain_minus_zero_text() -> None:
+    # -0.05 and -0.0123 contain the text "-0.0": the fast path must keep them (a vector of
+    # embeddings is full of them) and still encode a real -0.0 anywhere among them.
+    for v in [
+        [-0.05, -0.0123, -0.0009, 1e-7, -1e-7],
+        [-0.05, -0.0],
+        [-0.0, -0.05],
+        {"a": [-0.01, -0.0], "b": -0.03},
+        {"a": -0.0},
+        -0.0,
+        [-0.0],
+    ]:
+        assert dumps(v) == orjson.dumps(to_convex_json(v), option=orjson.OPT_SORT_KEYS)
+        assert values_equal(loads_stored(dumps(v)), v)

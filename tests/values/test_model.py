@@ -53,3 +53,18 @@ def test_type_names_and_size() -> None:
         "null", "boolean", "int64", "float64", "float64", "string", "bytes", "array", "object"]
     assert value_size({"ab": "xyz"}) > value_size({})
     assert math.isnan(normalize(float("nan")))
+
+
+def test_flat_arrays_normalize_and_size_as_element_by_element() -> None:
+    class F(float):
+        pass
+
+    vec = [0.5, -0.25, 1e-7] * 256
+    out = normalize(vec)
+    assert out == vec and out is not vec and all(type(x) is float for x in out)
+    assert normalize((1.5, "a", None, True, Int64(3), b"x")) == [1.5, "a", None, True, Int64(3), b"x"]
+    mixed = normalize([1.5, 2, F(0.5)])  # plain int and a float subclass still become float
+    assert mixed == [1.5, 2.0, 0.5] and all(type(x) is float for x in mixed)
+    assert value_size(vec) == 2 + sum(value_size(x) for x in vec)
+    assert value_size([1.0, 2, Int64(3)]) == 2 + 9 * 3
+    assert value_size([1.0, True, None]) == 2 + 9 + 1 + 1

@@ -251,3 +251,21 @@ def test_function_errors_surface_to_callers(backend: TestBackend) -> None:
     with pytest.raises(FunctionError) as info:
         backend.action("docs:search", {"vector": [1.0]})
     assert "dimensions" in info.value.message
+
+
+def test_updates_and_deletes_of_vectors_not_yet_in_the_graph(backend: TestBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New vectors reach the graph in batches: a document replaced or deleted before its
+    first vector was added (commits applied by one drain) leaves only its latest state."""
+    monkeypatch.setattr(knobs, "VECTOR_EXACT_MAX_COUNT", 0)  # through the graph
+    for _ in range(3):  # the applier thread may or may not drain between the commits
+        a = backend.run(lambda ctx: ctx.db.insert("docs", {"embedding": [1.0, 0.0, 0.0], "kind": "a"}))
+        b = backend.run(lambda ctx: ctx.db.insert("docs", {"embedding": [0.0, 1.0, 0.0], "kind": "a"}))
+        backend.run(lambda ctx, a=a: ctx.db.replace(a, {"embedding": [0.0, 0.0, 1.0], "kind": "b"}))
+        backend.run(lambda ctx, b=b: ctx.db.delete(b))
+        assert [r["_id"] for r in search(backend, [0.0, 1.0, 0.0], limit=10)
+                if r["_score"] > 0.5] == []
+        found = search(backend, [0.0, 0.0, 1.0], limit=10, filter=[["kind", "b"]])
+        assert found[0] == {"_id": a, "_score": pytest.approx(1.0)}
+        assert [r["_id"] for r in search(backend, [1.0, 0.0, 0.0], limit=10)].count(a) == 1
+        backend.run(lambda ctx, a=a: ctx.db.delete(a))
+    assert search(backend, [0.0, 0.0, 1.0], limit=10) == []

@@ -84,6 +84,7 @@ from convection.application.deployed_code import (
     deployed_folder,
     unpack_bundle,
 )
+from convection.application.inspection import Inspection
 from convection.application.snapshots import (
     IMPORT_FORMATS,
     IMPORT_MODES,
@@ -257,7 +258,7 @@ def write_env(db: Database, name: str, value: str | None) -> bool:
 class Admin:
     """The admin operations of one deployment (see the module docstring). Thread-safe.
 
-    Created once per :class:`Application` (by ``server/app.py``'s ``open_deployment``); the
+    Created once per :class:`Application` (by ``server/compose.py``'s ``open_deployment``); the
     constructor ensures the system table of environment variables and copies them into
     ``os.environ``."""
 
@@ -266,6 +267,7 @@ class Admin:
         self.data_dir = Path(data_dir)
         self.logs = logs if logs is not None else LogBuffer(now_ms=app.db.clock.now_ms)
         self._deploy_lock = threading.Lock()
+        self._inspection = Inspection(app)
         ensure_env_table(app.db)
         apply_stored_env(app.db)
 
@@ -322,6 +324,27 @@ class Admin:
     def _require_admin(identity: Identity) -> None:
         if not identity.is_admin:
             raise _unauthorized()
+
+    # --- the dashboard's reads (application/inspection.py) ---------------------------------------
+    def schema_overview(self, identity: Identity) -> dict[str, Any]:
+        self._require_admin(identity)
+        return self._inspection.schema()
+
+    def functions(self, identity: Identity) -> list[dict[str, Any]]:
+        self._require_admin(identity)
+        return self._inspection.functions()
+
+    def scheduled_functions(self, identity: Identity, limit: int) -> list[dict[str, Any]]:
+        self._require_admin(identity)
+        return self._inspection.scheduled_functions(limit)
+
+    def cancel_scheduled_function(self, identity: Identity, job_id: str) -> bool:
+        self._require_admin(identity)
+        return self._inspection.cancel_scheduled_function(job_id)
+
+    def cron_jobs(self, identity: Identity, limit: int) -> dict[str, Any]:
+        self._require_admin(identity)
+        return self._inspection.cron_jobs(limit)
 
     # --- tables and documents ------------------------------------------------------------------
     def user_tables(self) -> dict[str, int]:

@@ -2,6 +2,12 @@
 every protocol (sync, HTTP, CLI, tests), with the shared query cache, idempotent mutations
 and the worker-thread pool.
 
+It builds none of its services: the composition root (``server/compose.py``,
+``build_application``) constructs the worker pool, the cache, the lanes, the inline-call
+policy and the JWKS cache and passes them in, then constructs the services that need the application itself (the
+scheduler with its lease, file storage, the search and vector index kinds) and installs them
+with :meth:`Application.install` before anything runs (docs/internals/overview.md).
+
 Queries and mutations are synchronous Python and run in worker threads (so a slow function
 never blocks the event loop beyond the GIL's switch interval, and its time limit can stop
 it); actions are coroutines on the event loop. Everything public here is a coroutine called
@@ -15,13 +21,14 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from convection import knobs
 from convection.application.cache import CacheEntry, CacheHandle, CacheKey, QueryCache
+from convection.application.inline import InlinePolicy
 from convection.application.interface import AuthFailure, FunctionKind, QueryRun
 from convection.application.lanes import Lanes
 from convection.application.scheduler import SchedulerExecutor
@@ -31,7 +38,6 @@ from convection.auth.verifier import TokenVerifier
 from convection.database.database import Database
 from convection.database.transaction import SystemView
 from convection.errors import ConvexError, DatabaseError, StorageFailure
-from convection.files.blobs import BlobStore, MemoryBlobStore
 from convection.files.service import FileStorage
 from convection.functions.calllog import CallSink
 from convection.functions.context import ActionHost
@@ -48,6 +54,7 @@ from convection.vector.service import VectorKind
 MUTATION_RESULTS_TABLE = "_mutation_results"
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _KEY_MEMO_SIZE = 4096
 _KEY_MEMO_MAX_ARGS_BYTES = 1024
@@ -59,21 +66,32 @@ def derive_admin_key(secret: bytes, instance_name: str = "convection") -> str:
 
 
 class Application:
-    """Implements ``ApplicationInterface`` (application/interface.py)."""
+    """Implements ``ApplicationInterface`` (application/interface.py). Constructed by the
+    composition root (``server/compose.py``): ``__init__`` receives the worker pool
+    (``executor``), the query cache, the per-path lanes, the inline-call policy and the JWKS
+    cache; :meth:`install`
+    then receives the services built on the application (scheduler, files, search, vector)."""
+
+    # Installed by the composition root (install) right after construction.
+    scheduler: SchedulerExecutor
+    files: FileStorage
+    text_search: SearchKind
+    vector_search: VectorKind
 
     def __init__(
         self,
         db: Database,
         app: LoadedApp,
         *,
+        executor: ThreadPoolExecutor,
+        cache: QueryCache,
+        lanes: Lanes,
+        inline: InlinePolicy,
+        jwks: JwksCache,
         secret: bytes | None = None,
         redact_errors: bool = False,
         on_log: Callable[[str, str, list[str]], None] | None = None,
         on_call: CallSink | None = None,
-        workers: int | None = None,
-        blobs: BlobStore | None = None,
-        origin: str | None = None,
-        index_dir: Path | None = None,
     ) -> None:
         self.db = db
         self.secret = secret or os.urandom(32)
@@ -81,17 +99,17 @@ class Application:
         self.redact_errors = redact_errors
         self.on_log = on_log
         self.on_call = on_call
-        self.cache = QueryCache()
-        pool = workers or knobs.FUNCTION_WORKER_THREADS_COUNT
-        self.executor = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="convection-fn")
+        self.cache = cache
+        self.executor = executor
         self._inflight: dict[CacheKey, asyncio.Future[CacheEntry | None]] = {}
         # One function path may hold only part of the pool (application/lanes.py).
-        self.lanes = Lanes(min(knobs.FUNCTION_MAX_THREADS_PER_PATH_COUNT, max(1, pool // 2)))
+        self.inline = inline
+        self.lanes = lanes
         self._refreshing: set[asyncio.Task[None]] = set()
         # id(args) -> (args, path, canonical path, encoded args): every socket's Transition
         # looks its queries up again with the same args objects (fan-out).
         self._key_memo: dict[int, tuple[Any, str, str, bytes]] = {}
-        self.jwks = JwksCache()
+        self.jwks = jwks
         self.verifier = self._make_verifier(app)
         self.runner = Runner(db, app, redact_errors=redact_errors, on_log=on_log, on_call=on_call)
         self.loaded = app
@@ -99,23 +117,26 @@ class Application:
         db.set_schema(app.schema)
         self._ensure_system_tables()
         db.add_maintenance_hook(self.prune_mutation_results)
-        # Scheduled functions and crons (application/scheduler.py); ctx members are added by
-        # the decorators in _ctx_decorators, run on every ctx the runner builds.
-        self.scheduler = SchedulerExecutor(self)
-        self._ctx_decorators: list[Callable[[Any, SystemView | None], None]] = [self.scheduler.decorate_ctx]
-        # File storage (convection/files): ctx.storage, the _storage table, blobs (in memory
-        # unless the wiring passes a store), URLs under ``origin``.
-        self.files = FileStorage(
-            db, blobs if blobs is not None else MemoryBlobStore(), secret=self.secret, origin=origin,
-            run_blocking=self._in_thread,
-        )
-        self._ctx_decorators.append(self.files.decorate_ctx)
-        # Full-text search (Query.with_search_index: postings in the index log) and
-        # ctx.vector_search in actions (docs/search.md).
-        self.text_search = SearchKind.attach(db)
-        # Vector graphs are saved under ``index_dir`` (none: rebuilt from the log at start).
-        self.vector_search = VectorKind.attach(db, index_dir)
-        self._ctx_decorators.append(self.vector_search.decorate_ctx)
+        self._ctx_decorators: list[Callable[[Any, SystemView | None], None]] = []
+
+    def install(
+        self,
+        *,
+        scheduler: SchedulerExecutor,
+        files: FileStorage,
+        text_search: SearchKind,
+        vector_search: VectorKind,
+    ) -> None:
+        """Take the services built on this application (by the composition root, once, before
+        anything runs): scheduled functions and crons (``ctx.scheduler``), file storage
+        (``ctx.storage``, the ``_storage`` table), full-text search (``Query.with_search_index``)
+        and vector search (``ctx.vector_search``). Their ctx members are added by the
+        decorators in ``_ctx_decorators``, run on every ctx the runner builds."""
+        self.scheduler = scheduler
+        self.files = files
+        self.text_search = text_search
+        self.vector_search = vector_search
+        self._ctx_decorators = [scheduler.decorate_ctx, files.decorate_ctx, vector_search.decorate_ctx]
         self.runner.decorate_ctx = self._decorate_ctx
 
     def _decorate_ctx(self, ctx: Any, system: SystemView | None) -> None:
@@ -199,6 +220,9 @@ class Application:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, fn)
 
+    run_blocking = _in_thread
+    """``fn`` in the function worker pool (file storage's blocking work uses it too)."""
+
     async def _in_lane(self, path: Any, fn: Callable[[], Any]) -> Any:
         """``fn`` in the worker pool, admitted through the lane of function ``path``."""
         try:
@@ -217,6 +241,22 @@ class Application:
     ) -> QueryRun:
         self.check_identity(identity)
         entry = await self._cached_query(path, args, identity, journal, ts)
+        handle = CacheHandle(self.cache, entry)
+        return QueryRun(outcome=entry.outcome, fingerprint=entry.fingerprint, subscription=handle, shared=entry)
+
+    def cached_query_run(
+        self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
+    ) -> QueryRun | None:
+        if ts > self.latest_ts():
+            return None
+        try:
+            self.check_identity(identity)
+        except Exception:
+            return None  # subscribe_query reports it
+        shared_key, own_key = self._keys(path, args, identity, journal)
+        entry = self.cache.lookup(shared_key, ts) or self.cache.lookup(own_key, ts)
+        if entry is None:
+            return None
         handle = CacheHandle(self.cache, entry)
         return QueryRun(outcome=entry.outcome, fingerprint=entry.fingerprint, subscription=handle, shared=entry)
 
@@ -265,13 +305,27 @@ class Application:
             fut = loop.create_future()
             self._inflight[own_key] = fut
             args_bytes = len(shared_key[1])
+            key = shared_key[0]
             try:
-                entry = cast(
-                    CacheEntry,
-                    await self._in_lane(
-                        path, lambda: self._execute_query(path, args, identity, journal, ts, args_bytes)
-                    ),
-                )
+                if self.inline.allows(key):
+                    # Short queries run here, on the loop: no worker-thread hand-off.
+                    cpu, wall = time.thread_time(), time.perf_counter()
+                    try:
+                        entry = self._execute_query(path, args, identity, journal, ts, args_bytes)
+                    except StorageFailure as exc:
+                        self.db.committer.storage_failed(exc)
+                        raise
+                    self.inline.observe(key, time.thread_time() - cpu, time.perf_counter() - wall, True)
+                else:
+                    entry = cast(
+                        CacheEntry,
+                        await self._in_lane(
+                            path,
+                            lambda: self._timed(
+                                key, lambda: self._execute_query(path, args, identity, journal, ts, args_bytes)
+                            ),
+                        ),
+                    )
                 if entry.outcome.success:
                     self.cache.store(own_key if entry.identity_read else shared_key, entry)
                 fut.set_result(entry)
@@ -337,13 +391,52 @@ class Application:
         idempotency_key: tuple[str, int] | None = None,
     ) -> FunctionOutcome:
         self.check_identity(identity)
-        return await self._in_lane(path, lambda: self._mutation_sync(path, args, identity, idempotency_key))  # type: ignore[no-any-return]
+        try:
+            lane = canonical_path(path)
+        except Exception:
+            lane = str(path)
+        if self.inline.allows(lane):
+            # A short mutation runs here, on the loop, and awaits its commit; if that attempt
+            # conflicts it runs again the usual way, with its retries, in a worker thread.
+            check_first, before_commit = self._idempotency(idempotency_key)
+            try:
+                outcome = await self.runner.run_mutation_inline(
+                    path, args, identity, check_first=check_first, before_commit=before_commit,
+                    on_ran=lambda cpu, wall: self.inline.observe(lane, cpu, wall, True),
+                )
+            except StorageFailure as exc:
+                self.db.committer.storage_failed(exc)
+                raise
+            if outcome is not None:
+                return outcome
+        return await self._in_lane(  # type: ignore[no-any-return]
+            path, lambda: self._timed(lane, lambda: self._mutation_sync(path, args, identity, idempotency_key))
+        )
+
+    def _timed(self, lane: str, fn: Callable[[], T]) -> T:
+        """``fn()`` in a worker thread, its CPU time reported to the inline policy."""
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.inline.observe(lane, time.thread_time() - cpu, time.perf_counter() - wall, False)
 
     def _mutation_sync(
         self, path: Any, args: Any, identity: Identity | None, key: tuple[str, int] | None
     ) -> FunctionOutcome:
+        check_first, before_commit = self._idempotency(key)
+        return self.runner.run_mutation(path, args, identity, check_first=check_first, before_commit=before_commit)
+
+    def _idempotency(
+        self, key: tuple[str, int] | None
+    ) -> tuple[
+        Callable[[SystemView], FunctionOutcome | None] | None,
+        Callable[[SystemView, FunctionOutcome], None] | None,
+    ]:
+        """``(check_first, before_commit)`` of a mutation sent with ``(sessionId, requestId)``:
+        answer a resend from the stored result; store the result in the same commit."""
         if key is None:
-            return self.runner.run_mutation(path, args, identity)
+            return None, None
         session, request = key
 
         def lookup(system: SystemView) -> FunctionOutcome | None:
@@ -374,7 +467,7 @@ class Application:
                 },
             )
 
-        return self.runner.run_mutation(path, args, identity, check_first=lookup, before_commit=store)
+        return lookup, store
 
     # --- actions ----------------------------------------------------------------------------
     async def run_action(self, path: str, args: Any, identity: Identity) -> FunctionOutcome:

@@ -1,8 +1,8 @@
 """The seam between the application facade and its users (sync/, server/, cli/, testing/).
 
 `sync/` and `server/` see the application only through :class:`ApplicationInterface`; the
-concrete :class:`convection.application.app.Application` implements it and only
-``server/app.py`` and ``testing/`` construct it.
+concrete :class:`convection.application.app.Application` implements it and only the
+composition root (``server/compose.py``) constructs it.
 
 Values crossing this seam are Convex values (see ``convection.values``); results are also
 given pre-serialized (``value_json``, Convex encoded JSON bytes) so a result that fans out to
@@ -88,6 +88,12 @@ class ApplicationInterface(Protocol):
 
         Function errors are outcomes (success False), never exceptions.
         """
+
+    def cached_query_run(
+        self, path: str, args: Any, identity: Identity, journal: str | None, ts: int
+    ) -> QueryRun | None:
+        """What :meth:`subscribe_query` would return, if the query cache can answer it now
+        without running anything or waiting; else None (call ``subscribe_query``)."""
 
     async def run_query(
         self, path: str, args: Any, identity: Identity, *, ts: int | None = None

@@ -25,6 +25,7 @@ import math
 from convection.database.database import Database
 from convection.database.readset import FrozenReadSet
 from convection.database.transaction import SystemView
+from convection.errors import StorageFailure
 from convection.model.leases import Lease, Leases, new_holder_id
 
 log = logging.getLogger("convection.lease")
@@ -76,6 +77,12 @@ class LeaseKeeper:
             lease, _ = self.db.run_system(
                 lambda txn: Leases(SystemView(txn)).take(self.name, self.holder, started, self.period_ms)
             )
+        except StorageFailure as exc:
+            # The store is down or restarting: storage health logs that once; no traceback.
+            log.warning("renewing the %r lease failed (%s); retrying in %.1f s", self.name, exc, third / 1000)
+            self._next_try = self._error_backoff_until = started + third
+            self._note(self.holds())
+            return self.holds()
         except Exception:
             log.exception("renewing the %r lease failed; retrying in %.1f s", self.name, third / 1000)
             self._next_try = self._error_backoff_until = started + third

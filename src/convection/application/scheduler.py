@@ -110,7 +110,10 @@ class SchedulerExecutor:
         parallelism: int | None = None,
         lease_ms: float | None = None,
         holder: str | None = None,
+        lease: LeaseKeeper | None = None,
     ) -> None:
+        """``lease``: the lease that decides whether this process runs jobs (the composition
+        root passes it); else one of ``SCHEDULER_LEASE`` with ``lease_ms`` and ``holder``."""
         self.app = app
         self.db = app.db
         self.clock = app.db.clock
@@ -119,7 +122,7 @@ class SchedulerExecutor:
         cron_jobs.ensure_tables(self.db)
         leases.ensure_tables(self.db)
         # Only the holder of this lease runs jobs (module docstring, "One process at a time").
-        self.lease = LeaseKeeper(
+        self.lease = lease or LeaseKeeper(
             self.db, SCHEDULER_LEASE, period_ms=lease_ms or knobs.SCHEDULER_LEASE_MS, holder=holder
         )
         self.crons = CronRunner(self, may_run=self.lease.holds)

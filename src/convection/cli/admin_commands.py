@@ -254,7 +254,7 @@ class LocalTarget:
 
     def __init__(self, functions: Path, data: Path | None) -> None:
         from convection.functions.identity import Identity
-        from convection.server.app import open_deployment
+        from convection.server.compose import open_deployment
 
         self.deployment = open_deployment(functions, data)
         assert self.deployment.admin is not None
@@ -328,7 +328,7 @@ class LocalEnvTarget:
     module cannot load without it."""
 
     def __init__(self, data_dir: Path) -> None:
-        from convection.server.app import open_database
+        from convection.server.compose import open_database
 
         self.db = open_database(data_dir)
 

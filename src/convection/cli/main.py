@@ -98,7 +98,7 @@ def _serve(functions: Path, host: str, port: int, data: Path | None, db: str | N
             raise typer.Exit(1) from None
 
     def open_it() -> Any:
-        from convection.server.app import open_deployment
+        from convection.server.compose import open_deployment
 
         return open_deployment(
             functions, ddir, db_url=db, redact_errors=redact, dev=dev,
@@ -143,7 +143,7 @@ def _serve_workers(owner: Any, workers: int, host: str, port: int, site_port: in
     from convection.application.app import derive_admin_key
     from convection.cli.connect import report_error
     from convection.errors import ConvectionError
-    from convection.server.app import instance_secret
+    from convection.server.compose import instance_secret
     from convection.server.workers import Supervisor, bind
 
     try:
@@ -317,7 +317,7 @@ def admin_key(
 ) -> None:
     """Print an admin key for this deployment (derived from the instance secret)."""
     from convection.application.app import derive_admin_key
-    from convection.server.app import instance_secret
+    from convection.server.compose import instance_secret
 
     ddir = data if data is not None else functions.resolve().parent / ".convection"
     print(derive_admin_key(instance_secret(ddir)))
@@ -387,7 +387,7 @@ def _run_local(functions: Path, data_dir: Path, path: str, args: Any) -> dict[st
     import orjson
 
     from convection.functions.identity import Identity
-    from convection.server.app import open_deployment
+    from convection.server.compose import open_deployment
     from convection.server.http_api import outcome_body
 
     dep = open_deployment(functions, data_dir)
@@ -417,7 +417,7 @@ def _watch(path: str, args: Any, url: str | None, admin_key: str | None, functio
             url = "http://127.0.0.1:3210"
             if admin_key is None and (ddir / "instance_secret").exists():
                 from convection.application.app import derive_admin_key
-                from convection.server.app import instance_secret
+                from convection.server.compose import instance_secret
 
                 admin_key = derive_admin_key(instance_secret(ddir))
     assert url is not None

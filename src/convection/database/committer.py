@@ -19,8 +19,11 @@ process and node using the store takes in turn:
 
 Then it publishes, in ts order, the other processes' commits and its own: write log,
 subscription invalidation, then ``latest_ts``; the callers of ``commit`` return. When no commit
-is queued the writer **tails** the log: every ``LOG_TAIL_POLL_MS`` it asks the store (cheaply)
-whether another process committed, and publishes what it finds.
+is queued the writer **tails** the log: when the store wakes it (PostgreSQL: a NOTIFY sent by
+another node's commit, ``Persistence.watch_commits``), and otherwise every
+``LOG_TAIL_POLL_MS`` (SQLite) or ``LOG_TAIL_FALLBACK_POLL_MS`` (PostgreSQL: a lost
+notification), it asks the store (cheaply) whether another process committed, and publishes
+what it finds.
 
 Invariants:
 * the write log holds commits in strictly increasing ts order, and a ts is never reused by any
@@ -84,6 +87,11 @@ RowsBuilder = Callable[[int], tuple[list[DocumentRevision], list[IndexEntry], di
 RemoteHandler = Callable[[int, list[DocumentRevision]], list[Any]]
 
 
+class OrderHeld(Exception):
+    """``Committer.submit(wait_for_order=False)``: another thread holds the serialized lane,
+    so the commit would have to wait; nothing was queued."""
+
+
 @dataclass(eq=False)
 class CommitRecord:
     ts: int
@@ -104,6 +112,9 @@ class CommitRecord:
     remote: bool = False  # committed by another process
     min_ts: int = 0  # the ts must be at least this (bump_ts)
     failures: int = 0  # storage failures of batches it was in (one is retried at once)
+    # Called on the writer thread once ``done`` is set (``submit``'s callers that do not block
+    # on ``done``: the event loop's inline mutations).
+    on_done: Callable[[], None] | None = None
 
 
 def _empty_rows(ts: int) -> tuple[list[DocumentRevision], list[IndexEntry], dict[int, list[bytes]]]:
@@ -174,6 +185,10 @@ class Committer:
         self.occ_conflicts = 0  # bumped under self._lock
         self.commit_seconds = Histogram(LATENCY_BUCKETS_S)
         self.batch_sizes = Histogram(BATCH_SIZE_BUCKETS)
+        # Set by the store's commit notifications (any thread): tail the log now.
+        self._wake_pending = False
+        pushed = bool(knobs.LOG_TAIL_NOTIFY) and persistence.watch_commits(self._wake)
+        self._tail_poll_ms = knobs.LOG_TAIL_FALLBACK_POLL_MS if pushed else knobs.LOG_TAIL_POLL_MS
         self._thread = threading.Thread(target=self._writer, name="convection-committer", daemon=True)
         self._thread.start()
 
@@ -208,9 +223,32 @@ class Committer:
         """Validate, persist and publish one commit; returns its ts. Raises OccConflict or
         StorageFailure. ``writes`` ride along on the record for ``on_durable``."""
         started = time.perf_counter()
+        rec = self.submit(begin_ts, read_set, build_rows, source=source, writes=writes)
+        rec.done.wait()
+        return self.outcome(rec, started)
+
+    def submit(
+        self,
+        begin_ts: int,
+        read_set: FrozenReadSet,
+        build_rows: RowsBuilder,
+        *,
+        source: str = "",
+        writes: list[Any] | None = None,
+        on_done: Callable[[], None] | None = None,
+        wait_for_order: bool = True,
+    ) -> CommitRecord:
+        """Queue one commit and return its record without waiting for it: ``rec.done`` is set
+        (and ``on_done`` called, on the writer thread) once it is refused, published or failed;
+        then :meth:`outcome` gives its ts or raises. Raises at once what :meth:`commit` would
+        raise before queueing. With ``wait_for_order=False`` a caller that must not block (the
+        event loop) gets :class:`OrderHeld` instead of waiting while another thread holds the
+        serialized lane."""
         me = threading.get_ident()
         with self._lock:
             while self._order_holder is not None and self._order_holder != me:
+                if not wait_for_order:
+                    raise OrderHeld("the serialized lane is held by another thread")
                 self._cond.wait()  # the serialized lane is taken: commit after it
             if self._failed is not None:
                 raise StorageFailure(f"the database stopped after a storage failure: {self._failed}")
@@ -223,11 +261,15 @@ class Committer:
                 raise StorageFailure("the database is shutting down")
             self._check(begin_ts, read_set)  # early refusal: what this process already knows
             rec = CommitRecord(0, {}, source=source, writes=writes or [], begin_ts=begin_ts,
-                               read_set=read_set, build=build_rows)
+                               read_set=read_set, build=build_rows, on_done=on_done)
             self._queue.append(rec)
             self._unpublished += 1
             self._cond.notify_all()
-        rec.done.wait()
+        return rec
+
+    def outcome(self, rec: CommitRecord, started: float) -> int:
+        """The ts of a done record from :meth:`submit` (``started``: ``perf_counter()`` when
+        it was submitted, for the latency histogram), or its error raised."""
         if rec.error is not None:
             if isinstance(rec.error, OccConflict | StorageUnavailable):
                 raise rec.error
@@ -265,6 +307,12 @@ class Committer:
                 self._order_holder = None
                 self._cond.notify_all()
 
+    def _wake(self) -> None:
+        """Another process committed (the store's notification): tail the log now."""
+        with self._lock:
+            self._wake_pending = True
+            self._cond.notify_all()
+
     def _done(self, recs: list[CommitRecord]) -> None:
         """Set ``done`` on this process's records (refused, published or failed), keeping the
         count of unfinished ones for the serialized lane."""
@@ -275,6 +323,8 @@ class Committer:
             self._cond.notify_all()
         for rec in recs:
             rec.done.set()
+            if rec.on_done is not None:
+                rec.on_done()
 
     def _check(self, begin_ts: int, read_set: FrozenReadSet) -> None:
         """Raise OccConflict if a known commit after ``begin_ts`` overlaps ``read_set``
@@ -343,13 +393,14 @@ class Committer:
     # --- writer thread --------------------------------------------------------------------
     def _writer(self) -> None:
         max_batch = knobs.GROUP_COMMIT_MAX_BATCH_COUNT
-        poll_s = max(knobs.LOG_TAIL_POLL_MS, 0) / 1000 or None
+        poll_s = max(self._tail_poll_ms, 0) / 1000 or None
         retry_s = max(knobs.STORAGE_RETRY_INTERVAL_MS, 1) / 1000
         next_probe = 0.0
         while True:
             with self._lock:
-                if not self._queue and not self._stopping:
+                if not self._queue and not self._stopping and not self._wake_pending:
                     self._cond.wait(poll_s)
+                self._wake_pending = False  # a batch's session or the tail reads the log
                 if not self._queue and self._stopping:
                     return
                 batch: list[CommitRecord] = []

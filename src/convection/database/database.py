@@ -9,10 +9,12 @@ transaction's writes into revisions and index entries and hands them to the comm
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -30,7 +32,7 @@ from convection.database.catalog import (
     IndexInfo,
     legacy_catalog,
 )
-from convection.database.committer import CommitRecord, Committer
+from convection.database.committer import CommitRecord, Committer, RowsBuilder
 from convection.database.derived import DerivedIndexKind
 from convection.database.pagination import CursorCodec
 from convection.database.query import Query
@@ -489,13 +491,46 @@ class Database:
     def commit(self, txn: Transaction) -> int:
         """Commit ``txn``'s writes; returns the commit ts (the begin ts for a transaction that
         wrote nothing). Raises OccConflict when something it read changed meanwhile."""
+        build = self._commit_builder(txn)
+        if build is None:
+            return txn.begin_ts
+        return self.committer.commit(
+            txn.begin_ts, txn.reads.freeze(), build, source=txn.source, writes=list(txn.writes.values())
+        )
+
+    async def commit_async(self, txn: Transaction) -> int:
+        """:meth:`commit` for the event loop: the writer thread's work is awaited, not blocked
+        on. Raises :class:`OrderHeld` (nothing committed, ``txn`` closed) instead of waiting
+        when another thread holds the serialized lane."""
+        build = self._commit_builder(txn)
+        if build is None:
+            return txn.begin_ts
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def done() -> None:  # on the writer thread
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        started = time.perf_counter()
+        rec = self.committer.submit(
+            txn.begin_ts, txn.reads.freeze(), build, source=txn.source,
+            writes=list(txn.writes.values()), on_done=done, wait_for_order=False,
+        )
+        await asyncio.shield(fut)
+        return self.committer.outcome(rec, started)
+
+    def _commit_builder(self, txn: Transaction) -> RowsBuilder | None:
+        """Close ``txn`` and return the builder of its commit's rows (run by the writer under
+        the commit lock), or None when it wrote nothing."""
         if txn.closed:
             raise DatabaseError("transaction already committed", code="InvalidTransaction")
         txn.closed = True
         writes = list(txn.writes.values())
         if not writes:
-            return txn.begin_ts
-        read_set = txn.reads.freeze()
+            return None
         catalog = self.catalog
         # Derived indexes (search postings): prepared here, outside the commit lock, for the
         # indexes known now; the builder only re-checks the index set (database/derived.py).
@@ -549,9 +584,7 @@ class Database:
                 )
             return docs, entries, index_keys
 
-        return self.committer.commit(
-            txn.begin_ts, read_set, build, source=txn.source, writes=writes
-        )
+        return build
 
     @contextlib.contextmanager
     def serialized(self, timeout_s: float) -> Iterator[None]:
@@ -581,3 +614,8 @@ class Database:
             self._maintenance.join(timeout=5)
         self.committer.stop()
         self.persistence.close()
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

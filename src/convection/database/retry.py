@@ -12,8 +12,9 @@ otherwise. Then the attempt runs in the **serialized lane** (``Database.serializ
 holds this process's commit order, so no commit of this process can come between its begin
 and its commit; it cannot conflict with them, and contention costs time, never a failed call.
 Only a commit of another process sharing the store can still conflict with it there: such
-attempts are retried inside the lane (at most as many times again), then the last
-:class:`OccConflict` is raised. ``serialize=False`` skips the lane and raises after the
+attempts are retried inside the lane (as many times again, then, with a jittered backoff of
+at most 80 ms, until ``MUTATION_LANE_RETRY_MS`` has passed since the lane was entered), then
+the last :class:`OccConflict` is raised. ``serialize=False`` skips the lane and raises after the
 optimistic retries. Any other exception ends the
 loop at once and the transaction's writes are discarded. An attempt that returns
 :class:`Discard` ends the loop without committing (a user error turned into a result, an
@@ -87,12 +88,14 @@ def run_in_transaction(
     retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
     limit = 2 * retries + 1 if serialize else retries
     attempt = 0
+    lane_deadline = 0.0
     lane: contextlib.ExitStack = contextlib.ExitStack()
     with lane:
         while True:
             if attempt == retries + 1 and serialize:
                 # Still conflicting after the optimistic retries: run alone from now on.
                 lane.enter_context(db.serialized(knobs.MUTATION_SERIAL_WAIT_MS / 1000))
+                lane_deadline = time.monotonic() + knobs.MUTATION_LANE_RETRY_MS / 1000
             txn = db.begin()
             result = fn(txn)
             if isinstance(result, Discard):
@@ -100,14 +103,17 @@ def run_in_transaction(
             try:
                 ts = db.commit(txn)
             except OccConflict as exc:
-                if attempt >= limit:
+                # Past ``limit`` only another process's commits can be winning (we hold this
+                # process's order): keep trying them until the lane's time is up.
+                overtime = attempt >= limit
+                if overtime and not (serialize and time.monotonic() < lane_deadline):
                     raise
                 if on_conflict is not None:
                     on_conflict(attempt, exc)
-                if attempt < retries:
+                if attempt < retries or overtime:
                     if rng is None:
                         rng = random.Random()  # seeded from os.urandom: only when needed
-                    sleep(backoff_ms(attempt, rng) / 1000.0)
+                    sleep(backoff_ms(3 if overtime else attempt, rng) / 1000.0)
                 if exc.conflict_ts is not None:
                     # Retry on a snapshot that includes the conflicting commit.
                     db.committer.wait_published(exc.conflict_ts)

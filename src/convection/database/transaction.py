@@ -21,6 +21,7 @@ Documents handed out are fresh ``dict`` s: callers may mutate them freely.
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,6 +61,12 @@ from convection.values.model import UNSET, normalize, value_size
 from convection.values.order import MISSING
 
 SYSTEM_FIELDS = ("_id", "_creationTime")
+
+# New document ids come from one generator per process, seeded from os.urandom (seeding one
+# per transaction cost an os.urandom call per insert). Reseeded in a forked child (``serve
+# --workers``), so two workers never draw the same ids.
+_ID_RNG = random.Random()
+os.register_at_fork(after_in_child=_ID_RNG.seed)
 
 
 @dataclass(slots=True)
@@ -141,7 +148,7 @@ class Transaction:
         self.read_only = read_only
         self.reads = ReadSet()
         self.writes: dict[bytes, Write] = {}  # internal id -> Write
-        self._rng = rng  # created on the first insert: seeding costs an os.urandom call
+        self._rng = rng  # None: the process's id generator (_ID_RNG)
         self.now_ms = now_ms if now_ms is not None else db.clock.now_ms()
         self._next_creation_time = max(self.now_ms, begin_ts / 1e6)
         self.rows_read = 0
@@ -309,9 +316,7 @@ class Transaction:
         self._new_indexes.setdefault(info.table, {})[info.name] = info
 
     def _put_catalog_doc(self, table: str, number: int, fields: dict[str, Any]) -> str:
-        if self._rng is None:
-            self._rng = random.Random()
-        internal = new_internal_id(self._rng, self.now_ms)
+        internal = new_internal_id(self._rng or _ID_RNG, self.now_ms)
         id_str = encode_id(number, internal)
         ct = self.db.allocate_creation_time(self._next_creation_time)
         self._next_creation_time = math.nextafter(ct, math.inf)
@@ -535,9 +540,7 @@ class Transaction:
                     path=given[0],
                 )
         number = self.create_table(table)
-        if self._rng is None:
-            self._rng = random.Random()
-        internal = new_internal_id(self._rng, self.now_ms)
+        internal = new_internal_id(self._rng or _ID_RNG, self.now_ms)
         id_str = encode_id(number, internal)
         ct = self.db.allocate_creation_time(self._next_creation_time)
         self._next_creation_time = math.nextafter(ct, math.inf)

@@ -264,7 +264,7 @@ class QueryCtx(_Base):
     ) -> None:
         super().__init__(identity, now_ms, seed)
         self.db = DatabaseReader(txn)
-        self._txn = txn  # for the built-in _system functions (functions/system.py)
+        self._txn = txn  # for catalog_view (the built-in _system functions)
         self._nested = nested
         self.storage = None  # type: ignore[assignment]  # installed by the application
 
@@ -280,6 +280,35 @@ class QueryCtx(_Base):
             if error is not None:
                 raise error
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class CatalogView:
+    """What the built-in ``_system`` functions (functions/system.py) may know beyond ``ctx.db``:
+    which user tables exist (in the catalog, or declared by the schema) and the table of an
+    id. User functions never get one (:func:`catalog_view` is not part of the public API)."""
+
+    def __init__(self, txn: Transaction) -> None:
+        self._txn = txn
+
+    def user_table_names(self) -> list[str]:
+        """Every user table in the catalog or the schema in force, sorted."""
+        db: Any = self._txn.db  # the Database (its schema is not part of TransactionHost)
+        names = {n for n in db.catalog.tables() if not n.startswith("_")}
+        if db.schema is not None:
+            names.update(db.schema.tables)
+        return sorted(names)
+
+    def table_exists(self, name: str) -> bool:
+        """Whether ``name`` is in the catalog (a schema table may not be created yet)."""
+        return self._txn.db.catalog.table_number(name) is not None
+
+    def table_of_id(self, id: str) -> str | None:
+        return self._txn.table_of_id(id)
+
+
+def catalog_view(ctx: QueryCtx) -> CatalogView:
+    """The :class:`CatalogView` of a query or mutation ctx (for the built-in functions)."""
+    return CatalogView(ctx._txn)
 
 
 class MutationCtx(QueryCtx):

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from convection import knobs
+from convection.database.committer import OrderHeld
 from convection.database.database import Database
 from convection.database.readset import FrozenReadSet
 from convection.database.retry import Discard, run_in_transaction
@@ -313,19 +314,58 @@ class Runner:
         record_call(self.on_call, "mutation", path, identity, outcome, started)
         return outcome
 
-    def _run_mutation(
+    async def run_mutation_inline(
+        self,
+        path: Any,
+        args: Any,
+        identity: Identity | None,
+        *,
+        before_commit: Callable[[SystemView, FunctionOutcome], None] | None = None,
+        check_first: Callable[[SystemView], FunctionOutcome | None] | None = None,
+        on_ran: Callable[[float, float], None] | None = None,
+    ) -> FunctionOutcome | None:
+        """One optimistic attempt of a mutation on the calling thread (the event loop): the
+        function runs here and its commit is awaited, not blocked on, so a short mutation
+        costs no worker-thread hand-off. None when that attempt conflicted or the serialized
+        lane was held: nothing was applied, and the caller runs the mutation the usual way
+        (:meth:`run_mutation` in a worker thread, with its retries). ``on_ran(cpu, wall)``
+        gets the seconds the function itself took: CPU on this thread, and wall."""
+        started = time.perf_counter()
+        attempt, attempt_lines, rid = self._mutation_attempt(path, args, identity, before_commit, check_first)
+        cpu = time.thread_time()
+        txn = self.db.begin()
+        result = attempt(txn)
+        if on_ran is not None:
+            on_ran(time.thread_time() - cpu, time.perf_counter() - started)
+        if isinstance(result, Discard):
+            outcome = result.value
+        else:
+            outcome = result
+            try:
+                outcome.ts = await self.db.commit_async(txn)
+            except (OccConflict, OrderHeld):
+                self.stats.occ_retries.inc()
+                return None
+            except StorageFailure:
+                raise
+            except Exception as exc:  # the commit failed otherwise
+                outcome = self._error(exc, rid, attempt_lines())
+        self.stats.record("mutation", outcome.success, time.perf_counter() - started)
+        record_call(self.on_call, "mutation", path, identity, outcome, started)
+        return outcome
+
+    def _mutation_attempt(
         self,
         path: Any,
         args: Any,
         identity: Identity | None,
         before_commit: Callable[[SystemView, FunctionOutcome], None] | None,
         check_first: Callable[[SystemView], FunctionOutcome | None] | None,
-        sleep: Callable[[float], None],
-        max_retries: int | None,
-    ) -> FunctionOutcome:
+    ) -> tuple[Callable[[Transaction], FunctionOutcome | Discard[FunctionOutcome]], Callable[[], list[str]], str]:
+        """``(attempt, lines, request id)``: ``attempt(txn)`` runs the mutation once in
+        ``txn`` (for the retry loop); ``lines()`` are the log lines of the latest attempt."""
         rid = request_id()
-        retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
-        lines: list[str] = []  # the log lines of the latest attempt
+        lines: list[str] = []
 
         def attempt(txn: Transaction) -> FunctionOutcome | Discard[FunctionOutcome]:
             nonlocal lines
@@ -359,6 +399,20 @@ class Runner:
                 if spec is not None:
                     self._log(spec, cap.lines)
 
+        return attempt, lambda: lines, rid
+
+    def _run_mutation(
+        self,
+        path: Any,
+        args: Any,
+        identity: Identity | None,
+        before_commit: Callable[[SystemView, FunctionOutcome], None] | None,
+        check_first: Callable[[SystemView], FunctionOutcome | None] | None,
+        sleep: Callable[[float], None],
+        max_retries: int | None,
+    ) -> FunctionOutcome:
+        retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
+        attempt, lines, rid = self._mutation_attempt(path, args, identity, before_commit, check_first)
         try:
             outcome, ts = run_in_transaction(
                 self.db, attempt, max_retries=retries, sleep=sleep,
@@ -372,7 +426,7 @@ class Runner:
                 error_message=f"[Request ID: {rid}] Server Error\nThe mutation conflicted with "
                 f"concurrent writes of another process sharing the store even in the serialized "
                 "lane and was not applied. Retry it, or make it touch fewer hot documents.",
-                log_lines=lines,
+                log_lines=lines(),
                 error_code=conflict.code,
             )
         except StorageFailure:
@@ -380,7 +434,7 @@ class Runner:
         except BaseException as exc:  # the commit failed otherwise
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            return self._error(exc, rid, lines)
+            return self._error(exc, rid, lines())
         if ts is not None:
             outcome.ts = ts
         return outcome

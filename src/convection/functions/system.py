@@ -34,6 +34,7 @@ from typing import Any
 
 from convection import knobs
 from convection.errors import ConvectionError
+from convection.functions.context import catalog_view
 from convection.functions.decorators import ConvexFunction, FunctionKind
 from convection.functions.loader import FunctionSpec
 from convection.functions.paths import canonical_path
@@ -53,25 +54,10 @@ class SystemFunctionError(ConvectionError):
 _PAGINATION = v.object({"numItems": v.float64(), "cursor": v.union(v.string(), v.null())})
 
 
-def _engine(ctx: Any) -> Any:
-    """The transaction behind ``ctx``: these built-in functions need the catalog (which tables
-    exist), the schema and the table of an id, which user functions have no API for. They are
-    part of the engine, in the same layer as the ctx classes."""
-    return ctx._txn
-
-
 def _user_table(ctx: Any, table: str) -> str:
     if not isinstance(table, str) or not table or table.startswith("_"):
         raise SystemFunctionError(f"{table!r} is not a user table", code="InvalidTable")
     return table
-
-
-def _table_names(ctx: Any) -> list[str]:
-    db = _engine(ctx).db
-    names = {n for n in db.catalog.tables() if not n.startswith("_")}
-    if db.schema is not None:
-        names.update(db.schema.tables)
-    return sorted(names)
 
 
 def tables(ctx: Any) -> list[dict[str, Any]]:
@@ -79,13 +65,13 @@ def tables(ctx: Any) -> list[dict[str, Any]]:
     them change with every write) and bounded: a table's newest documents are counted up to
     ``DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT`` (less when many tables share the transaction's read
     budget); a larger table answers that number with ``"more": true``."""
-    catalog = _engine(ctx).db.catalog
-    names = _table_names(ctx)
+    catalog = catalog_view(ctx)
+    names = catalog.user_table_names()
     budget = knobs.TRANSACTION_MAX_READ_ROWS_COUNT // (2 * max(len(names), 1))
     cap = max(1, min(knobs.DASHBOARD_COUNT_MAX_DOCUMENTS_COUNT, budget))
     out = []
     for name in names:
-        seen = len(ctx.db.query(name).order("desc").take(cap + 1)) if catalog.table_number(name) is not None else 0
+        seen = len(ctx.db.query(name).order("desc").take(cap + 1)) if catalog.table_exists(name) else 0
         out.append({"name": name, "count": min(seen, cap), "more": seen > cap})
     return out
 
@@ -100,7 +86,7 @@ def documents(
 ) -> dict[str, Any]:
     """One page of ``table``, in ``index`` order (default ``by_creation_time``), filtered."""
     table = _user_table(ctx, table)
-    if _engine(ctx).db.catalog.table_number(table) is None:
+    if not catalog_view(ctx).table_exists(table):
         return {"page": [], "continueCursor": "", "isDone": True}
     q = ctx.db.query(table)
     if index:
@@ -133,7 +119,7 @@ def insert(ctx: Any, table: str, document: dict[str, Any]) -> str:
 
 
 def _check_user_doc(ctx: Any, id: str) -> None:
-    table = _engine(ctx).table_of_id(id)
+    table = catalog_view(ctx).table_of_id(id)
     if table is None or table.startswith("_"):
         raise SystemFunctionError(f"{id!r} is not the id of a document in a user table", code="InvalidId")
 

@@ -11,7 +11,10 @@ keys are compared as bytes and every byte string ``s`` has the immediate success
   O(log n + matches). Singletons (the common ``db.get`` and equality reads) live in a hash
   map; ranges live in a treap keyed by start and augmented with the maximum end of each
   subtree (the classic interval tree), so the cost of a stab does not grow with the number of
-  intervals that do not contain the key.
+  intervals that do not contain the key. Equal ranges share one tree node holding all their
+  owners (many subscriptions read the same range: the same query with other arguments, or
+  the same page), so adding or removing an owner of a range already present is a dict
+  operation, not a treap split and merge.
 """
 
 from __future__ import annotations
@@ -81,12 +84,12 @@ T = TypeVar("T", bound=Hashable)
 
 
 class _Node(Generic[T]):
-    __slots__ = ("end", "left", "max_end", "owner", "prio", "right", "start")
+    __slots__ = ("end", "left", "max_end", "owners", "prio", "right", "start")
 
     def __init__(self, start: bytes, end: bytes | None, owner: T) -> None:
         self.start = start
         self.end = end
-        self.owner = owner
+        self.owners: set[T] = {owner}
         self.prio = random.random()
         self.left: _Node[T] | None = None
         self.right: _Node[T] | None = None
@@ -145,6 +148,7 @@ class IntervalMap(Generic[T]):
     def __init__(self) -> None:
         self._points: dict[bytes, set[T]] = {}
         self._root: _Node[T] | None = None
+        self._ranges: dict[Interval, _Node[T]] = {}  # the tree's nodes by their interval
         self._by_owner: dict[T, list[_Node[T] | bytes]] = {}
         self._size = 0
 
@@ -158,7 +162,13 @@ class IntervalMap(Generic[T]):
             self._points.setdefault(start, set()).add(owner)
             entries.append(start)
             return
-        node: _Node[T] = _Node(start, end, owner)
+        node = self._ranges.get((start, end))
+        if node is not None:
+            node.owners.add(owner)
+            entries.append(node)
+            return
+        node = _Node(start, end, owner)
+        self._ranges[(start, end)] = node
         entries.append(node)
         left, right = _split(self._root, _order(node))
         self._root = _merge(_merge(left, node), right)
@@ -176,7 +186,10 @@ class IntervalMap(Generic[T]):
                     if not owners:
                         del self._points[e]
             else:
-                self._remove_node(e)
+                e.owners.discard(owner)
+                if not e.owners and self._ranges.get((e.start, e.end)) is e:
+                    del self._ranges[(e.start, e.end)]
+                    self._remove_node(e)
 
     def _remove_node(self, node: _Node[T]) -> None:
         key = _order(node)
@@ -205,7 +218,7 @@ class IntervalMap(Generic[T]):
             if n.start <= key:
                 e = n.end
                 if e is None or key < e:
-                    out.add(n.owner)
+                    out.update(n.owners)
                 if n.right is not None:
                     stack.append(n.right)
 

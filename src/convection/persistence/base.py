@@ -32,7 +32,7 @@ with ts <= read_ts (snapshot reads). Implementations are safe to call from many 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -124,6 +124,11 @@ class CommitSession(Protocol):
 class Persistence(Protocol):
     """See the module docstring for the contract."""
 
+    # Reads are served from this host (a file, memory) rather than over the network: a short
+    # function may then run on the event loop (application/inline.py); over the network each
+    # read would hold the loop for a round trip that worker threads overlap.
+    local_reads: bool
+
     def commit_session(self) -> AbstractContextManager[CommitSession]:
         """Take the store's commit lock (waiting for other processes) for one group of commits;
         leaving the block without an error makes the session's writes durable and releases
@@ -136,6 +141,12 @@ class Persistence(Protocol):
     def others_may_have_committed(self) -> bool:
         """A cheap hint for tailing: False only when certainly no other process committed
         since the last call (SQLite: ``PRAGMA data_version``)."""
+
+    def watch_commits(self, wake: Callable[[], None]) -> bool:
+        """Ask the store to call ``wake`` (from any thread, at any time) soon after another
+        process commits. True when it will (PostgreSQL: LISTEN/NOTIFY); the caller then only
+        polls now and then, for a lost notification. False when the store has no such signal
+        (SQLite, memory): the caller polls. At most one ``wake`` per store; ``close`` ends it."""
 
     def write(
         self, documents: Sequence[DocumentRevision], indexes: Sequence[IndexEntry]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,6 +29,8 @@ _Entry = tuple[int, int, bytes | None]
 
 class MemoryPersistence:
     """The Persistence protocol over plain Python containers; lost when the process ends."""
+
+    local_reads = True  # see Persistence.local_reads
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -94,6 +96,9 @@ class MemoryPersistence:
 
     def others_may_have_committed(self) -> bool:
         return False  # a memory store belongs to one process
+
+    def watch_commits(self, wake: Callable[[], None]) -> bool:
+        return False
 
     def _has_entry(self, index_id: int, key: bytes, ts: int) -> bool:
         entries = self._entries.get(index_id, {}).get(key, [])

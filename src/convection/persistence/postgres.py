@@ -52,8 +52,9 @@ server's: with the default ``synchronous_commit=on`` a returned write is flushed
 server's WAL. Any error is a :class:`StorageFailure` (outcome unknown).
 
 **Several processes.** Any number of processes (nodes) may open the same store and commit:
-the commit lock serializes them (convection 0.1.0 used a single-writer lease instead; its
-``leases`` table is left alone).
+the commit lock serializes them, and each commit session also sends ``pg_notify`` on the
+store's channel, which ``watch_commits`` LISTENs on (``postgres_notify.py``). (Convection
+0.1.0 used a single-writer lease instead; its ``leases`` table is left alone.)
 
 **Connections.** One writer connection (guarded by a lock) plus a bounded pool of autocommit
 connections opened on demand (by default as many as function worker threads, plus 4) for
@@ -101,6 +102,7 @@ from psycopg.types.numeric import Int8BinaryDumper, Int8Dumper
 from convection import knobs
 from convection.errors import ConvectionError, StorageFailure
 from convection.persistence.base import CommitEntry, DocumentRevision, IndexEntry
+from convection.persistence.postgres_notify import CommitListener, channel_name
 from convection.persistence.postgres_sql import (  # noqa: F401 (KEY_PREFIX_BYTES, split_key: public)
     _COMMIT_LOCK,
     _COMMITS_AFTER,
@@ -167,6 +169,8 @@ class PostgresPersistence:
     writer's comes on top).
     """
 
+    local_reads = False  # see Persistence.local_reads
+
     def __init__(
         self,
         url: str,
@@ -210,10 +214,14 @@ class PostgresPersistence:
         self._idle: list[_Connection] = []
         self._open_readers = 0
         self._writer: _Connection | None = None
+        self._writer_pid: int | None = None
+        self._listener: CommitListener | None = None
         try:
             self._writer = self._connect()
+            self._writer_pid = self._writer.info.backend_pid
             self._create_schema(self._writer)
             row = self._writer.execute(_MAX_TS).fetchone()
+            current = self._writer.execute("SELECT current_schema()").fetchone()
         except psycopg.Error as exc:
             self.close()
             raise StorageFailure(f"cannot open PostgreSQL store {self._where}: {exc}") from exc
@@ -224,6 +232,8 @@ class PostgresPersistence:
         # index-only writes, e.g. backfills, do not move max_ts but must be visible).
         self._max_ts: int = (row[0] if row else None) or 0
         self._written_ts: int = max(self._max_ts, (row[1] if row else None) or 0)
+        # Commit notifications (postgres_notify.py) are per schema the tables live in.
+        self._channel = channel_name(str(current[0]) if current and current[0] else "public")
 
     def __repr__(self) -> str:
         return f"PostgresPersistence({self._where!r})"
@@ -330,6 +340,7 @@ class PostgresPersistence:
             self._writer = None
             try:
                 self._writer = conn = self._connect()
+                self._writer_pid = conn.info.backend_pid
             except psycopg.Error as exc:
                 raise StorageFailure(f"cannot connect to {self._where}: {exc}") from exc
         return conn
@@ -386,7 +397,18 @@ class PostgresPersistence:
         return commits
 
     def others_may_have_committed(self) -> bool:
-        return True  # no cheap local signal: the caller polls commits_after
+        return True  # no cheap local signal: the caller reads commits_after
+
+    def watch_commits(self, wake: Callable[[], None]) -> bool:
+        """LISTEN for other processes' commits on a dedicated connection
+        (persistence/postgres_notify.py); ``wake`` runs in the listener's thread."""
+        self._check_open()
+        if self._listener is not None:
+            self._listener.close()
+        self._listener = CommitListener(
+            self._connect, self._channel, wake, lambda: self._writer_pid, self._where
+        )
+        return True
 
     def _write_failure(self, what: str, exc: psycopg.Error) -> StorageFailure:
         return StorageFailure(f"{what} to {self._where} failed: {exc}")
@@ -601,6 +623,9 @@ class PostgresPersistence:
         self._check_open()
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         with self._pool:
             if self._closed:
                 return
@@ -672,7 +697,10 @@ class _PostgresSession:
         if documents or indexes:
             self._conn.execute(_WRITE, (*doc_columns, *index_columns))
         if commits:
-            self._conn.execute(_INSERT_COMMITS, ([c.ts for c in commits], [c.keys for c in commits]))
+            self._conn.execute(_INSERT_COMMITS, (
+                [c.ts for c in commits], [c.keys for c in commits],
+                self._store._channel, str(commits[-1].ts),
+            ))
         if documents:
             self.top = max(self.top, *doc_columns[0])
         if commits:

@@ -22,8 +22,11 @@ _CREATE_COMMITS: Final = (
 # a database), taken by every commit session of every process.
 _COMMIT_LOCK: Final = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.convection_commit'))"
 _COMMITS_AFTER: Final = "SELECT ts, keys FROM commits WHERE ts > %s ORDER BY ts"
+# The commit-log rows and the notification of the newest ts on the store's channel
+# (persistence/postgres_notify.py), in one statement; PostgreSQL delivers it at COMMIT.
 _INSERT_COMMITS: Final = (
-    "INSERT INTO commits (ts, keys) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+    "WITH c AS (INSERT INTO commits (ts, keys) SELECT * FROM unnest(%s::bigint[], %s::bytea[]))"
+    " SELECT pg_notify(%s, %s)"
 )
 _PRUNE_COMMITS: Final = (
     "DELETE FROM commits WHERE ts <= %s AND ts < (SELECT max(ts) FROM commits)"

@@ -36,11 +36,13 @@ backwards, even across a restart (the clock floor relies on it).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import operator
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -179,6 +181,8 @@ class SqlitePersistence:
     concurrency and durability model.
     """
 
+    local_reads = True  # see Persistence.local_reads
+
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         mode = synchronous.upper()
         if mode not in _SYNCHRONOUS_MODES:
@@ -197,7 +201,8 @@ class SqlitePersistence:
         self._path = Path(path)
         self._synchronous = mode
         self._closed = False
-        self._write_lock = threading.Lock()
+        self._thread_lock = threading.Lock()  # the writer connection, within this process
+        self._write_lock = _WriteLock(self._thread_lock, Path(f"{self._path}-commit.lock"))
         self._pool_lock = threading.Lock()  # guards _connections (not the hot _idle list)
         self._connections: list[sqlite3.Connection] = []
         # Idle reader connections. list.pop()/append() are atomic, so checkout is lock-free.
@@ -341,13 +346,16 @@ class SqlitePersistence:
         return [CommitEntry(t, k) for t, k in self._read_all(_COMMITS_AFTER, (ts,))]
 
     def others_may_have_committed(self) -> bool:
-        with self._write_lock:
+        with self._thread_lock:  # a read of the writer connection: no need to exclude others
             conn = self._writable()
             version = self._read_data_version(conn)
             if version == self._data_version:
                 return False
             self._data_version = version
             return True
+
+    def watch_commits(self, wake: Callable[[], None]) -> bool:
+        return False  # polled: data_version costs no table read
 
     @staticmethod
     def _read_data_version(conn: sqlite3.Connection) -> int:
@@ -599,14 +607,58 @@ class SqlitePersistence:
         if self._closed:
             return
         self._closed = True
-        with self._write_lock, self._pool_lock:
+        with self._thread_lock, self._pool_lock:
             connections, self._connections = self._connections, []
             self._idle.clear()
+        self._write_lock.close()
         for conn in connections:
             try:
                 conn.close()
             except sqlite3.Error:  # pragma: no cover - closing is best effort
                 pass
+
+
+class _WriteLock:
+    """The writer's lock: this process's thread lock, then an exclusive ``flock`` on a file
+    beside the database, shared by every process that writes to it (``serve --workers``,
+    CLI commands). SQLite's own write lock is still what protects the data; the flock only
+    decides who goes next. Without it a process that finds the write lock taken waits in
+    SQLite's busy handler, which sleeps 1, 2, 5, 10 ... ms between tries, so under
+    contention commits went out in bursts separated by sleeps; a blocked ``flock`` is woken
+    by the kernel the moment the holder releases it. The file descriptor is opened per
+    process (a descriptor inherited across ``fork`` would share the lock with the parent)."""
+
+    def __init__(self, thread_lock: threading.Lock, path: Path) -> None:
+        self._thread_lock = thread_lock
+        self._path = path
+        self._fd = -1
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            if self._pid != os.getpid():
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError:
+            # No lock file (a read-only directory): SQLite's busy handler still serializes.
+            self._pid = 0
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def close(self) -> None:
+        if self._pid == os.getpid() and self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._pid = -1, 0
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -148,6 +148,9 @@ def _no_optional(x: Validator, where: str) -> None:
         )
 
 
+_ONLY_FLOATS: Final = frozenset({float})
+
+
 # --- the base class ----------------------------------------------------------------------
 
 
@@ -482,6 +485,10 @@ class ArrayValidator(Validator):
                 code="ArrayTooLong",
             )
         item = self.item
+        # Fast path (embeddings: hundreds of floats): every element is a float under
+        # v.number(), which returns each one unchanged; one C-level pass decides it.
+        if type(item) is Float64Validator and _ONLY_FLOATS.issuperset(map(type, value)):
+            return list(value)
         return [item._check(x, f"{path}[{i}]", depth + 1, ctx) for i, x in enumerate(value)]
 
     def to_json(self) -> dict[str, Any]:

@@ -34,7 +34,6 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -42,17 +41,10 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from convection import knobs
-from convection.application.admin import AdminError
-from convection.application.app import Application
+from convection.application.admin import Admin, AdminError
 from convection.application.interface import Identity
-from convection.database.query import Query
-from convection.database.transaction import SystemView
-from convection.errors import ConvectionError
-from convection.model.cron_jobs import CronJobs
-from convection.model.scheduled_jobs import SCHEDULED_FUNCTIONS_TABLE, ScheduledJob, ScheduledJobs
 from convection.server.admin_routes import admin_guard
 from convection.server.http_api import HttpApi, json_response
-from convection.values.json import to_convex_json
 
 PAGE = "dashboard.html"
 PAGES = ("data", "schema", "files", "functions", "logs", "schedules", "env", "backups")
@@ -81,10 +73,11 @@ def load_page() -> tuple[str, str]:
 
 
 class DashboardRoutes:
-    """The page and the dashboard's admin routes of one application."""
+    """The page and the dashboard's admin routes of one deployment: HTTP only; every read and
+    action goes through the :class:`Admin` facade (``application/inspection.py``)."""
 
-    def __init__(self, app: Application, api: HttpApi) -> None:
-        self.app = app
+    def __init__(self, admin: Admin, api: HttpApi) -> None:
+        self.admin = admin
         self.api = api
         self._page: tuple[str, str] | None = None
 
@@ -119,113 +112,26 @@ class DashboardRoutes:
             },
         )
 
-    # --- functions -----------------------------------------------------------------------------
+    # --- reads and actions (Admin: application/inspection.py) ----------------------------------
     async def functions(self, request: Request, identity: Identity) -> Response:
-        return json_response({"functions": self.app.loaded.function_paths_json()})
+        return json_response({"functions": self.admin.functions(identity)})
 
-    # --- schema and indexes ---------------------------------------------------------------------
     async def schema(self, request: Request, identity: Identity) -> Response:
-        return json_response(await run_in_threadpool(self._schema))
-
-    def _schema(self) -> dict[str, Any]:
-        db = self.app.db
-        schema = db.schema
-        ts = db.latest_ts()
-        names = {n for n in db.catalog.tables() if not n.startswith("_")}
-        if schema is not None:
-            names.update(schema.tables)
-        tables = []
-        for name in sorted(names):
-            tdef = schema.tables.get(name) if schema is not None else None
-            number = db.catalog.table_number(name)
-            count = _count(db.persistence.table_documents(number, ts)) if number is not None else 0
-            live = db.catalog.indexes_of(name) if number is not None else {}
-            indexes = []
-            for ix in live.values():
-                entry: dict[str, Any] = {"name": ix.name, "fields": list(ix.fields), "state": ix.state}
-                if ix.state != "enabled":
-                    # Backfill progress: the index entries written so far against the documents.
-                    entry["progress"] = {"done": _count(db.persistence.index_scan(ix.index_id, b"", None, ts)), "total": count}
-                indexes.append(entry)
-            declared = {ix["name"] for ix in indexes}
-            if tdef is not None:
-                for d in tdef.indexes:
-                    if d.name not in declared:
-                        indexes.append({"name": d.name, "fields": list(d.fields), "state": "staged" if d.staged else "pending"})
-            tables.append({
-                "name": name,
-                "documents": count,
-                "validator": tdef.document_validator.to_json() if tdef is not None else None,
-                "indexes": sorted(indexes, key=lambda i: (i["name"] != "by_creation_time", i["name"] != "by_id", i["name"])),
-                "searchIndexes": [ix.to_json() for ix in tdef.search_indexes] if tdef is not None else [],
-                "vectorIndexes": [ix.to_json() for ix in tdef.vector_indexes] if tdef is not None else [],
-            })
-        return {
-            "hasSchema": schema is not None,
-            "schemaValidation": bool(schema is not None and schema.schema_validation),
-            "tables": tables,
-        }
-
-    # --- scheduled functions and crons ---------------------------------------------------------
-    def _read(self) -> SystemView:
-        return SystemView(self.app.db.begin(read_only=True))
+        return json_response(await run_in_threadpool(self.admin.schema_overview, identity))
 
     async def scheduled(self, request: Request, identity: Identity) -> Response:
         limit = _limit(request)
-
-        def read() -> list[dict[str, Any]]:
-            system = self._read()
-            model = ScheduledJobs(system)
-            docs = Query(system.txn, SCHEDULED_FUNCTIONS_TABLE).order("desc").take(limit)
-            return [_job_json(model, ScheduledJob.from_doc(d)) for d in docs]
-
-        return json_response({"jobs": await run_in_threadpool(read)})
+        jobs = await run_in_threadpool(self.admin.scheduled_functions, identity, limit)
+        return json_response({"jobs": jobs})
 
     async def cancel(self, request: Request, identity: Identity) -> Response:
         job_id = request.path_params["job_id"]
-        scheduler = self.app.scheduler
-        now_ms = self.app.db.clock.now_ms
-
-        def cancel(system: SystemView) -> bool:
-            model = ScheduledJobs(system)
-            if model.get(job_id) is None:
-                raise AdminError(f"No scheduled function with id {job_id!r}", code="NotFound")
-            return model.cancel(job_id, now_ms())
-
-        canceled = await run_in_threadpool(scheduler.transact, cancel)
-        scheduler.wake()
+        canceled = await run_in_threadpool(self.admin.cancel_scheduled_function, identity, job_id)
         return json_response({"id": job_id, "canceled": canceled})
 
     async def crons(self, request: Request, identity: Identity) -> Response:
         limit = _limit(request)
-
-        def read() -> dict[str, Any]:
-            jobs = CronJobs(self._read()).all()
-            crons = [
-                {
-                    "name": c.name,
-                    "udfPath": c.udf_path,
-                    "args": to_convex_json(c.args),
-                    "schedule": to_convex_json(c.schedule),
-                    "state": c.state,
-                    "nextTs": c.next_ts,
-                    "prevTs": c.prev_ts,
-                }
-                for c in jobs
-            ]
-            logs = [to_convex_json(doc) for doc in self.app.cron_logs(None, limit)]
-            return {"crons": crons, "logs": logs}
-
-        return json_response(await run_in_threadpool(read))
-
-
-def _count(rows: Any) -> int:
-    n = 0
-    for row in rows:
-        rev = row[1] if isinstance(row, tuple) else row
-        if rev.value is not None:
-            n += 1
-    return n
+        return json_response(await run_in_threadpool(self.admin.cron_jobs, identity, limit))
 
 
 def _limit(request: Request) -> int:
@@ -234,21 +140,3 @@ def _limit(request: Request) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= top:
         raise AdminError(f"limit must be a whole number from 1 to {top}, got {raw!r}", code="InvalidPaginationLimit")
     return int(raw)
-
-
-def _job_json(model: ScheduledJobs, job: ScheduledJob) -> dict[str, Any]:
-    try:
-        args: Any = to_convex_json(model.args_of(job))
-    except ConvectionError:
-        args = None
-    state: dict[str, Any] = {"kind": job.state.value}
-    if job.error is not None:
-        state["error"] = job.error
-    return {
-        "id": job.id,
-        "name": job.name,
-        "args": args,
-        "scheduledTime": job.scheduled_time,
-        "completedTime": job.completed_time,
-        "state": state,
-    }

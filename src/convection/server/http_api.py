@@ -103,24 +103,27 @@ async def read_limited_body(request: Request) -> bytes:
     Content-Length before reading anything, else while streaming, so an oversized body is
     never buffered whole."""
     limit = body_limit_bytes()
-    too_large = HttpError(
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(
         413,
         "ArgumentsTooLarge",
         f"The request body is over {limit} bytes: function arguments are limited to "
         f"{knobs.MAX_FUNCTION_ARGS_SIZE_BYTES} bytes (knob MAX_FUNCTION_ARGS_SIZE_BYTES). Pass "
         "large data through file storage instead.",
     )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class HttpApi:

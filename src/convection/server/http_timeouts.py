@@ -15,6 +15,13 @@ Invariants:
   timeout, ``SYNC_CONNECT_TIMEOUT_MS``).
 
 One timer per connection, re-armed lazily: ``data_received`` only records the time.
+
+The same class sends a response with a known length in **one write**: uvicorn writes the
+status line and headers when the app starts the response and the body in a second write;
+each write is a ``send`` syscall taken while holding the GIL (on loopback the kernel runs
+the receiver's TCP path inside it), about a third of the server's CPU for a small cached
+query (py-spy, bench/PROFILES.md). :class:`_OneWrite` holds the head of a response that has
+a ``content-length`` until its body comes; chunked (streaming) responses are not held.
 """
 
 from __future__ import annotations
@@ -41,6 +48,12 @@ def protocol_class(idle_timeout_s: float) -> type[asyncio.Protocol]:
         def data_received(self, data: bytes) -> None:
             self._last_rx = self.loop.time()
             super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            cycle = getattr(self, "cycle", None)
+            if cycle is not None and hasattr(cycle, "chunked_encoding") and not isinstance(cycle.transport, _OneWrite):
+                cycle.transport = _OneWrite(cycle.transport, cycle)
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._stall_timer is not None:
@@ -74,3 +87,47 @@ def protocol_class(idle_timeout_s: float) -> type[asyncio.Protocol]:
             return not (flow is not None and flow.read_paused)
 
     return StallTimeoutProtocol
+
+
+class _OneWrite:
+    """A request cycle's view of its transport that holds the response head (the first write
+    after the response started, when it has a content-length) and sends it with the next
+    write, the body. Everything else is the transport's."""
+
+    __slots__ = ("_cycle", "_head_seen", "_held", "_transport")
+
+    def __init__(self, transport: Any, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._held: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+            return
+        cycle = self._cycle
+        if (
+            not self._head_seen
+            and cycle.response_started
+            and cycle.chunked_encoding is False  # a content-length: the body follows at once
+            and cycle.scope.get("method") != "HEAD"  # no body write would follow
+        ):
+            self._head_seen = True
+            self._held = data  # the head: sent with the body
+            return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def _flush(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)

@@ -337,6 +337,7 @@ class SyncWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._transition_scheduled = False
         self._transition_wakeup = asyncio.Event()
+        self._in_transition = False  # a Transition is being computed (it may be awaiting)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._close_task: asyncio.Task[None] | None = None
@@ -582,7 +583,8 @@ class SyncWorker:
         if self._shut_down or self._loop is None:
             return
         if threading.get_ident() == self._loop_thread:
-            self._schedule_transition()
+            if not self._transition_now():
+                self._schedule_transition()
         else:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to do
                 self._loop.call_soon_threadsafe(self._schedule_transition)
@@ -608,30 +610,87 @@ class SyncWorker:
                     self._apply_sync(self.state.internal_error("computing a transition failed"))
 
     async def _run_transition(self) -> None:
-        plan = self.state.begin_transition(self._app.latest_ts())
-        runs: dict[int, QueryRun] = {}
+        self._in_transition = True
         try:
+            plan = self.state.begin_transition(self._app.latest_ts())
+            runs: dict[int, QueryRun] = {}
             try:
-                await self._run_queries(plan, runs)
-            except BaseException:
-                for run in runs.values():
-                    run.subscription.close()
-                raise
-            if self.closed:
-                for run in runs.values():
-                    run.subscription.close()
-                return
-            result = self.state.finish_transition(plan, runs, now_ns=self._clock.now_ns())
+                try:
+                    await self._run_queries(plan, runs)
+                except BaseException:
+                    for run in runs.values():
+                        run.subscription.close()
+                    raise
+                if self.closed:
+                    for run in runs.values():
+                        run.subscription.close()
+                    return
+                self._finish_transition(plan, runs)
+            finally:
+                self._end_plan(plan)
         finally:
-            self.state.abandon_transition(plan)
-            for subscription in plan.subscriptions_to_close:
-                subscription.close()
+            self._in_transition = False
+
+    def _transition_now(self) -> bool:
+        """Fan-out fast path, on the loop, from an invalidation callback: when every query the
+        next Transition must run is answered by the query cache (the invalidated entry was
+        just rerun into it, application/app.py ``_entry_invalidated``), compute and send the
+        Transition here and now, without waking the transition task (a task switch and two
+        event operations per socket). False (nothing changed that the task will not redo)
+        when it cannot: a Transition is in progress or pending, back-pressure, or a query
+        that is not in the cache (then the plan is abandoned and its queries run again)."""
+        if (
+            self._in_transition
+            or self._transition_scheduled
+            or self.closed
+            or self._shut_down
+            or self.outbox.pending_transitions >= self._max_unsent_transitions
+        ):
+            return False
+        self._in_transition = True
+        try:
+            plan = self.state.begin_transition(self._app.latest_ts())
+            runs: dict[int, QueryRun] = {}
+            try:
+                if not plan.to_run:
+                    return False  # e.g. invalidated beyond the latest ts: the task waits for it
+                for item in plan.to_run:
+                    run = self._app.cached_query_run(item.udf_path, item.args, plan.identity, item.journal, plan.ts)
+                    if run is None:
+                        for got in runs.values():
+                            got.subscription.close()
+                        return False
+                    runs[item.query_id] = run
+                self._finish_transition(plan, runs)
+            finally:
+                self._end_plan(plan)
+        except Exception:  # let the transition task meet it and report it as usual
+            return False
+        finally:
+            self._in_transition = False
+        # Done, unless a subscription is invalidated beyond this Transition's ts.
+        return not any(
+            q.subscription is not None and q.subscription.invalidated_at is not None
+            for q in self.state.queries.values()
+        )
+
+    def _finish_transition(self, plan: TransitionPlan, runs: dict[int, QueryRun]) -> None:
+        result = self.state.finish_transition(plan, runs, now_ns=self._clock.now_ns())
+        self._end_plan(plan)
         for subscription in result.new_subscriptions:
             self._watch(subscription)
         if result.encoded is not None and not self._shut_down:
             self.outbox.push(
                 result.encoded.decode("utf-8"), size=len(result.encoded), transition=True
             )
+
+    def _end_plan(self, plan: TransitionPlan) -> None:
+        """Forget ``plan`` if it was not finished, and close the subscriptions it replaced
+        (once: the list is emptied)."""
+        self.state.abandon_transition(plan)
+        to_close, plan.subscriptions_to_close = plan.subscriptions_to_close, []
+        for subscription in to_close:
+            subscription.close()
 
     async def _run_queries(self, plan: TransitionPlan, runs: dict[int, QueryRun]) -> None:
         app = self._app

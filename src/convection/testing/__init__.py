@@ -3,7 +3,7 @@ temporary store for synchronous tests; the pytest plugin (``pytest_plugin.py``, 
 the ``convection`` pytest11 entry point) provides the ``convection_backend`` fixture.
 
 This package is the top of the layer stack: it wires concretes through
-``convection.server.app.open_deployment`` and may import from every layer.
+``convection.server.compose.open_deployment`` and may import from every layer.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ test code (docs/testing.md).
 
 A backend owns a temporary data directory (SQLite database, instance secret), a
 :class:`~convection.clock.ManualClock`, the deployment built by
-:func:`convection.server.app.open_deployment` (the one place concretes are wired) and an
+:func:`convection.server.compose.open_deployment` (the composition root) and an
 asyncio event loop running in a daemon thread. Every public method is synchronous: it hands a
 coroutine to that loop and waits for it, so the async :class:`Application` API serves plain
 ``def test_...`` functions (and async tests too: the backend's loop is not the test's loop).
@@ -67,7 +67,7 @@ from convection.functions.loader import LoadedApp
 from convection.functions.outcome import FunctionOutcome
 from convection.functions.references import function_path
 from convection.functions.runner import FunctionCallError
-from convection.server.app import Deployment, open_deployment
+from convection.server.compose import Deployment, open_deployment
 from convection.values.model import normalize
 
 __all__ = [

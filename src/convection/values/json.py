@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import binascii
 import math
+import re
 import struct
 from typing import Any, Final
 
@@ -61,6 +62,9 @@ _U64_MAX: Final = (1 << 64) - 1
 
 _SORT: Final = orjson.OPT_SORT_KEYS
 _FAST: Final = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
+# orjson writes -0.0 as the token ``-0.0``; ``-0.05`` or ``-0.0e-07`` merely contain it (a
+# vector of negative floats almost always does), so match only where the number ends.
+_NEGATIVE_ZERO: Final = re.compile(rb"-0\.0(?![0-9eE])")
 _URLSAFE: Final = str.maketrans("-_", "+/")
 
 
@@ -228,7 +232,7 @@ def dumps(value: Any) -> bytes:
         return _dump_sorted(to_convex_json(value))
     if (
         b"null" in out
-        or (b"-" in out and b"-0.0" in out)  # memchr prefilter before the 4-byte search
+        or (b"-0.0" in out and _NEGATIVE_ZERO.search(out) is not None)
         or (b"$" in out and out.count(b'"$') != emitted)
     ):
         return _dump_sorted(to_convex_json(value))

@@ -178,6 +178,8 @@ def normalize(value: Any, *, max_depth: int | None = None, path: str = "") -> An
 _VALID_NAMES: set[str] = set()
 _VALID_NAMES_MAX = 65536
 _SCALARS = (str, float, bool, Int64, bytes, type(None))
+_SCALAR_SET: Final = frozenset(_SCALARS)  # normalized as themselves
+_NUMBERS: Final = frozenset((float, Int64, int))  # 9 bytes each in value_size
 
 
 def _check_name_cached(k: Any, path: str) -> None:
@@ -221,6 +223,8 @@ def _normalize(value: Any, path: str, depth: int, depth_limit: int) -> Any:
             raise LimitError(f"Value is nested more than {depth_limit} levels deep at {path or 'top level'}", code="NestingTooDeep")
         if len(value) > knobs.MAX_ARRAY_LENGTH_COUNT:
             raise LimitError(f"Array at {path or 'top level'} has {len(value)} elements; the limit is {knobs.MAX_ARRAY_LENGTH_COUNT}", code="ArrayTooLong")
+        if _SCALAR_SET.issuperset(map(type, value)):  # e.g. a vector: nothing to convert
+            return list(value)
         return [_normalize(v, _join(path, i), depth + 1, depth_limit) for i, v in enumerate(value)]
     if isinstance(value, bool):
         return bool(value)
@@ -298,6 +302,8 @@ def value_size(value: Any) -> int:
     if t is bytes:
         return len(value) + 2
     if t is list:
+        if _NUMBERS.issuperset(map(type, value)):  # vectors: one C-level pass
+            return 2 + 9 * len(value)
         return 2 + sum(value_size(v) for v in value)
     if t is dict:
         total = 2

@@ -47,7 +47,7 @@ main(async () => {
   const burst = [];
   for (let i = 0; i < n; i++) {
     burst.push(
-      client.mutation(api.counter.increment, { name }).then(
+      client.mutation(api.counter.increment, { name, pauseMs: 5 }).then(
         (value) => {
           results[i] = value;
           acked += 1;
