@@ -490,15 +490,16 @@ async def test_invalidation_by_another_commit(h: Harness) -> None:
 
 
 async def test_a_cached_rerun_is_sent_from_the_invalidation_itself(h: Harness) -> None:
-    """Fan-out fast path: when the query cache already holds the rerun, the invalidation
-    callback computes and queues the Transition at once (no query run, no task wake-up); the
-    client sees exactly what the task would have sent."""
+    """Fan-out fast path: when the query cache already holds the rerun, a callback scheduled
+    by the invalidation computes and queues the Transition (no query run, no task wake-up);
+    the client sees exactly what the task would have sent."""
     await subscribe(h, "messages:list", "other:q")
     calls = len(h.app.query_calls)
     before = len(h.transitions())
     h.app.cached = True
     ts = h.app.commit_published("messages:list", ["cached"])
-    # The Transition is queued synchronously, inside commit_published's callback.
+    assert h.app.cache_hits == []  # on the next loop iteration, with the commit's other reruns
+    await asyncio.sleep(0)
     assert h.app.cache_hits == [("messages:list", ts)]
     await h.settle()
     assert len(h.transitions()) == before + 1
@@ -513,6 +514,22 @@ async def test_a_cached_rerun_is_sent_from_the_invalidation_itself(h: Harness) -
     h.app.commit("messages:list", ["later"])
     await h.settle()
     assert h.transitions()[-1]["modifications"][0]["value"] == ["later"]
+
+
+async def test_one_commit_invalidating_several_queries_sends_one_transition(h: Harness) -> None:
+    await subscribe(h, "messages:list", "other:q")
+    before = len(h.transitions())
+    h.app.cached = True
+    h.app.values["messages:list"] = ["x"]
+    h.app.values["other:q"] = ["y"]
+    ts = h.app.ts + 10
+    h.app.ts = ts
+    for sub in list(h.app.subs):
+        if not sub.closed:
+            sub.invalidate(ts)  # the same commit's invalidations, in one loop iteration
+    await h.settle()
+    assert len(h.transitions()) == before + 1
+    assert {m["queryId"] for m in h.transitions()[-1]["modifications"]} == {0, 1}
 
 
 async def test_triggers_during_a_transition_are_coalesced(h: Harness) -> None:

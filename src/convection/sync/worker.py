@@ -338,6 +338,7 @@ class SyncWorker:
         self._transition_scheduled = False
         self._transition_wakeup = asyncio.Event()
         self._in_transition = False  # a Transition is being computed (it may be awaiting)
+        self._fast_pending = False  # _fast_transition is scheduled (call_soon)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._close_task: asyncio.Task[None] | None = None
@@ -583,8 +584,12 @@ class SyncWorker:
         if self._shut_down or self._loop is None:
             return
         if threading.get_ident() == self._loop_thread:
-            if not self._transition_now():
-                self._schedule_transition()
+            # Not right here: the other entries this commit invalidated are being rerun in
+            # this same loop iteration, and one Transition should carry them all (a socket
+            # with many queries would otherwise send one Transition per query).
+            if not self._fast_pending:
+                self._fast_pending = True
+                self._loop.call_soon(self._fast_transition)
         else:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to do
                 self._loop.call_soon_threadsafe(self._schedule_transition)
@@ -631,8 +636,13 @@ class SyncWorker:
         finally:
             self._in_transition = False
 
+    def _fast_transition(self) -> None:
+        self._fast_pending = False
+        if not self._transition_now():
+            self._schedule_transition()
+
     def _transition_now(self) -> bool:
-        """Fan-out fast path, on the loop, from an invalidation callback: when every query the
+        """Fan-out fast path, on the loop, soon after an invalidation: when every query the
         next Transition must run is answered by the query cache (the invalidated entry was
         just rerun into it, application/app.py ``_entry_invalidated``), compute and send the
         Transition here and now, without waking the transition task (a task switch and two
