@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import time
+from pathlib import Path
+
 from harness import (
     MUTATION_BODY,
     OK,
@@ -13,8 +18,31 @@ from harness import (
     log,
     node,
     profiling,
-    raw_sqlite_inserts,
 )
+
+
+def raw_sqlite_inserts(path: Path, seconds: float) -> dict[str, float]:
+    """The storage reference: one Python thread, WAL + synchronous=NORMAL, 1 txn per insert."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("CREATE TABLE docs (id BLOB PRIMARY KEY, ts INTEGER, json TEXT) WITHOUT ROWID")
+    con.execute("CREATE TABLE idx (k BLOB, ts INTEGER, id BLOB, PRIMARY KEY (k, ts)) WITHOUT ROWID")
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    while time.perf_counter() < end:
+        for _ in range(100):
+            n += 1
+            doc_id = os.urandom(16)
+            con.execute("BEGIN")
+            con.execute("INSERT INTO docs VALUES (?, ?, ?)",
+                        (doc_id, n, f'{{"channel": "w1", "n": {n}.0, "body": "hello world"}}'))
+            con.execute("INSERT INTO idx VALUES (?, ?, ?)", (b"w1\x00" + n.to_bytes(8, "big") + doc_id, n, doc_id))
+            con.execute("COMMIT")
+    dt = time.perf_counter() - t0
+    con.close()
+    return {"rps": n / dt, "requests": n, "seconds": dt}
 
 
 def w1(run: Run, cvx: Convection, pb: PocketBase) -> None:

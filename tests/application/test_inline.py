@@ -90,9 +90,13 @@ async def test_inline_mutation_waits_for_the_lane_in_the_pool(deployment: Deploy
         assert await asyncio.to_thread(held.wait, 30)
         pool_runs = app.inline.pool_runs
         call = asyncio.create_task(app.run_mutation("calls:add", {"x": 1000}, ANONYMOUS))
-        # The loop stays free while the mutation waits for the lane.
-        for _ in range(20):
-            await asyncio.sleep(0.005)
+        # The loop stays free while the mutation waits for the lane: other work runs, and
+        # the call is still waiting once it reached the pool (its attempt came back OrderHeld).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while app.inline.pool_runs == pool_runs and app.lanes.running("calls:add") == 0:
+            assert loop.time() < deadline, "the mutation never went to the pool"
+            await asyncio.sleep(0)
         assert not call.done()
         release.set()
         out = await asyncio.wait_for(call, 60)

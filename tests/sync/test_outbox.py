@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from convection.sync.worker import AsyncioTimer, Outbox
+from convection.sync.outbox import AsyncioTimer, Outbox
 
 
 class Socket:

@@ -102,6 +102,7 @@ from convection.application.snapshots import (
     parse_import,
     parse_storage,
     snapshot_number,
+    write_table_import,
 )
 from convection.database.catalog import BY_CREATION_TIME
 from convection.database.database import Database
@@ -557,7 +558,7 @@ class Admin:
             tables.append(plan.storage.to_json())
             imported += plan.storage.imported
         for t in plan.tables:
-            self._import_table(t, plan.mode, progress)
+            write_table_import(self.app.db, t, plan.mode, progress)
         tables += [t.to_json() for t in plan.tables]
         imported += sum(t.imported for t in plan.tables)
         return {"imported": imported, "tables": tables}
@@ -641,61 +642,6 @@ class Admin:
         if table is None:
             raise AdminError("Importing a single file needs a table name (--table)", code="InvalidTableName")
         return StreamingImport(self.app.db, table, mode, fmt, source, progress)
-
-    def _import_table(self, t: TableImport, mode: ImportMode, progress: Progress | None) -> None:
-        db = self.app.db
-        number = db.ensure_table(t.table)
-        ts = db.latest_ts()
-        old = [
-            encode_id(number, rev.id)
-            for rev in db.persistence.table_documents(number, ts)
-            if rev.value is not None
-        ]
-        keep_ids = (mode == "replace" or not old) and t.snapshot_number == number
-        deletes = old if mode == "replace" else []
-        ops: list[tuple[str, Any]] = [("delete", i) for i in deletes] + [("insert", d) for d in t.docs]
-        # each delete and each insert keeping its id reads the id: stay under the read limit
-        chunk = max(1, min(knobs.IMPORT_CHUNK_DOCUMENTS_COUNT, knobs.TRANSACTION_MAX_READ_INTERVALS_COUNT // 2))
-        byte_budget = knobs.TRANSACTION_MAX_WRITE_BYTES // 2
-        pos = 0
-        total = len(ops)
-
-        def apply(txn: Transaction) -> tuple[int, int, int, int]:
-            done = deleted = inserted = kept = 0
-            for kind, item in ops[pos : pos + chunk]:
-                if done and txn.bytes_written >= byte_budget:
-                    break
-                done += 1
-                if kind == "delete":
-                    if txn.get(item) is not None:
-                        txn.delete(item)
-                        deleted += 1
-                    continue
-                doc: ImportDoc = item
-                if keep_ids and doc.id is not None and insert_keeping_id(txn, t.table, number, doc):
-                    kept += 1
-                else:
-                    txn.insert(t.table, doc.fields)
-                inserted += 1
-            return done, deleted, inserted, kept
-
-        while pos < total:
-            try:
-                (done, deleted, inserted, kept), _ = run_in_transaction(db, apply)
-            except ConvectionError as exc:
-                raise ConvectionError(
-                    f"Import into {t.table!r} failed after {t.imported} documents were imported: "
-                    f"{exc.message}",
-                    code=exc.code,
-                ) from None
-            pos += done
-            t.deleted += deleted
-            t.imported += inserted
-            t.kept_ids += kept
-            if progress is not None:
-                progress(t.table, pos, total)
-        if progress is not None and total == 0:
-            progress(t.table, 0, 0)
 
     # --- environment variables -----------------------------------------------------------------
     def _env_rows(self) -> dict[str, str]:

@@ -24,10 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from convection import knobs
+from convection.database.database import Database
+from convection.database.retry import run_in_transaction
 from convection.database.transaction import SystemView, Transaction
 from convection.errors import ConvectionError, IdError
 from convection.schema.schema import MAX_TABLE_NAME_LENGTH
-from convection.values.ids import decode_id
+from convection.values.ids import decode_id, encode_id
 from convection.values.json import loads
 
 
@@ -369,3 +372,60 @@ def insert_keeping_id(writer: Transaction | SystemView, table: str, number: int,
     when that id is live in the transaction's view."""
     assert doc.id is not None
     return writer.insert_with_id(table, number, doc.id, doc.creation_time, doc.fields)
+
+
+def write_table_import(db: Database, t: TableImport, mode: ImportMode, progress: Progress | None) -> None:
+    """Write one table of a checked import in chunked transactions (``replace`` deletes the
+    old documents first; ids are kept when the table was empty or replaced)."""
+    number = db.ensure_table(t.table)
+    ts = db.latest_ts()
+    old = [
+        encode_id(number, rev.id)
+        for rev in db.persistence.table_documents(number, ts)
+        if rev.value is not None
+    ]
+    keep_ids = (mode == "replace" or not old) and t.snapshot_number == number
+    deletes = old if mode == "replace" else []
+    ops: list[tuple[str, Any]] = [("delete", i) for i in deletes] + [("insert", d) for d in t.docs]
+    # each delete and each insert keeping its id reads the id: stay under the read limit
+    chunk = max(1, min(knobs.IMPORT_CHUNK_DOCUMENTS_COUNT, knobs.TRANSACTION_MAX_READ_INTERVALS_COUNT // 2))
+    byte_budget = knobs.TRANSACTION_MAX_WRITE_BYTES // 2
+    pos = 0
+    total = len(ops)
+
+    def apply(txn: Transaction) -> tuple[int, int, int, int]:
+        done = deleted = inserted = kept = 0
+        for kind, item in ops[pos : pos + chunk]:
+            if done and txn.bytes_written >= byte_budget:
+                break
+            done += 1
+            if kind == "delete":
+                if txn.get(item) is not None:
+                    txn.delete(item)
+                    deleted += 1
+                continue
+            doc: ImportDoc = item
+            if keep_ids and doc.id is not None and insert_keeping_id(txn, t.table, number, doc):
+                kept += 1
+            else:
+                txn.insert(t.table, doc.fields)
+            inserted += 1
+        return done, deleted, inserted, kept
+
+    while pos < total:
+        try:
+            (done, deleted, inserted, kept), _ = run_in_transaction(db, apply)
+        except ConvectionError as exc:
+            raise ConvectionError(
+                f"Import into {t.table!r} failed after {t.imported} documents were imported: "
+                f"{exc.message}",
+                code=exc.code,
+            ) from None
+        pos += done
+        t.deleted += deleted
+        t.imported += inserted
+        t.kept_ids += kept
+        if progress is not None:
+            progress(t.table, pos, total)
+    if progress is not None and total == 0:
+        progress(t.table, 0, 0)

@@ -1,0 +1,226 @@
+"""A socket's outbox: every frame a sync socket sends, in order, within a byte budget
+(``SYNC_OUTBOX_MAX_BYTES``), sent at once while the socket is writable and by a sender task
+when it must wait; and the timer the sync worker uses (a protocol, for tests). Split out of
+``sync/worker.py``; docs/internals/fanout.md describes the send path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+from convection import knobs
+
+logger = logging.getLogger("convection.sync.worker")
+
+SendText = Callable[[str], Awaitable[None]]
+"""Sends one WebSocket text frame; raises when the socket is gone."""
+
+class Timer(Protocol):
+    """Monotonic time in seconds and a way to wait for it (injected so tests do not sleep)."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class AsyncioTimer:
+    """The event loop's clock."""
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class Outbox:
+    """The FIFO of outbound text frames of one socket, drained by one sender task.
+
+    Counts the Transitions queued or being sent (``pending_transitions``) for back-pressure,
+    remembers when a message was last queued (``last_activity``, for the heartbeat), and
+    calls ``on_transition_sent`` each time a Transition has left. When ``send`` raises the
+    outbox is ``broken``: pending messages are dropped and ``on_broken`` is called.
+
+    Byte budget: ``queued_bytes`` counts what is queued or being sent. A push that would take
+    it past ``max_bytes`` (while something is still unsent: one message larger than the
+    budget alone still goes out) means the client stopped reading: the queue is dropped
+    (its memory freed), the outbox is ``overflowed``, later pushes are ignored and
+    ``on_overflow`` is called once.
+    """
+
+    def __init__(
+        self,
+        send: SendText,
+        timer: Timer,
+        *,
+        max_bytes: int = knobs.SYNC_OUTBOX_MAX_BYTES,
+        on_transition_sent: Callable[[], None] = lambda: None,
+        on_broken: Callable[[BaseException], None] = lambda exc: None,
+        on_overflow: Callable[[int], None] = lambda size: None,
+    ) -> None:
+        self._send = send
+        self._timer = timer
+        self._max_bytes = max_bytes
+        self._on_transition_sent = on_transition_sent
+        self._on_broken = on_broken
+        self._on_overflow = on_overflow
+        self._queue: deque[tuple[str, int, bool]] = deque()
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._sending = False
+        self._started = False
+        self._resume: tuple[Coroutine[Any, Any, None], Any, int, bool] | None = None
+        self.pending_transitions = 0
+        self.transitions_sent = 0  # for /metrics
+        self.queued_bytes = 0
+        self.last_activity = timer.monotonic()
+        self.broken: BaseException | None = None
+        self.overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def _admit(self, size: int, transition: bool) -> bool:
+        if self.broken is not None or self.overflowed:
+            return False
+        if self.queued_bytes > 0 and self.queued_bytes + size > self._max_bytes:
+            self.overflowed = True
+            wanted = self.queued_bytes + size
+            self._queue.clear()
+            self.queued_bytes = 0
+            self.pending_transitions = 0
+            self._on_overflow(wanted)
+            return False
+        self.queued_bytes += size
+        if transition:
+            self.pending_transitions += 1
+        self.last_activity = self._timer.monotonic()
+        self._idle.clear()
+        return True
+
+    def push(self, text: str, *, size: int | None = None, transition: bool = False) -> None:
+        """Queue ``text`` (``size``: its encoded bytes, default its length).
+
+        When nothing is queued or being sent, the send starts right here, in the caller's
+        task: a WebSocket send completes without waiting while the socket is writable, so
+        the frame leaves without a hand-off to the sender task (one task switch per frame
+        and per socket less in a fan-out). If the send has to wait, the sender task
+        finishes it; later frames queue behind it, so the FIFO order holds."""
+        size = len(text) if size is None else size
+        if not self._admit(size, transition):
+            return
+        if self._queue or self._sending or not self._started:
+            self._queue.append((text, size, transition))
+            self._wakeup.set()
+            return
+        self._sending = True
+        sending = self._send(text)
+        coro = sending if isinstance(sending, Coroutine) else _awaiting(sending)
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            self._sending = False
+            self._sent(size, transition)
+            return
+        except Exception as exc:
+            self._sending = False
+            self._break(exc)
+            return
+        self._resume = (coro, waiting_on, size, transition)
+        self._wakeup.set()
+
+    def _sent(self, size: int, transition: bool) -> None:
+        if self.overflowed or self.broken is not None:
+            return
+        self.queued_bytes -= size
+        if transition:
+            self.pending_transitions -= 1
+            self.transitions_sent += 1
+            self._on_transition_sent()
+        if self._queue:
+            self._wakeup.set()
+        else:
+            self._idle.set()
+
+    def _break(self, exc: BaseException) -> None:
+        self.broken = exc
+        self._queue.clear()
+        self.pending_transitions = 0
+        self.queued_bytes = 0
+        self._idle.set()
+        self._on_broken(exc)
+
+    async def run(self) -> None:
+        """Send queued frames in order until cancelled or ``send`` fails."""
+        self._started = True
+        while True:
+            resume = self._resume
+            if resume is not None:
+                # A send started in push() has to wait for the socket: finish it here.
+                self._resume = None
+                coro, waiting_on, size, is_transition = resume
+                try:
+                    await _finish_started(coro, waiting_on)
+                except Exception as exc:
+                    self._sending = False
+                    self._break(exc)
+                    return
+                finally:
+                    self._sending = False
+                self._sent(size, is_transition)
+                continue
+            if not self._queue or self._sending:
+                if not self._sending:
+                    self._idle.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            text, size, is_transition = self._queue.popleft()
+            self._sending = True
+            try:
+                await self._send(text)
+            except Exception as exc:
+                self._sending = False
+                self._break(exc)
+                return
+            finally:
+                self._sending = False
+            self._sent(size, is_transition)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has been sent (or the outbox broke)."""
+        await self._idle.wait()
+
+
+async def _awaiting(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+async def _finish_started(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Run to completion a coroutine that was started by hand (``coro.send(None)``) and is
+    suspended on ``waiting_on`` (what it yielded: an asyncio future, or None for a bare
+    yield), the way a Task would: wait for that, resume it, repeat."""
+    while True:
+        try:
+            if waiting_on is None:
+                await asyncio.sleep(0)
+            else:
+                # As a Task does with what a coroutine yields: the future is marked as being
+                # awaited ("blocking"); clear the mark so it can be awaited here.
+                waiting_on._asyncio_future_blocking = False
+                await waiting_on
+        except BaseException as exc:  # cancelled (or the future failed): pass it in
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
