@@ -306,6 +306,7 @@ class Application:
             self._inflight[own_key] = fut
             args_bytes = len(shared_key[1])
             key = shared_key[0]
+            generation = self.cache.generation
             try:
                 if self.inline.allows(key):
                     # Short queries run here, on the loop: no worker-thread hand-off.
@@ -326,7 +327,11 @@ class Application:
                             ),
                         ),
                     )
-                if entry.outcome.success:
+                if self.cache.generation != generation:
+                    # invalidate_all (env vars, code) ran meanwhile: not cached, and anyone
+                    # subscribing to this result reruns it.
+                    entry.subscription.force_invalidate(self.latest_ts())
+                elif entry.outcome.success:
                     self.cache.store(own_key if entry.identity_read else shared_key, entry)
                 fut.set_result(entry)
                 return entry

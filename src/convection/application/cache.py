@@ -198,6 +198,9 @@ class QueryCache:
         self.live: weakref.WeakSet[CacheEntry] = weakref.WeakSet()
         self.max_bytes = knobs.QUERY_CACHE_MAX_BYTES if max_bytes is None else max_bytes
         self.bytes = 0
+        # Bumped by invalidate_all: a run that started before it may have read what it
+        # invalidated outside any read set (os.environ, code) and must not be cached.
+        self.generation = 0
         """Estimated bytes of the entries in the LRU (see :func:`estimate_size`)."""
         self.hits = 0
         self.misses = 0
@@ -247,6 +250,7 @@ class QueryCache:
     def invalidate_all(self, ts: int) -> None:
         """Invalidate every live entry at ``ts`` (new code was pushed) and empty the cache."""
         with self._lock:
+            self.generation += 1
             entries = list(self.live)
         self.clear()
         for e in entries:
