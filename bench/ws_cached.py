@@ -77,9 +77,8 @@ def free_port() -> int:
 def _serve_profiled(out: str, argv: list[str]) -> None:
     """``convection <argv>`` in this process, cProfile on between SIGUSR1 and SIGUSR2."""
     import cProfile
-    import runpy
-
     import gc
+    import runpy
 
     prof = cProfile.Profile()
     gcs: dict[str, list[float]] = {}
@@ -180,7 +179,7 @@ def one(spec: str, args: argparse.Namespace, tag: str) -> dict[str, float]:
             out = Path(args.py_spy) / f"{tag}.txt"
             spy = subprocess.Popen(
                 [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid), "--format", "raw",
-                 "-o", str(out), "--rate", "200", "--duration", str(int(args.seconds))],
+                 "-o", str(out), "--rate", "250", "--gil", "--duration", str(int(args.seconds))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if prof_out:
             proc.send_signal(signal.SIGUSR1)
@@ -223,7 +222,7 @@ def one(spec: str, args: argparse.Namespace, tag: str) -> dict[str, float]:
         stop(proc)
 
 
-async def _inproc_child(clients: int, queries: int, profile: str | None) -> None:
+async def _inproc_child(clients: int, queries: int, rounds: int, profile: str | None) -> None:
     import asyncio
     import cProfile
     import uuid
@@ -245,7 +244,7 @@ async def _inproc_child(clients: int, queries: int, profile: str | None) -> None
         async def send(text: str) -> None:
             fut = waiting[i]
             if fut is not None and not fut.done() and (
-                    text.startswith('{"type":"Transition"') or text.startswith('{"type":"MutationResponse"')):
+                    text.startswith(('{"type":"Transition"', '{"type":"MutationResponse"'))):
                 fut.set_result(text)
         return send
 
@@ -271,7 +270,7 @@ async def _inproc_child(clients: int, queries: int, profile: str | None) -> None
         w = workers[i]
         for _ in range(n):
             v = versions[i]
-            text = add % (v, v + 1, '{"type":"Remove","queryId":%d},' % (v - 1) if v else "", v)
+            text = add % (v, v + 1, f'{{"type":"Remove","queryId":{v - 1}}},' if v else "", v)
             fut = waiting[i] = loop.create_future()
             await w.handle_text(text)
             await fut
@@ -279,32 +278,37 @@ async def _inproc_child(clients: int, queries: int, profile: str | None) -> None
 
     await asyncio.gather(*(client(i, 20) for i in range(clients)))  # warm-up
     prof = cProfile.Profile() if profile else None
-    c0, t0 = time.thread_time(), time.perf_counter()
+    batches: list[float] = []  # CPU µs per query of each batch of ``queries`` per client
+    t0 = time.perf_counter()
     if prof is not None:
         prof.enable()
-    await asyncio.gather(*(client(i, queries) for i in range(clients)))
+    for _ in range(rounds):
+        c0 = time.thread_time()
+        await asyncio.gather(*(client(i, queries) for i in range(clients)))
+        batches.append((time.thread_time() - c0) / (clients * queries) * 1e6)
     if prof is not None:
         prof.disable()
         prof.dump_stats(profile)
-    c1, t1 = time.thread_time(), time.perf_counter()
+    t1 = time.perf_counter()
     for w in workers:
         await w.aclose()
     dep.close()
-    n = clients * queries
-    print(json.dumps({"us_per_query": (c1 - c0) / n * 1e6, "rps": n / (t1 - t0)}))
+    n = clients * queries * rounds
+    print(json.dumps({"us_per_query": min(batches), "median": statistics.median(batches), "rps": n / (t1 - t0)}))
 
 
 def one_inproc(spec: str, args: argparse.Namespace, tag: str) -> dict[str, float]:
     tree, env = parse_tree(spec)
     cmd = [str(tree / ".venv" / "bin" / "python"), str(Path(__file__).resolve()), "--inproc-child",
-           "--tree", str(tree), "--clients", str(args.clients), "--queries", str(args.queries)]
+           "--tree", str(tree), "--clients", str(args.clients), "--queries", str(args.queries),
+           "--batches", str(args.batches)]
     if args.profile:
         cmd += ["--profile", str(Path(args.profile).resolve() / f"{tag}.prof")]
     p = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env={**os.environ, **env})
     if p.returncode != 0:
         raise RuntimeError(p.stderr[-3000:])
     res = json.loads(p.stdout.strip().splitlines()[-1])
-    return {"rps": res["rps"], "us_per_query": res["us_per_query"], "server_cores": 1.0, "failed": 0}
+    return {"rps": res["rps"], "us_per_query": res["us_per_query"], "median": res["median"]}
 
 
 def main() -> None:
@@ -318,6 +322,8 @@ def main() -> None:
     ap.add_argument("--py-spy", help="directory for py-spy raw profiles of each run")
     ap.add_argument("--inproc", action="store_true", help="drive SyncWorkers in-process (no sockets)")
     ap.add_argument("--queries", type=int, default=300, help="--inproc: queries per client")
+    ap.add_argument("--batches", type=int, default=10,
+                    help="--inproc: batches of --queries per client; the CPU per query reported is the batch minimum")
     ap.add_argument("--profile", help="--inproc: directory for a cProfile of each run")
     ap.add_argument("--cprofile", help="socket mode: directory for a cProfile of each server's event loop")
     ap.add_argument("--strace", help="socket mode: directory for strace -c of each server's event-loop thread")
@@ -333,7 +339,7 @@ def main() -> None:
     if args.inproc_child:
         import asyncio
 
-        asyncio.run(_inproc_child(args.clients, args.queries, args.profile))
+        asyncio.run(_inproc_child(args.clients, args.queries, args.batches, args.profile))
         return
     trees = args.tree
     for d in (args.py_spy, args.profile, args.cprofile, args.strace, args.perf):
@@ -345,6 +351,10 @@ def main() -> None:
             tag = f"r{rnd}-{i}-{parse_tree(tree)[0].name}"
             r = one_inproc(tree, args, tag) if args.inproc else one(tree, args, tag)
             results[tree].append(r)
+            if args.inproc:
+                print(f"round {rnd} {tree}: {r['rps']:,.0f} reads/s, {r['us_per_query']:.1f} µs CPU/query "
+                      f"(best batch; median batch {r['median']:.1f})", flush=True)
+                continue
             print(f"round {rnd} {tree}: {r['rps']:,.0f} reads/s, {r['us_per_query']:.1f} µs CPU/query, "
                   f"{r['server_cores']:.2f} cores, event-loop thread {r.get('main_us_per_query', 0):.1f} µs/query, "
                   f"failed {r['failed']}, {r.get('ok', 0)} queries", flush=True)

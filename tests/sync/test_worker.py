@@ -66,6 +66,7 @@ class FakeApp:
         self.query_error: BaseException | None = None
         self.mutation_error: BaseException | None = None
         self.cached = False
+        self.cached_paths: set[str] | None = None  # with ``cached``: only these paths
         self.cache_hits: list[tuple[str, int]] = []
 
     def latest_ts(self) -> int:
@@ -111,7 +112,7 @@ class FakeApp:
     ) -> QueryRun | None:
         """With ``cached`` set, answer like a warm query cache (recorded in ``cache_hits``);
         else no cache: every Transition goes through the transition task."""
-        if not self.cached:
+        if not self.cached or (self.cached_paths is not None and path not in self.cached_paths):
             return None
         self.cache_hits.append((path, ts))
         sub = FakeSubscription(path, ts)
@@ -514,6 +515,90 @@ async def test_a_cached_rerun_is_sent_from_the_invalidation_itself(h: Harness) -
     h.app.commit("messages:list", ["later"])
     await h.settle()
     assert h.transitions()[-1]["modifications"][0]["value"] == ["later"]
+
+
+async def test_a_query_set_change_answered_by_the_cache_is_sent_by_the_receiving_task(
+    h: Harness,
+) -> None:
+    await h.connect()
+    h.app.cached = True
+    await h.send(
+        type="ModifyQuerySet",
+        baseVersion=0,
+        newVersion=1,
+        modifications=[{"type": "Add", "queryId": 0, "udfPath": "messages:list", "args": [{}]}],
+    )
+    # Already sent when handle_text returns: no hand-off to the transition task.
+    (t,) = h.transitions()
+    assert t["endVersion"]["querySet"] == 1
+    assert t["modifications"][0]["type"] == "QueryUpdated"
+    assert h.app.cache_hits == [("messages:list", 100)] and h.app.query_calls == []
+    await h.send(
+        type="ModifyQuerySet",
+        baseVersion=1,
+        newVersion=2,
+        modifications=[
+            {"type": "Remove", "queryId": 0},
+            {"type": "Add", "queryId": 1, "udfPath": "messages:list", "args": [{}]},
+        ],
+    )
+    assert [m["type"] for m in h.transitions()[-1]["modifications"]] == [
+        "QueryRemoved",
+        "QueryUpdated",
+    ]
+    assert h.app.subs[0].closed and not h.app.subs[1].closed
+    await h.settle()
+    assert len(h.transitions()) == 2 and h.app.query_calls == []
+    assert_chained(h)
+
+
+async def test_a_change_not_all_cached_is_finished_by_the_task_without_rerunning(
+    h: Harness,
+) -> None:
+    await subscribe(h, "old:q")  # through the task (nothing cached)
+    h.app.cached = True
+    h.app.cached_paths = {"messages:list"}
+    await h.send(
+        type="ModifyQuerySet",
+        baseVersion=1,
+        newVersion=2,
+        modifications=[
+            {"type": "Remove", "queryId": 0},
+            {"type": "Add", "queryId": 1, "udfPath": "messages:list", "args": [{}]},
+            {"type": "Add", "queryId": 2, "udfPath": "other:q", "args": [{}]},
+        ],
+    )
+    await h.settle()
+    assert len(h.transitions()) == 2
+    assert [(m["type"], m["queryId"]) for m in h.transitions()[-1]["modifications"]] == [
+        ("QueryRemoved", 0),
+        ("QueryUpdated", 1),
+        ("QueryUpdated", 2),
+    ]
+    assert h.app.cache_hits == [("messages:list", 100)]
+    assert [c[0] for c in h.app.query_calls] == ["old:q", "other:q"]  # each run once
+    assert_chained(h)
+
+
+async def test_closing_before_the_task_takes_a_handed_off_change_releases_its_runs() -> None:
+    harness = Harness()
+    harness.worker.start()
+    await harness.connect()
+    harness.app.cached = True
+    harness.app.cached_paths = {"messages:list"}
+    await harness.send(
+        type="ModifyQuerySet",
+        baseVersion=0,
+        newVersion=1,
+        modifications=[
+            {"type": "Add", "queryId": 0, "udfPath": "messages:list", "args": [{}]},
+            {"type": "Add", "queryId": 1, "udfPath": "other:q", "args": [{}]},
+        ],
+    )
+    (cached,) = harness.app.subs  # taken from the cache, handed to the task with the plan
+    await harness.worker.aclose()
+    assert cached.closed
+    assert harness.app.query_calls == [] and harness.transitions() == []
 
 
 async def test_one_commit_invalidating_several_queries_sends_one_transition(h: Harness) -> None:

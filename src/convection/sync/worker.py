@@ -60,6 +60,7 @@ from convection.sync.outbox import AsyncioTimer, Outbox, SendText, Timer
 from convection.sync.state import (
     Close,
     Effect,
+    QueryToRun,
     RunAction,
     RunAuthenticate,
     RunMutation,
@@ -130,6 +131,9 @@ class SyncWorker:
         self._transition_wakeup = asyncio.Event()
         self._in_transition = False  # a Transition is being computed (it may be awaiting)
         self._fast_pending = False  # _fast_transition is scheduled (call_soon)
+        # A Transition begun on receipt (_transition_on_receipt) whose queries were not all
+        # cached: the plan and the runs it has, for the transition task to finish.
+        self._handoff: tuple[TransitionPlan, dict[int, QueryRun]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._close_task: asyncio.Task[None] | None = None
@@ -231,11 +235,12 @@ class SyncWorker:
     # Effects
 
     async def _apply(self, effects: list[Effect]) -> None:
+        transition = False
         for effect in effects:
-            if isinstance(effect, Send):
+            if isinstance(effect, ScheduleTransition):
+                transition = True  # computed once the frame's other effects are applied
+            elif isinstance(effect, Send):
                 self._push(effect.message)
-            elif isinstance(effect, ScheduleTransition):
-                self._schedule_transition()
             elif isinstance(effect, RunMutation):
                 self._enqueue_mutation(effect)
             elif isinstance(effect, RunAction):
@@ -245,6 +250,8 @@ class SyncWorker:
             else:
                 assert isinstance(effect, Close)
                 self._begin_close(effect)
+        if transition and not self._transition_on_receipt():
+            self._schedule_transition()
 
     def _push(self, message: msgs.ServerMessage) -> None:
         if self._shut_down:
@@ -389,14 +396,22 @@ class SyncWorker:
         while True:
             await self._transition_wakeup.wait()
             self._transition_wakeup.clear()
-            while (
+            while self._handoff is not None or (
                 self._transition_scheduled
                 and not self.closed
                 and self.outbox.pending_transitions < self._max_unsent_transitions
             ):
-                self._transition_scheduled = False
+                begun, self._handoff = self._handoff, None
+                if begun is None:
+                    self._transition_scheduled = False
+                elif self.closed:  # closing: nothing more is sent
+                    for run in begun[1].values():
+                        run.subscription.close()
+                    self._end_plan(begun[0])
+                    self._in_transition = False
+                    continue
                 try:
-                    await self._run_transition()
+                    await self._run_transition(begun)
                 except AuthFailure as failure:
                     self._apply_sync(self.state.auth_lost(failure.message, code=failure.code))
                 except StorageFailure as failure:
@@ -405,11 +420,18 @@ class SyncWorker:
                     logger.exception("sync: computing a transition failed")
                     self._apply_sync(self.state.internal_error("computing a transition failed"))
 
-    async def _run_transition(self) -> None:
+    async def _run_transition(
+        self, begun: tuple[TransitionPlan, dict[int, QueryRun]] | None = None
+    ) -> None:
+        """Compute and send one Transition; ``begun``: a plan begun on receipt, with the
+        cached runs it already has (the rest run here)."""
         self._in_transition = True
         try:
-            plan = self.state.begin_transition(self._app.latest_ts())
-            runs: dict[int, QueryRun] = {}
+            if begun is None:
+                plan = self.state.begin_transition(self._app.latest_ts())
+                runs: dict[int, QueryRun] = {}
+            else:
+                plan, runs = begun
             try:
                 try:
                     await self._run_queries(plan, runs)
@@ -475,6 +497,66 @@ class SyncWorker:
             for q in self.state.queries.values()
         )
 
+    def _transition_on_receipt(self) -> bool:
+        """An inbound frame changed the query set (or identity): compute its Transition here,
+        in the receiving task, instead of waking the transition task (an event, a task
+        switch and four coroutines per frame). The queries the query cache answers are taken
+        from it at once; if one is not cached, the plan and the runs it has are handed to the
+        transition task, which runs the rest (nothing is done twice). False (the caller
+        schedules the task as usual) when a Transition is in progress or pending, under
+        back-pressure, or closing: the change is folded into that next Transition."""
+        if (
+            self._in_transition
+            or self._transition_scheduled
+            or self._handoff is not None
+            or self._shut_down
+            or self.closed
+            or self.outbox.pending_transitions >= self._max_unsent_transitions
+        ):
+            return False
+        self._in_transition = True
+        handed_off = False
+        try:
+            plan = self.state.begin_transition(self._app.latest_ts())
+            runs: dict[int, QueryRun] = {}
+            try:
+                for item in plan.to_run:
+                    run = self._cached_run(plan, item)
+                    if run is None:
+                        # _in_transition stays set until the task has finished the plan.
+                        self._handoff = (plan, runs)
+                        handed_off = True
+                        self._transition_wakeup.set()
+                        return True
+                    runs[item.query_id] = run
+                self._finish_transition(plan, runs)
+            finally:
+                if not handed_off:
+                    self._end_plan(plan)
+        except Exception:  # as the transition task reports a failed Transition
+            logger.exception("sync: computing a transition failed")
+            self._apply_sync(self.state.internal_error("computing a transition failed"))
+            return True
+        finally:
+            if not handed_off:
+                self._in_transition = False
+        if any(
+            q.subscription is not None and q.subscription.invalidated_at is not None
+            for q in self.state.queries.values()
+        ):
+            self._schedule_transition()  # invalidated beyond this Transition's ts
+        return True
+
+    def _cached_run(self, plan: TransitionPlan, item: QueryToRun) -> QueryRun | None:
+        """The query cache's answer for ``item`` at the plan's ts, or None (not cached, or
+        the lookup failed: the transition task runs it and reports what fails)."""
+        try:
+            return self._app.cached_query_run(
+                item.udf_path, item.args, plan.identity, item.journal, plan.ts
+            )
+        except Exception:
+            return None
+
     def _finish_transition(self, plan: TransitionPlan, runs: dict[int, QueryRun]) -> None:
         result = self.state.finish_transition(plan, runs, now_ns=self._clock.now_ns())
         self._end_plan(plan)
@@ -495,8 +577,11 @@ class SyncWorker:
 
     async def _run_queries(self, plan: TransitionPlan, runs: dict[int, QueryRun]) -> None:
         app = self._app
-        if len(plan.to_run) == 1:
-            item = plan.to_run[0]
+        todo = [item for item in plan.to_run if item.query_id not in runs] if runs else plan.to_run
+        if not todo:
+            return
+        if len(todo) == 1:
+            item = todo[0]
             runs[item.query_id] = await app.subscribe_query(
                 item.udf_path, item.args, plan.identity, item.journal, plan.ts
             )
@@ -510,7 +595,7 @@ class SyncWorker:
 
         try:
             async with asyncio.TaskGroup() as group:
-                for item in plan.to_run:
+                for item in todo:
                     group.create_task(
                         run_one(item.query_id, item.udf_path, item.args, item.journal)
                     )
@@ -641,6 +726,12 @@ class SyncWorker:
         if self._shut_down:
             return
         self._shut_down = True
+        handoff, self._handoff = self._handoff, None
+        if handoff is not None:
+            plan, runs = handoff
+            for run in runs.values():
+                run.subscription.close()
+            self._end_plan(plan)
         for subscription in self.state.close():
             subscription.close()
         self._mutations.clear()
