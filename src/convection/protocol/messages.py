@@ -272,7 +272,7 @@ def _parse_modify_query_set(obj: dict[str, Any]) -> ModifyQuerySet:
         )
     mods: list[QuerySetModification] = []
     for i, mod in enumerate(raw_mods):
-        where = f"ModifyQuerySet.modifications[{i}]"
+        where = _ModificationAt(i)
         if not isinstance(mod, dict):
             raise ProtocolError(f"{where} must be an object, got {_kind(mod)}.")
         kind = mod.get("type")
@@ -281,12 +281,12 @@ def _parse_modify_query_set(obj: dict[str, Any]) -> ModifyQuerySet:
             args, args_error = decode_args(mod.get("args"), path)
             mods.append(
                 AddQuery(
-                    query_id=_u32(mod, "queryId", where),
-                    udf_path=path,
-                    args=args,
-                    args_error=args_error,
-                    journal=_opt_str(mod, "journal", where),
-                    component_path=_opt_str(mod, "componentPath", where),
+                    _u32(mod, "queryId", where),
+                    path,
+                    args,
+                    args_error,
+                    _opt_str(mod, "journal", where),
+                    _opt_str(mod, "componentPath", where),
                 )
             )
         elif kind == "Remove":
@@ -294,6 +294,19 @@ def _parse_modify_query_set(obj: dict[str, Any]) -> ModifyQuerySet:
         else:
             raise ProtocolError(f'{where}.type must be "Add" or "Remove", got {kind!r}.')
     return ModifyQuerySet(base, new, tuple(mods))
+
+
+class _ModificationAt:
+    """``ModifyQuerySet.modifications[i]`` for error messages, formatted only if one is
+    raised (an f-string per modification was a tenth of the parse)."""
+
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def __str__(self) -> str:
+        return f"ModifyQuerySet.modifications[{self.i}]"
 
 
 def _parse_authenticate(obj: dict[str, Any]) -> Authenticate:
@@ -506,8 +519,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, float) and value.is_integer()
 
 
-def _u32(obj: dict[str, Any], key: str, where: str) -> int:
+def _u32(obj: dict[str, Any], key: str, where: object) -> int:
     value: Any = obj.get(key)
+    if type(value) is int and 0 <= value <= U32_MAX:  # the usual case, checked first
+        return value
     if not _is_int(value):
         raise ProtocolError(f"{where}.{key} must be an integer, got {_kind(value)}.")
     n = int(value)
@@ -516,14 +531,14 @@ def _u32(obj: dict[str, Any], key: str, where: str) -> int:
     return n
 
 
-def _str(obj: dict[str, Any], key: str, where: str) -> str:
+def _str(obj: dict[str, Any], key: str, where: object) -> str:
     value = obj.get(key)
     if not isinstance(value, str):
         raise ProtocolError(f"{where}.{key} must be a string, got {_kind(value)}.")
     return value
 
 
-def _opt_str(obj: dict[str, Any], key: str, where: str) -> str | None:
+def _opt_str(obj: dict[str, Any], key: str, where: object) -> str | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, str):
         raise ProtocolError(f"{where}.{key} must be a string or null, got {_kind(value)}.")
