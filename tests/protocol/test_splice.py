@@ -43,7 +43,7 @@ def test_a_spliced_transition_is_byte_identical(skew: int | None, server_ts: int
     spliced = splice.transition(
         start, end,
         [splice.query_modification(q, o.success, splice.result_body(o), None, splice.error_data_suffix(o)) for q, o in mods]
-        + [orjson.dumps(msgs.query_removed(9))],
+        + [splice.query_removed(9)],
         client_clock_skew=skew, server_ts=server_ts,
     )
     expected = msgs.transition(
@@ -52,3 +52,8 @@ def test_a_spliced_transition_is_byte_identical(skew: int | None, server_ts: int
     )
     assert spliced == orjson.dumps(expected)
     assert orjson.loads(spliced)["modifications"][1]["errorData"] == {"code": 1}
+
+
+@pytest.mark.parametrize("query_id", [0, 9, 4_294_967_295])
+def test_a_spliced_query_removed_is_byte_identical(query_id: int) -> None:
+    assert splice.query_removed(query_id) == orjson.dumps(msgs.query_removed(query_id))

@@ -105,7 +105,9 @@ class CacheEntry:
         self.time_read = time_read
         self.fingerprint = fingerprint(outcome)
         self.created = time.monotonic()
-        self.callbacks: list[Callable[[], None]] = []
+        self.callbacks: dict[CacheHandle, Callable[[], None]] = {}
+        """The subscribers' invalidation callbacks by handle (a handle closing removes its
+        own in O(1): an entry can have thousands of subscribers)."""
         self.refs = 0
         self.cached = False
         self.lock = threading.Lock()
@@ -140,20 +142,19 @@ class CacheEntry:
     def fire(self) -> None:
         """Call (once) every subscriber's invalidation callback."""
         with self.lock:
-            cbs, self.callbacks = self.callbacks, []
-        for cb in cbs:
+            cbs, self.callbacks = self.callbacks, {}
+        for cb in cbs.values():
             cb()
 
 
 class CacheHandle:
     """One caller's view of a cache entry (implements ``QuerySubscription``)."""
 
-    __slots__ = ("_cache", "_callback", "_closed", "_entry")
+    __slots__ = ("_cache", "_closed", "_entry")
 
     def __init__(self, cache: QueryCache, entry: CacheEntry) -> None:
         self._cache = cache
         self._entry = entry
-        self._callback: Callable[[], None] | None = None
         self._closed = False
         with entry.lock:
             entry.refs += 1
@@ -169,8 +170,7 @@ class CacheHandle:
             if entry.subscription.invalidated_at is not None:
                 fire = True
             else:
-                self._callback = callback
-                entry.callbacks.append(callback)
+                entry.callbacks[self] = callback
         if fire:
             callback()
 
@@ -180,11 +180,7 @@ class CacheHandle:
         self._closed = True
         entry = self._entry
         with entry.lock:
-            if self._callback is not None:
-                try:
-                    entry.callbacks.remove(self._callback)
-                except ValueError:
-                    pass
+            entry.callbacks.pop(self, None)
             entry.refs -= 1
             unused = entry.refs <= 0
         if unused:

@@ -73,13 +73,19 @@ def query_modification(
     )
 
 
+def query_removed(query_id: int) -> bytes:
+    """The ``QueryRemoved`` modification of ``query_id``."""
+    return b'{"type":"QueryRemoved","queryId":%d}' % query_id
+
+
 @functools.lru_cache(maxsize=1024)
-def _version(version: StateVersion) -> bytes:
-    # Cached: after a commit every socket's Transition ends at the same few versions.
+def _version(query_set: int, identity: int, ts: int) -> bytes:
+    # Cached: after a commit every socket's Transition ends at the same few versions. Keyed
+    # by the ints (hashed in C), not the StateVersion (its __hash__ is Python code).
     return b'{"querySet":%d,"identity":%d,"ts":"%s"}' % (
-        version.query_set,
-        version.identity,
-        encode_ts(version.ts).encode("ascii"),
+        query_set,
+        identity,
+        encode_ts(ts).encode("ascii"),
     )
 
 
@@ -95,9 +101,9 @@ def transition(
     already encoded ``modifications``."""
     parts = [
         b'{"type":"Transition","startVersion":',
-        _version(start),
+        _version(start.query_set, start.identity, start.ts),
         b',"endVersion":',
-        _version(end),
+        _version(end.query_set, end.identity, end.ts),
         b',"modifications":[',
         b",".join(modifications),
         b'],"clientClockSkew":',

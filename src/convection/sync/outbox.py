@@ -11,6 +11,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
+from types import CoroutineType
 from typing import Any, Protocol
 
 from convection import knobs
@@ -72,8 +73,8 @@ class Outbox:
         self._on_overflow = on_overflow
         self._queue: deque[tuple[str, int, bool]] = deque()
         self._wakeup = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle = True  # nothing queued or being sent
+        self._idle_event: asyncio.Event | None = None  # created by the first flush()
         self._sending = False
         self._started = False
         self._resume: tuple[Coroutine[Any, Any, None], Any, int, bool] | None = None
@@ -102,7 +103,7 @@ class Outbox:
         if transition:
             self.pending_transitions += 1
         self.last_activity = self._timer.monotonic()
-        self._idle.clear()
+        self._idle = False
         return True
 
     def push(self, text: str, *, size: int | None = None, transition: bool = False) -> None:
@@ -122,7 +123,11 @@ class Outbox:
             return
         self._sending = True
         sending = self._send(text)
-        coro = sending if isinstance(sending, Coroutine) else _awaiting(sending)
+        coro = (
+            sending
+            if type(sending) is CoroutineType or isinstance(sending, Coroutine)
+            else _awaiting(sending)
+        )
         try:
             waiting_on = coro.send(None)
         except StopIteration:
@@ -147,14 +152,19 @@ class Outbox:
         if self._queue:
             self._wakeup.set()
         else:
-            self._idle.set()
+            self._set_idle()
+
+    def _set_idle(self) -> None:
+        self._idle = True
+        if self._idle_event is not None:
+            self._idle_event.set()
 
     def _break(self, exc: BaseException) -> None:
         self.broken = exc
         self._queue.clear()
         self.pending_transitions = 0
         self.queued_bytes = 0
-        self._idle.set()
+        self._set_idle()
         self._on_broken(exc)
 
     async def run(self) -> None:
@@ -178,7 +188,7 @@ class Outbox:
                 continue
             if not self._queue or self._sending:
                 if not self._sending:
-                    self._idle.set()
+                    self._set_idle()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -196,7 +206,14 @@ class Outbox:
 
     async def flush(self) -> None:
         """Wait until everything queued so far has been sent (or the outbox broke)."""
-        await self._idle.wait()
+        while not self._idle:
+            if self._idle_event is None:
+                self._idle_event = asyncio.Event()
+            event = self._idle_event
+            event.clear()
+            if self._idle:
+                return
+            await event.wait()
 
 
 async def _awaiting(awaitable: Awaitable[None]) -> None:

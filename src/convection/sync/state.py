@@ -183,8 +183,11 @@ class TrackedQuery:
     """The dependency of the last computed result; None before the first run."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueryToRun:
+    """One query a plan runs (not frozen: built for every query of every Transition, and a
+    frozen dataclass sets each field through ``object.__setattr__``; never mutated)."""
+
     query_id: int
     udf_path: str
     args: Any
@@ -626,7 +629,7 @@ class SyncState:
         # Modifications are encoded bytes: a result's shared part comes encoded from the
         # cache (once for all its subscribers) and only queryId/journal are spliced here.
         modifications: dict[int, bytes] = {
-            query_id: orjson.dumps(msgs.query_removed(query_id)) for query_id in plan.removed
+            query_id: splice.query_removed(query_id) for query_id in plan.removed
         }
         for query_id in plan.args_failures:
             query = self.queries.get(query_id)
@@ -655,12 +658,15 @@ class SyncState:
                 outcome.success,
                 body,
                 query.journal,
-                splice.error_data_suffix(outcome),
+                b"" if outcome.success else splice.error_data_suffix(outcome),
             )
 
-        if not plan.start.precedes_or_equals(plan.end) or plan.start != self.sent_version:
+        start = plan.start
+        if not start.precedes_or_equals(plan.end) or (
+            start is not self.sent_version and start != self.sent_version
+        ):
             raise SyncStateError(f"transition {plan.start} -> {plan.end} does not chain")
-        if plan.start == plan.end and not modifications and not plan.required:
+        if not modifications and not plan.required and start == plan.end:
             # e.g. an invalidation whose rerun must wait for a running mutation: sending it
             # would only make the Rust/Python client re-deliver unchanged results.
             return TransitionResult(None, new_subscriptions)

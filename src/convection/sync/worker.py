@@ -60,7 +60,6 @@ from convection.sync.outbox import AsyncioTimer, Outbox, SendText, Timer
 from convection.sync.state import (
     Close,
     Effect,
-    QueryToRun,
     RunAction,
     RunAuthenticate,
     RunMutation,
@@ -194,7 +193,9 @@ class SyncWorker:
         """Feed one inbound text frame (call sequentially, in arrival order)."""
         if self.closed:
             return
-        effects = self.state.receive_text(text, now_ms=self._clock.now_ms())
+        # The wall clock only matters for Connect (the client's clock skew).
+        now_ms = self._clock.now_ms() if self.state.session_id is None else 0.0
+        effects = self.state.receive_text(text, now_ms=now_ms)
         await self._apply(effects)
         if not self._connect_checked and self.state.session_id is not None:
             self._connect_checked = True
@@ -520,8 +521,14 @@ class SyncWorker:
             plan = self.state.begin_transition(self._app.latest_ts())
             runs: dict[int, QueryRun] = {}
             try:
+                cached_query_run = self._app.cached_query_run
                 for item in plan.to_run:
-                    run = self._cached_run(plan, item)
+                    try:
+                        run = cached_query_run(
+                            item.udf_path, item.args, plan.identity, item.journal, plan.ts
+                        )
+                    except Exception:  # the task runs it again and reports what fails
+                        run = None
                     if run is None:
                         # _in_transition stays set until the task has finished the plan.
                         self._handoff = (plan, runs)
@@ -529,10 +536,10 @@ class SyncWorker:
                         self._transition_wakeup.set()
                         return True
                     runs[item.query_id] = run
-                self._finish_transition(plan, runs)
-            finally:
-                if not handed_off:
-                    self._end_plan(plan)
+                self._finish_transition(plan, runs)  # (it ends the plan)
+            except BaseException:
+                self._end_plan(plan)
+                raise
         except Exception:  # as the transition task reports a failed Transition
             logger.exception("sync: computing a transition failed")
             self._apply_sync(self.state.internal_error("computing a transition failed"))
@@ -546,16 +553,6 @@ class SyncWorker:
         ):
             self._schedule_transition()  # invalidated beyond this Transition's ts
         return True
-
-    def _cached_run(self, plan: TransitionPlan, item: QueryToRun) -> QueryRun | None:
-        """The query cache's answer for ``item`` at the plan's ts, or None (not cached, or
-        the lookup failed: the transition task runs it and reports what fails)."""
-        try:
-            return self._app.cached_query_run(
-                item.udf_path, item.args, plan.identity, item.journal, plan.ts
-            )
-        except Exception:
-            return None
 
     def _finish_transition(self, plan: TransitionPlan, runs: dict[int, QueryRun]) -> None:
         result = self.state.finish_transition(plan, runs, now_ns=self._clock.now_ns())
