@@ -66,6 +66,17 @@ def thread_cpu_s(pid: int) -> dict[int, float]:
     return out
 
 
+def ctxt_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of the thread ``pid`` (the event loop)."""
+    vol = invol = 0
+    for line in Path(f"/proc/{pid}/task/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            vol = int(line.split()[1])
+        elif line.startswith("nonvoluntary_ctxt_switches:"):
+            invol = int(line.split()[1])
+    return vol, invol
+
+
 def free_port() -> int:
     import socket
 
@@ -193,10 +204,10 @@ def one(spec: str, args: argparse.Namespace, tag: str) -> dict[str, float]:
                                     str(Path(args.strace).resolve() / f"{tag}.txt")],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-        c0, t0 = cpu_s(proc.pid), thread_cpu_s(proc.pid)
+        c0, t0, x0 = cpu_s(proc.pid), thread_cpu_s(proc.pid), ctxt_switches(proc.pid)
         p = subprocess.run(["node", str(JS / "rawquery.mjs"), url, json.dumps(params)], cwd=JS,
                            capture_output=True, text=True, check=True)
-        c1, t1 = cpu_s(proc.pid), thread_cpu_s(proc.pid)
+        c1, t1, x1 = cpu_s(proc.pid), thread_cpu_s(proc.pid), ctxt_switches(proc.pid)
         if prof_out:
             proc.send_signal(signal.SIGUSR2)
             deadline = time.monotonic() + 60
@@ -215,6 +226,7 @@ def one(spec: str, args: argparse.Namespace, tag: str) -> dict[str, float]:
             print("  other threads (s):", ", ".join(f"{tid}:{d:.2f}" for d, tid in others[:6] if d > 0))
         return {"ok": ok, "rps": ok / res["seconds"], "us_per_query": (c1 - c0) / max(1, ok) * 1e6,
                 "main_us_per_query": main / max(1, ok) * 1e6,
+                "sleeps_per_query": (x1[0] - x0[0]) / max(1, ok), "preempted_per_query": (x1[1] - x0[1]) / max(1, ok),
                 "server_cores": (c1 - c0) / res["seconds"], "failed": res["failed"]}
     finally:
         if spy is not None and spy.poll() is None:
@@ -357,7 +369,8 @@ def main() -> None:
                 continue
             print(f"round {rnd} {tree}: {r['rps']:,.0f} reads/s, {r['us_per_query']:.1f} µs CPU/query, "
                   f"{r['server_cores']:.2f} cores, event-loop thread {r.get('main_us_per_query', 0):.1f} µs/query, "
-                  f"failed {r['failed']}, {r.get('ok', 0)} queries", flush=True)
+                  f"failed {r['failed']}, {r.get('ok', 0)} queries, event-loop thread slept {r.get('sleeps_per_query', 0):.3f} "
+                  f"and was preempted {r.get('preempted_per_query', 0):.3f} times per query", flush=True)
     for tree, rs in results.items():
         us = [r["us_per_query"] for r in rs]
         rps = [r["rps"] for r in rs]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import orjson
 
@@ -218,7 +218,7 @@ class TransitionPlan:
         return self.end.ts
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransitionResult:
     """The Transition to send, encoded (None when it would change nothing: same versions, no
     modifications, not required), and the new subscriptions to watch for invalidation."""
@@ -622,9 +622,8 @@ class SyncState:
         self._transition = None
         if self.phase is Phase.CLOSED:
             raise SyncStateError("finish_transition on a closed connection")
-        missing = [item.query_id for item in plan.to_run if item.query_id not in runs]
-        if missing:
-            raise SyncStateError(f"finish_transition without results for queries {missing}")
+        if len(runs) < len(plan.to_run):
+            self._missing_runs(plan, runs)
 
         # Modifications are encoded bytes: a result's shared part comes encoded from the
         # cache (once for all its subscribers) and only queryId/journal are spliced here.
@@ -642,7 +641,9 @@ class SyncState:
 
         new_subscriptions: list[QuerySubscription] = []
         for item in plan.to_run:
-            run = runs[item.query_id]
+            run = runs.get(item.query_id)
+            if run is None:
+                self._missing_runs(plan, runs)
             query = self.queries[item.query_id]
             query.subscription = run.subscription
             new_subscriptions.append(run.subscription)
@@ -673,12 +674,17 @@ class SyncState:
         encoded = splice.transition(
             plan.start,
             plan.end,
-            [modifications[query_id] for query_id in sorted(modifications)],
+            [*map(modifications.__getitem__, sorted(modifications))],
             client_clock_skew=self.client_clock_skew_ms,
             server_ts=now_ns,
         )
         self.sent_version = plan.end
         return TransitionResult(encoded, new_subscriptions)
+
+    @staticmethod
+    def _missing_runs(plan: TransitionPlan, runs: Mapping[int, QueryRun]) -> NoReturn:
+        missing = [item.query_id for item in plan.to_run if item.query_id not in runs]
+        raise SyncStateError(f"finish_transition without results for queries {missing}")
 
     def abandon_transition(self, plan: TransitionPlan) -> None:
         """The shell could not finish ``plan`` (it is closing): forget it."""
