@@ -194,6 +194,11 @@ def one(spec: str, args: argparse.Namespace, tag: str) -> dict[str, float]:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if prof_out:
             proc.send_signal(signal.SIGUSR1)
+        count_out = tmp / "syscalls.csv"
+        if args.syscalls:
+            spy = subprocess.Popen(["perf", "stat", "-e", "raw_syscalls:sys_enter", "-t", str(proc.pid), "-x", ",",
+                                    "-o", str(count_out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
         if args.perf:
             spy = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g", "-t", str(proc.pid), "-o",
                                     str(Path(args.perf).resolve() / f"{tag}.data")],
@@ -215,9 +220,14 @@ def one(spec: str, args: argparse.Namespace, tag: str) -> dict[str, float]:
                 time.sleep(0.1)
             time.sleep(0.5)
         if spy is not None:
-            if args.strace or args.perf:
+            if args.strace or args.perf or args.syscalls:
                 spy.send_signal(signal.SIGINT)
             spy.wait(60)
+        syscalls = 0
+        if args.syscalls:
+            for line in count_out.read_text().splitlines():
+                if "raw_syscalls" in line:
+                    syscalls = int(line.split(",")[0])
         res = next(json.loads(line)["result"] for line in p.stdout.splitlines() if '"result"' in line)
         ok = res["ok"]
         main = t1.get(proc.pid, 0.0) - t0.get(proc.pid, 0.0)
@@ -226,7 +236,7 @@ def one(spec: str, args: argparse.Namespace, tag: str) -> dict[str, float]:
             print("  other threads (s):", ", ".join(f"{tid}:{d:.2f}" for d, tid in others[:6] if d > 0))
         return {"ok": ok, "rps": ok / res["seconds"], "us_per_query": (c1 - c0) / max(1, ok) * 1e6,
                 "main_us_per_query": main / max(1, ok) * 1e6,
-                "sleeps_per_query": (x1[0] - x0[0]) / max(1, ok), "preempted_per_query": (x1[1] - x0[1]) / max(1, ok),
+                "sleeps_per_query": (x1[0] - x0[0]) / max(1, ok), "syscalls_per_query": syscalls / max(1, ok), "preempted_per_query": (x1[1] - x0[1]) / max(1, ok),
                 "server_cores": (c1 - c0) / res["seconds"], "failed": res["failed"]}
     finally:
         if spy is not None and spy.poll() is None:
@@ -340,6 +350,8 @@ def main() -> None:
     ap.add_argument("--cprofile", help="socket mode: directory for a cProfile of each server's event loop")
     ap.add_argument("--strace", help="socket mode: directory for strace -c of each server's event-loop thread")
     ap.add_argument("--perf", help="socket mode: directory for perf record (cpu-clock) of the event-loop thread")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="socket mode: count the event-loop thread's system calls (perf stat)")
     ap.add_argument("--threads", action="store_true", help="socket mode: print other threads' CPU")
     ap.add_argument("--inproc-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-profiled", help=argparse.SUPPRESS)
@@ -370,7 +382,8 @@ def main() -> None:
             print(f"round {rnd} {tree}: {r['rps']:,.0f} reads/s, {r['us_per_query']:.1f} µs CPU/query, "
                   f"{r['server_cores']:.2f} cores, event-loop thread {r.get('main_us_per_query', 0):.1f} µs/query, "
                   f"failed {r['failed']}, {r.get('ok', 0)} queries, event-loop thread slept {r.get('sleeps_per_query', 0):.3f} "
-                  f"and was preempted {r.get('preempted_per_query', 0):.3f} times per query", flush=True)
+                  f"and was preempted {r.get('preempted_per_query', 0):.3f} times per query"
+                  + (f", {r['syscalls_per_query']:.2f} syscalls per query" if args.syscalls else ""), flush=True)
     for tree, rs in results.items():
         us = [r["us_per_query"] for r in rs]
         rps = [r["rps"] for r in rs]

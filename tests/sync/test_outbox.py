@@ -1,4 +1,5 @@
-"""The socket outbox: FIFO order with sends started in the pushing task, and its byte budget."""
+"""The socket outbox: FIFO order with frames sent in a burst at the end of the loop
+iteration (not by the sender task), and its byte budget."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ class Socket:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.senders: list[asyncio.Task[object] | None] = []  # the task each send ran in
         self.open = asyncio.Event()
         self.open.set()
 
     async def send(self, text: str) -> None:
+        self.senders.append(asyncio.current_task())
         await self.open.wait()
         self.sent.append(text)
 
@@ -25,13 +28,20 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_frame_leaves_from_the_pushing_task_when_nothing_is_queued() -> None:
+async def test_frames_pushed_in_one_loop_iteration_leave_together_at_its_end() -> None:
     socket = Socket()
     outbox = Outbox(socket.send, AsyncioTimer())
     runner = asyncio.get_running_loop().create_task(outbox.run())
     await settle()
-    outbox.push("a")
-    assert socket.sent == ["a"]  # sent before any other task ran
+    outbox.push("a", transition=True)
+    assert socket.sent == []  # not yet: the frames of this iteration leave together
+    outbox.push("b")
+    assert outbox.pending_transitions == 1
+    await asyncio.sleep(0)  # one loop iteration
+    assert socket.sent == ["a", "b"]
+    assert socket.senders == [None, None]  # from a loop callback, not the sender task
+    assert outbox.pending_transitions == 0 and outbox.queued_bytes == 0
+    await outbox.flush()
     runner.cancel()
 
 
@@ -53,6 +63,7 @@ async def test_order_holds_when_a_send_has_to_wait() -> None:
     assert outbox.pending_transitions == 0
     assert outbox.queued_bytes == 0
     outbox.push("d")
+    await asyncio.sleep(0)
     assert socket.sent[-1] == "d"
     runner.cancel()
 
@@ -64,6 +75,7 @@ async def test_past_the_budget_the_queue_is_dropped_once() -> None:
     runner = asyncio.get_running_loop().create_task(outbox.run())
     await settle()
     outbox.push("x" * 500)  # one frame over the budget still goes out alone
+    await asyncio.sleep(0)
     assert socket.sent == ["x" * 500]
     socket.open.clear()
     for _ in range(4):

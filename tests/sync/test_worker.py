@@ -528,7 +528,11 @@ async def test_a_query_set_change_answered_by_the_cache_is_sent_by_the_receiving
         newVersion=1,
         modifications=[{"type": "Add", "queryId": 0, "udfPath": "messages:list", "args": [{}]}],
     )
-    # Already sent when handle_text returns: no hand-off to the transition task.
+    # Computed and queued when handle_text returns (no hand-off to the transition task);
+    # it leaves with this loop iteration's other frames.
+    assert h.worker.outbox.pending_transitions == 1
+    assert h.worker.state.sent_version.query_set == 1
+    await asyncio.sleep(0)
     (t,) = h.transitions()
     assert t["endVersion"]["querySet"] == 1
     assert t["modifications"][0]["type"] == "QueryUpdated"
@@ -542,6 +546,8 @@ async def test_a_query_set_change_answered_by_the_cache_is_sent_by_the_receiving
             {"type": "Add", "queryId": 1, "udfPath": "messages:list", "args": [{}]},
         ],
     )
+    assert h.worker.state.sent_version.query_set == 2
+    await asyncio.sleep(0)
     assert [m["type"] for m in h.transitions()[-1]["modifications"]] == [
         "QueryRemoved",
         "QueryUpdated",

@@ -78,6 +78,9 @@ class Outbox:
         self._sending = False
         self._started = False
         self._resume: tuple[Coroutine[Any, Any, None], Any, int, bool] | None = None
+        self._kick_pending = False  # _kick is scheduled (call_soon)
+        self._kicking = False
+        self._stopped = False  # the sender task ended: nothing more is sent
         self.pending_transitions = 0
         self.transitions_sent = 0  # for /metrics
         self.queued_bytes = 0
@@ -109,18 +112,45 @@ class Outbox:
     def push(self, text: str, *, size: int | None = None, transition: bool = False) -> None:
         """Queue ``text`` (``size``: its encoded bytes, default its length).
 
-        When nothing is queued or being sent, the send starts right here, in the caller's
-        task: a WebSocket send completes without waiting while the socket is writable, so
-        the frame leaves without a hand-off to the sender task (one task switch per frame
-        and per socket less in a fan-out). If the send has to wait, the sender task
-        finishes it; later frames queue behind it, so the FIFO order holds."""
+        Frames leave at the end of the current event-loop iteration, all those queued in it
+        in one burst, from a callback (:meth:`_kick`) rather than the sender task: a
+        WebSocket send completes without waiting while the socket is writable, so the
+        frames leave without a task switch. Not at once: writing each reply the moment it
+        is computed woke the client for every frame and cost more server CPU per frame than
+        the burst (bench/PROFILES.md, "2026-12-08 WebSocket cached query"). If a send has
+        to wait, the sender task finishes it; later frames queue behind it, so the FIFO
+        order holds."""
         size = len(text) if size is None else size
         if not self._admit(size, transition):
             return
-        if self._queue or self._sending or not self._started:
-            self._queue.append((text, size, transition))
+        self._queue.append((text, size, transition))
+        if self._sending or not self._started:
             self._wakeup.set()
-            return
+        elif not self._kick_pending:
+            self._kick_pending = True
+            asyncio.get_running_loop().call_soon(self._kick)
+
+    def _kick(self) -> None:
+        """Send what is queued, in order, while each send completes at once."""
+        self._kick_pending = False
+        self._kicking = True
+        try:
+            while (
+                self._queue
+                and not self._sending
+                and not self._stopped
+                and self.broken is None
+                and not self.overflowed
+            ):
+                text, size, transition = self._queue.popleft()
+                if not self._start_send(text, size, transition):
+                    return  # it has to wait: the sender task finishes it and goes on
+        finally:
+            self._kicking = False
+
+    def _start_send(self, text: str, size: int, transition: bool) -> bool:
+        """Start sending one frame here; True when it went out (or the outbox broke), False
+        when the send waits (handed to the sender task)."""
         self._sending = True
         sending = self._send(text)
         coro = (
@@ -133,13 +163,14 @@ class Outbox:
         except StopIteration:
             self._sending = False
             self._sent(size, transition)
-            return
+            return True
         except Exception as exc:
             self._sending = False
             self._break(exc)
-            return
+            return True
         self._resume = (coro, waiting_on, size, transition)
         self._wakeup.set()
+        return False
 
     def _sent(self, size: int, transition: bool) -> None:
         if self.overflowed or self.broken is not None:
@@ -149,10 +180,10 @@ class Outbox:
             self.pending_transitions -= 1
             self.transitions_sent += 1
             self._on_transition_sent()
-        if self._queue:
-            self._wakeup.set()
-        else:
+        if not self._queue:
             self._set_idle()
+        elif not self._kicking:
+            self._wakeup.set()
 
     def _set_idle(self) -> None:
         self._idle = True
@@ -170,10 +201,16 @@ class Outbox:
     async def run(self) -> None:
         """Send queued frames in order until cancelled or ``send`` fails."""
         self._started = True
+        try:
+            await self._run()
+        finally:
+            self._stopped = True
+
+    async def _run(self) -> None:
         while True:
             resume = self._resume
             if resume is not None:
-                # A send started in push() has to wait for the socket: finish it here.
+                # A send started by _kick has to wait for the socket: finish it here.
                 self._resume = None
                 coro, waiting_on, size, is_transition = resume
                 try:
