@@ -78,7 +78,9 @@ async def test_past_the_budget_the_queue_is_dropped_once() -> None:
     await asyncio.sleep(0)
     assert socket.sent == ["x" * 500]
     socket.open.clear()
-    for _ in range(4):
+    outbox.push("y" * 30)
+    await asyncio.sleep(0)  # its send starts and waits: the client stopped reading
+    for _ in range(3):
         outbox.push("y" * 30)
     await settle()
     assert overflows == [120]
@@ -87,4 +89,18 @@ async def test_past_the_budget_the_queue_is_dropped_once() -> None:
     assert len(outbox) == 0
     outbox.push("z")
     assert len(outbox) == 0 and overflows == [120]
+    runner.cancel()
+
+
+async def test_frames_of_one_loop_iteration_are_not_held_against_the_budget_while_writable() -> None:
+    socket = Socket()
+    overflows: list[int] = []
+    outbox = Outbox(socket.send, AsyncioTimer(), max_bytes=100, on_overflow=overflows.append)
+    runner = asyncio.get_running_loop().create_task(outbox.run())
+    await settle()
+    outbox.push("x" * 80)
+    outbox.push("y" * 80)  # the first has not left yet: it waits for the iteration's end
+    await asyncio.sleep(0)
+    assert socket.sent == ["x" * 80, "y" * 80] and overflows == []
+    assert not outbox.overflowed and outbox.queued_bytes == 0
     runner.cancel()

@@ -49,10 +49,11 @@ class Outbox:
     outbox is ``broken``: pending messages are dropped and ``on_broken`` is called.
 
     Byte budget: ``queued_bytes`` counts what is queued or being sent. A push that would take
-    it past ``max_bytes`` (while something is still unsent: one message larger than the
-    budget alone still goes out) means the client stopped reading: the queue is dropped
-    (its memory freed), the outbox is ``overflowed``, later pushes are ignored and
-    ``on_overflow`` is called once.
+    it past ``max_bytes`` while a send is waiting for the socket (one message larger than the
+    budget alone still goes out; frames queued in this loop iteration while the socket is
+    writable are only waiting for the iteration's end) means the client stopped reading:
+    the queue is dropped (its memory freed), the outbox is ``overflowed``, later pushes are
+    ignored and ``on_overflow`` is called once.
     """
 
     def __init__(
@@ -94,7 +95,11 @@ class Outbox:
     def _admit(self, size: int, transition: bool) -> bool:
         if self.broken is not None or self.overflowed:
             return False
-        if self.queued_bytes > 0 and self.queued_bytes + size > self._max_bytes:
+        if (
+            self.queued_bytes > 0
+            and self.queued_bytes + size > self._max_bytes
+            and (self._sending or not self._started)  # stuck behind a waiting send
+        ):
             self.overflowed = True
             wanted = self.queued_bytes + size
             self._queue.clear()
