@@ -2,7 +2,13 @@
 sync protocol.
 
     .venv/bin/python bench/ws_cached.py --tree /work/wt/s1 --tree . --rounds 3 [--seconds 10]
-        [--clients 64] [--vary] [--py-spy DIR]
+        [--clients 64] [--vary] [--syscalls] [--threads] [--py-spy DIR] [--perf DIR] ...
+    .venv/bin/python bench/ws_cached.py --inproc --tree /work/wt/s1 --tree . --rounds 3 \
+        --queries 40 --batches 10
+
+A tree is ``DIR[,NAME=VALUE...]``: a checkout and environment variables for its server (e.g.
+``.,CONVECTION_LOG_TAIL_POLL_MS=0``, or another source tree run with this venv:
+``/tmp/base,PYTHONPATH=/tmp/base/src`` where /tmp/base has a ``.venv`` link).
 
 For each round and each ``--tree`` in turn (A B A B ...), starts ``convection serve`` from
 that checkout (its own ``.venv/bin/python``, its own bench/app/convex) on a fresh temporary
@@ -10,8 +16,11 @@ data dir, prefills 1,000 documents in channel ``r1`` (messages:bulk), then runs
 bench/js/rawquery.mjs (raw sync clients: each one loops ModifyQuerySet Remove previous + Add
 ``messages:latest({channel: "r1"})`` and waits for the Transition answering it) for
 ``--seconds``, and reads the server's CPU time (utime + stime from /proc/<pid>/stat) before
-and after. Prints reads/s and server CPU µs per query for every run, then the median per
-tree. CPU per query is what to compare on a shared machine; reads/s moves with the load.
+and after. Prints reads/s, server CPU µs per query (the process and its event-loop thread)
+and how often that thread slept or was preempted per query, for every run, then the median
+per tree. CPU per query is what to compare on a shared machine; reads/s moves with the load.
+``--syscalls`` counts the loop thread's system calls per query (``perf stat``), ``--threads``
+prints the other threads' CPU, ``--perf DIR`` / ``--strace DIR`` record the loop thread.
 ``--py-spy DIR`` records a py-spy profile (``--native`` off, raw collapsed stacks) of each
 server during the load into DIR.
 
@@ -19,9 +28,10 @@ server during the load into DIR.
 tree's own venv: the real deployment (``open_deployment`` on the tree's bench/app/convex, a
 temporary SQLite store) and ``--clients`` real ``SyncWorker``s whose ``send`` only notes that a
 Transition left; each client sends its ModifyQuerySet text through ``handle_text`` and waits
-for that Transition, ``--queries`` per client. Prints this process's CPU time per query
-(``time.process_time``): the sync worker, session state, cache and encoding, without uvicorn
-and the kernel (the same in both trees), and unaffected by other processes' load.
+for that Transition, ``--queries`` per client, ``--batches`` times. Prints the loop thread's
+CPU time per query (``time.thread_time``) of the best batch (the least disturbed by other
+processes) and the median batch: the sync worker, session state, cache and encoding, without
+uvicorn and the kernel.
 ``--profile DIR`` writes a cProfile of each in-process run into DIR.
 
 ``--cprofile DIR`` (socket mode) runs each server under cProfile (event-loop thread only),

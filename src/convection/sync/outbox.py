@@ -80,6 +80,7 @@ class Outbox:
         self._started = False
         self._resume: tuple[Coroutine[Any, Any, None], Any, int, bool] | None = None
         self._kick_pending = False  # _kick is scheduled (call_soon)
+        self._call_soon: Callable[..., object] = lambda callback: None  # the loop's, from run()
         self._kicking = False
         self._stopped = False  # the sender task ended: nothing more is sent
         self.pending_transitions = 0
@@ -133,7 +134,7 @@ class Outbox:
             self._wakeup.set()
         elif not self._kick_pending:
             self._kick_pending = True
-            asyncio.get_running_loop().call_soon(self._kick)
+            self._call_soon(self._kick)
 
     def _kick(self) -> None:
         """Send what is queued, in order, while each send completes at once."""
@@ -205,6 +206,7 @@ class Outbox:
 
     async def run(self) -> None:
         """Send queued frames in order until cancelled or ``send`` fails."""
+        self._call_soon = asyncio.get_running_loop().call_soon
         self._started = True
         try:
             await self._run()
