@@ -200,7 +200,7 @@ def one(spec: str, args: argparse.Namespace, tag: str) -> dict[str, float]:
             out = Path(args.py_spy) / f"{tag}.txt"
             spy = subprocess.Popen(
                 [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid), "--format", "raw",
-                 "-o", str(out), "--rate", "250", "--gil", "--duration", str(int(args.seconds))],
+                 "-o", str(out), "--rate", "500", "--gil", "--duration", str(int(args.seconds))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if prof_out:
             proc.send_signal(signal.SIGUSR1)
