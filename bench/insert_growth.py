@@ -7,11 +7,19 @@ benchmark app, prefills one channel through ``messages:bulk`` (1,000 inserts per
 G1 does), and at each size runs ``--rounds`` rounds of ``--inserts`` single inserts
 (``messages:send`` into another channel, ``--clients`` HTTP callers), printing the server's CPU
 time (user + system, from /proc) per insert of each round. The median round is the figure;
-a round that caught a maintenance pass (every MAINTENANCE_INTERVAL_MS) shows as an outlier.
+a round that caught a maintenance pass (every MAINTENANCE_INTERVAL_MS, 60 s) shows as an
+outlier; the mean over all rounds includes it (make the rounds span a minute or more, as G1's
+30 s of load at each size may or may not).
 
     .venv/bin/python bench/insert_growth.py --sizes 10000,300000
     .venv/bin/python bench/insert_growth.py --tree /work/wt/s1 --sizes 10000,300000
     .venv/bin/python bench/insert_growth.py --quick          # 2,000 and 20,000 documents
+
+To run another revision of ``src/`` with this tree's venv:
+``--env PYTHONPATH=/tmp/base/src`` (after ``git archive REV src | tar -x -C /tmp/base``).
+``--prune-cost DATA_DIR`` (server stopped) times, on that store, one retention pass's read
+of index entries as it was (the whole index log, LEAD over the PK) and as it is (the entries
+of one MAINTENANCE_INTERVAL_MS window, through indexes_by_ts): CPU seconds of this process.
 
 ``--profile DIR`` records the server with py-spy (if installed) during the first round at
 each size. ``--env K=V`` passes knob overrides to the server (repeatable).
@@ -90,7 +98,11 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="directory for py-spy flame graphs")
     ap.add_argument("--env", action="append", default=[], help="K=V for the server")
     ap.add_argument("--keep", default="", help="data directory to use and keep (reused if prefilled)")
+    ap.add_argument("--prune-cost", default="", help="data directory: time retention's index read")
     a = ap.parse_args()
+    if a.prune_cost:
+        prune_cost(Path(a.prune_cost))
+        return
     sizes = [2_000, 20_000] if a.quick else [int(s) for s in a.sizes.split(",")]
     tree = Path(a.tree).resolve()
     py = tree / ".venv" / "bin" / "python"
@@ -108,7 +120,8 @@ def main() -> None:
          "--host", "127.0.0.1", "--port", str(port), "--site-port", "0"],
         cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    print(f"tree {tree} (git {git_head(tree)}), server pid {proc.pid}, data {tmp}", flush=True)
+    print(f"tree {tree} (git {git_head(tree)}), env {' '.join(a.env) or '-'}, "
+          f"server pid {proc.pid}, data {tmp}", flush=True)
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -159,7 +172,8 @@ def main() -> None:
                 per.append(us)
                 print(f"  {size:>9,} docs round {r}: {us:7.0f} µs CPU/insert, "
                       f"{a.inserts / (t1 - t0):6.0f} inserts/s", flush=True)
-            print(f"{size:>9,} docs: median {statistics.median(per):.0f} µs CPU/insert", flush=True)
+            print(f"{size:>9,} docs: median {statistics.median(per):.0f} µs CPU/insert, "
+                  f"all rounds {statistics.fmean(per):.0f} µs CPU/insert", flush=True)
     finally:
         proc.terminate()
         try:
@@ -168,6 +182,53 @@ def main() -> None:
             proc.kill()
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Retention's index-entry read before 2026-12-08 (one pass over the whole index log).
+_FULL_PASS = (
+    "SELECT index_id, key, ts FROM ("
+    "SELECT index_id, key, ts, deleted,"
+    " LEAD(ts) OVER (PARTITION BY index_id, key ORDER BY ts) AS next_ts"
+    " FROM indexes WHERE ts <= ?"
+    ") WHERE deleted OR next_ts IS NOT NULL"
+)
+# ... and since (the entries written in (watermark, bound]; needs indexes_by_ts).
+_WINDOW = (
+    "SELECT o.index_id, o.key, o.ts FROM indexes AS n JOIN indexes AS o"
+    " ON o.index_id = n.index_id AND o.key = n.key AND o.ts < n.ts"
+    " WHERE n.ts > ?1 AND n.ts <= ?2"
+    " UNION ALL SELECT index_id, key, ts FROM indexes"
+    " WHERE ts > ?1 AND ts <= ?2 AND deleted"
+)
+
+
+def prune_cost(data: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{data / 'db.sqlite3'}?mode=ro", uri=True)
+    entries = conn.execute("SELECT count(*) FROM indexes").fetchone()[0]
+    documents = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    top = conn.execute("SELECT max(ts) FROM documents").fetchone()[0]
+    retention, interval = 300 * 10**9, 60 * 10**9  # SNAPSHOT_RETENTION_MS, MAINTENANCE_INTERVAL_MS
+    bound = top - retention
+    print(f"{data}: {documents:,} document revisions, {entries:,} index entries")
+
+    def timed(label: str, sql: str, params: tuple[int, ...], rows: int | None = None) -> None:
+        for _ in range(2):  # the second run has the pages in SQLite's and the OS's cache
+            t0 = time.process_time()
+            found = len(conn.execute(sql, params).fetchall())
+            cpu = time.process_time() - t0
+        extra = f", {rows:,} entries in the window" if rows is not None else ""
+        print(f"  {label}: {cpu:.2f} s CPU, {found:,} candidates{extra}", flush=True)
+
+    timed("whole index log, bound = newest - 5 min", _FULL_PASS, (bound,))
+    timed("whole index log, bound = newest (every entry older than the retention)", _FULL_PASS, (top,))
+    has_ts = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'indexes_by_ts'").fetchone()
+    if has_ts:
+        window = (bound - interval, bound)
+        n = conn.execute("SELECT count(*) FROM indexes WHERE ts > ? AND ts <= ?", window).fetchone()[0]
+        timed("one 60 s window before the bound", _WINDOW, window, n)
+    conn.close()
 
 
 def count_prefilled(tmp: Path) -> int:

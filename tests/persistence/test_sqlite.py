@@ -105,7 +105,7 @@ def test_prune_queries_do_not_sort(conn: sqlite3.Connection) -> None:
         "SEARCH n USING COVERING INDEX indexes_by_ts (ts>? AND ts<?)",
         "SEARCH o USING PRIMARY KEY (index_id=? AND key=? AND ts<?)",
         "UNION ALL",
-        "SEARCH indexes USING INDEX indexes_by_ts (ts>? AND ts<?)",
+        "SEARCH indexes USING COVERING INDEX indexes_by_ts (ts>? AND ts<?)",
     ]
     document_plan = plan(conn, impl._PRUNE_DOCUMENT_CANDIDATES, (0, 5, 9))
     assert "TEMP B-TREE" not in "\n".join(document_plan)
