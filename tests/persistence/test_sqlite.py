@@ -92,6 +92,17 @@ def test_log_and_table_reads_stream_without_sorting(conn: sqlite3.Connection) ->
     assert details == ["SEARCH documents USING INDEX documents_by_id (table_id=?)"]
 
 
+def test_commit_log_reads_are_seeks(conn: sqlite3.Connection) -> None:
+    # Every commit session reads the log after the last known ts: a rowid range, whatever the
+    # log's length; its retention deletes a rowid range too.
+    assert plan(conn, impl._COMMITS_AFTER, (5,)) == [
+        "SEARCH commits USING INTEGER PRIMARY KEY (rowid>?)"
+    ]
+    assert plan(conn, impl._PRUNE_COMMITS, (5,))[0] == (
+        "SEARCH commits USING INTEGER PRIMARY KEY (rowid<?)"
+    )
+
+
 def test_prune_queries_do_not_sort(conn: sqlite3.Connection) -> None:
     # Index retention reads only the entries written since its watermark (a range of
     # indexes_by_ts) and seeks each one's older entries by PK: never a scan of the index log,
