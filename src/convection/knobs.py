@@ -162,20 +162,22 @@ WORKER_RESTART_DELAY_MS = _knob(
 )
 LOG_TAIL_POLL_MS = _knob(
     "LOG_TAIL_POLL_MS", 5,
-    "How often an idle process checks whether other processes sharing a SQLite store "
-    "committed (a PRAGMA data_version check; on PostgreSQL only with LOG_TAIL_NOTIFY=0: a "
+    "How often an idle process checks whether other processes sharing the store committed, "
+    "when the store gives no commit notifications (LOG_TAIL_NOTIFY=0, or SQLite on a "
+    "platform without abstract Unix sockets: a PRAGMA data_version check; PostgreSQL: a "
     "commit-log query); 0 turns this polling off.",
 )
 LOG_TAIL_NOTIFY = _knob(
     "LOG_TAIL_NOTIFY", 1,
-    "PostgreSQL: 1 = a node hears of other nodes' commits by LISTEN/NOTIFY on a dedicated "
-    "connection (and polls every LOG_TAIL_FALLBACK_POLL_MS); 0 = it polls the commit log "
+    "1 = a process hears of other processes' commits when they happen (PostgreSQL: "
+    "LISTEN/NOTIFY on a dedicated connection; SQLite on Linux: a datagram from each local "
+    "process that committed) and polls only every LOG_TAIL_FALLBACK_POLL_MS; 0 = it polls "
     "every LOG_TAIL_POLL_MS (e.g. behind a pooler that cannot LISTEN).",
 )
 LOG_TAIL_FALLBACK_POLL_MS = _knob(
     "LOG_TAIL_FALLBACK_POLL_MS", 500,
-    "PostgreSQL with LOG_TAIL_NOTIFY=1: how often an idle node still reads the commit log, "
-    "for a lost notification or while the LISTEN connection is down; 0 turns it off.",
+    "With LOG_TAIL_NOTIFY=1: how often an idle process still reads the commit log, for a "
+    "lost notification or while the notification channel is down; 0 turns it off.",
 )
 GROUP_COMMIT_MAX_BATCH_COUNT = _knob(
     "GROUP_COMMIT_MAX_BATCH_COUNT", 256, "Most commits persisted in one SQL transaction."

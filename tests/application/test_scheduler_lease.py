@@ -132,6 +132,44 @@ def test_one_holder_renewal_and_fencing_times(db: Database) -> None:
     assert not a.refresh() and not a.holds()
 
 
+def test_a_renewal_during_a_storage_outage_warns_once_per_try_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A real outage: another connection holds SQLite's write lock past the busy timeout.
+    import sqlite3
+
+    from convection.model import leases
+    from convection.persistence import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "db.sqlite3"
+    database = Database(SqlitePersistence(path), clock=ManualClock(START))
+    try:
+        leases.ensure_tables(database)
+        keeper = LeaseKeeper(database, "job", period_ms=PERIOD, holder="a")
+        assert keeper.refresh() and keeper.holds()
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            assert isinstance(database.clock, ManualClock)
+            database.clock.set_ms(START + PERIOD / 3)
+            caplog.clear()
+            with caplog.at_level("WARNING", logger="convection.lease"):
+                assert keeper.refresh()  # the renewal failed; the lease it has still counts
+            records = [r for r in caplog.records if r.name == "convection.lease"]
+            assert len(records) == 1 and records[0].levelname == "WARNING"
+            assert "renewing the 'job' lease failed" in records[0].getMessage()
+            assert records[0].exc_info is None  # no traceback for a store that is down
+            assert keeper.next_attempt_ms == START + 2 * PERIOD / 3  # retried a third later
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        database.clock.set_ms(START + 2 * PERIOD / 3)
+        assert keeper.refresh() and keeper.holds()  # the store is back: renewed
+    finally:
+        database.close()
+
+
 def test_release_hands_over_at_once(db: Database) -> None:
     a, b, _clock = keepers(db)
     assert a.refresh()

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import io
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
+from server_support import MakeDeployment
 from starlette.testclient import TestClient
 
 from convection.application.logbuffer import LogBuffer
 from convection.clock import ManualClock
 from convection.functions.calllog import CallRecord
-from convection.server.app import Deployment, build_app, open_deployment
+from convection.server.app import Deployment
 
 NOTES = '''
 from convection import action, mutation, query, v
@@ -81,26 +80,10 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, clock: ManualClock) -> Iterator[Deployment]:
-    folder = tmp_path / "convex"
-    folder.mkdir()
-    (folder / "notes.py").write_text(textwrap.dedent(NOTES))
-    (folder / "crons.py").write_text(textwrap.dedent(CRONS))
-    (folder / "http.py").write_text(textwrap.dedent(HTTP))
-    dep = open_deployment(folder, tmp_path / "data", clock=clock)
-    yield dep
-    dep.close()
+def deployment(make_deployment: MakeDeployment, clock: ManualClock) -> Deployment:
+    return make_deployment(notes=NOTES, crons=CRONS, http=HTTP, clock=clock)
 
 
-@pytest.fixture
-def client(deployment: Deployment) -> Iterator[TestClient]:
-    with TestClient(build_app(deployment)) as c:
-        yield c
-
-
-@pytest.fixture
-def admin(deployment: Deployment) -> dict[str, str]:
-    return {"Authorization": f"Convex {deployment.app.admin_key}"}
 
 
 def _logs(client: TestClient, admin: dict[str, str], **params: Any) -> list[dict[str, Any]]:

@@ -7,15 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from server_support import MakeDeployment
 from starlette.testclient import TestClient
 
-from convection.server.app import Deployment, build_app, open_deployment
+from convection.server.app import Deployment, build_app
 
 NOTES = '''
 from convection import internal_mutation, mutation, query, v
@@ -47,25 +45,10 @@ crons.interval("tick", {"minutes": 5}, "notes:add", {"text": "tick"})
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    folder = tmp_path / "convex"
-    folder.mkdir()
-    (folder / "notes.py").write_text(textwrap.dedent(NOTES))
-    (folder / "crons.py").write_text(textwrap.dedent(CRONS))
-    dep = open_deployment(folder, tmp_path / "data")
-    yield dep
-    dep.close()
+def deployment(make_deployment: MakeDeployment) -> Deployment:
+    return make_deployment(notes=NOTES, crons=CRONS)
 
 
-@pytest.fixture
-def client(deployment: Deployment) -> Iterator[TestClient]:
-    with TestClient(build_app(deployment)) as c:
-        yield c
-
-
-@pytest.fixture
-def admin(deployment: Deployment) -> dict[str, str]:
-    return {"Authorization": f"Convex {deployment.app.admin_key}"}
 
 
 def test_the_page_is_served_with_a_strict_content_security_policy(client: TestClient) -> None:

@@ -4,15 +4,12 @@ and the router (server/app.py ``_App``): same answers as the full stack, CORS fo
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
+from server_support import MakeDeployment
 from starlette.testclient import TestClient
 
 from convection.errors import StorageUnavailable
-from convection.server.app import Deployment, build_app, open_deployment
+from convection.server.app import Deployment, build_app
 
 NOTES = '''
 from convection import mutation, query
@@ -28,13 +25,8 @@ def count(ctx):
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    folder = tmp_path / "convex"
-    folder.mkdir()
-    (folder / "notes.py").write_text(textwrap.dedent(NOTES))
-    dep = open_deployment(folder, tmp_path / "data")
-    yield dep
-    dep.close()
+def deployment(make_deployment: MakeDeployment) -> Deployment:
+    return make_deployment(notes=NOTES)
 
 
 def test_both_lanes_answer_alike(deployment: Deployment) -> None:

@@ -5,9 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from server_support import MakeDeployment
 from starlette.testclient import TestClient
 
-from convection.server.app import build_app, build_site_app, open_deployment
+from convection.server.app import Deployment, build_app, build_site_app, open_deployment
 
 HTTP = '''
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -45,14 +46,8 @@ def count(ctx):
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[object]:
-    folder = tmp_path / "convex"
-    folder.mkdir()
-    (folder / "http.py").write_text(textwrap.dedent(HTTP))
-    (folder / "notes.py").write_text(textwrap.dedent(NOTES))
-    dep = open_deployment(folder, tmp_path / "data")
-    yield dep
-    dep.close()
+def deployment(make_deployment: MakeDeployment) -> Deployment:
+    return make_deployment(http=HTTP, notes=NOTES)
 
 
 def test_http_actions_on_the_main_port_and_the_site(deployment: object) -> None:

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import math
 import re
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from server_support import MakeDeployment
 from starlette.testclient import TestClient
 
 from convection.application.metrics import CONTENT_TYPE, MetricFamily, render
 from convection.errors import OccConflict
 from convection.functions.loader import load_app
-from convection.server.app import Deployment, build_app, open_deployment
+from convection.server.app import Deployment, build_app
 from convection.stats import Histogram
 
 NOTES = '''
@@ -172,14 +171,8 @@ def check_histograms(scrape: Scrape) -> None:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    folder = tmp_path / "convex"
-    folder.mkdir()
-    (folder / "notes.py").write_text(textwrap.dedent(NOTES))
-    (folder / "http.py").write_text(textwrap.dedent(HTTP))
-    dep = open_deployment(folder, tmp_path / "data")
-    yield dep
-    dep.close()
+def deployment(make_deployment: MakeDeployment) -> Deployment:
+    return make_deployment(notes=NOTES, http=HTTP)
 
 
 @pytest.fixture

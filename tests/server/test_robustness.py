@@ -3,15 +3,14 @@ HTTP queries release their database subscriptions, HTTP function arguments are l
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from server_support import MakeDeployment
 from starlette.testclient import TestClient
 
 from convection import knobs
-from convection.server.app import Deployment, build_app, open_deployment
+from convection.server.app import Deployment
 
 NOTES = '''
 from convection import mutation, query
@@ -32,19 +31,9 @@ def listed(ctx, n):
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    folder = tmp_path / "convex"
-    folder.mkdir()
-    (folder / "notes.py").write_text(textwrap.dedent(NOTES))
-    dep = open_deployment(folder, tmp_path / "data")
-    yield dep
-    dep.close()
+def deployment(make_deployment: MakeDeployment) -> Deployment:
+    return make_deployment(notes=NOTES)
 
-
-@pytest.fixture
-def client(deployment: Deployment) -> Iterator[TestClient]:
-    with TestClient(build_app(deployment)) as c:
-        yield c
 
 
 def test_http_queries_release_their_subscriptions(client: TestClient, deployment: Deployment) -> None:

@@ -4,15 +4,13 @@ admin only, ordinary transactions validated by the schema, over HTTP and the syn
 from __future__ import annotations
 
 import json
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from server_support import MakeDeployment
 from starlette.testclient import TestClient
 
-from convection.server.app import Deployment, build_app, open_deployment
+from convection.server.app import Deployment
 
 SCHEMA = '''
 from convection import define_schema, define_table, v
@@ -25,24 +23,10 @@ schema = define_schema({
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    folder = tmp_path / "convex"
-    folder.mkdir()
-    (folder / "schema.py").write_text(textwrap.dedent(SCHEMA))
-    dep = open_deployment(folder, tmp_path / "data")
-    yield dep
-    dep.close()
+def deployment(make_deployment: MakeDeployment) -> Deployment:
+    return make_deployment(schema=SCHEMA)
 
 
-@pytest.fixture
-def client(deployment: Deployment) -> Iterator[TestClient]:
-    with TestClient(build_app(deployment)) as c:
-        yield c
-
-
-@pytest.fixture
-def admin(deployment: Deployment) -> dict[str, str]:
-    return {"Authorization": f"Convex {deployment.app.admin_key}"}
 
 
 def call(client: TestClient, path: str, args: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:

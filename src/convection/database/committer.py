@@ -166,6 +166,9 @@ class Committer:
         self._log: list[CommitRecord] = []  # ts order; published prefix, then built ones
         self._log_ts: list[int] = []
         self._log_floor = start_ts  # commits at or before this ts are not in the log
+        # index id -> ts of the newest commit in the log that wrote it (never lower than the
+        # truth; stale-high after a failed batch is dropped, which only costs a full check).
+        self._index_written_ts: dict[int, int] = {}
         self._queue: deque[CommitRecord] = deque()
         self._last_assigned = start_ts  # the largest ts known to be taken, by anyone
         self._known_ts = start_ts  # the commit log has been read up to here
@@ -336,8 +339,16 @@ class Committer:
             )
         if not read_set.by_index:
             return
+        written = self._index_written_ts
+        if all(written.get(index_id, 0) <= begin_ts for index_id in read_set.by_index):
+            return  # no commit after begin_ts wrote any index this transaction read
         i = bisect.bisect_right(self._log_ts, begin_ts)
+        read_indexes = read_set.by_index.keys()
         for rec in self._log[i:]:
+            # Most commits write none of the indexes this transaction read: a C-level set
+            # check skips them (under concurrency every commit is checked against dozens).
+            if read_indexes.isdisjoint(rec.index_keys):
+                continue
             if read_set.overlaps_keys(rec.index_keys):
                 self.occ_conflicts += 1
                 by = "another process" if rec.remote else rec.source
@@ -347,6 +358,13 @@ class Committer:
                     "The mutation is retried automatically.",
                     conflict_ts=rec.ts,
                 )
+
+    def _note_written(self, rec: CommitRecord) -> None:
+        """Record the indexes ``rec`` (just appended to the log) wrote (lock held)."""
+        written = self._index_written_ts
+        for index_id in rec.index_keys:
+            if written.get(index_id, 0) < rec.ts:
+                written[index_id] = rec.ts
 
     def first_overlap_after(self, ts: int, read_set: FrozenReadSet) -> int | None:
         """ts of the first *published* commit after ``ts`` overlapping ``read_set``. Commits
@@ -457,6 +475,7 @@ class Committer:
                     self._last_assigned = rec.ts = ts
                     self._log.append(rec)
                     self._log_ts.append(ts)
+                    self._note_written(rec)
                 built.append(rec)
                 docs.extend(rec.documents)
                 entries.extend(rec.entries)
@@ -560,6 +579,7 @@ class Committer:
             with self._lock:
                 self._log.append(rec)
                 self._log_ts.append(rec.ts)
+                self._note_written(rec)
                 self._last_assigned = max(self._last_assigned, rec.ts)
             out.append(rec)
         self._known_ts = found[-1].ts

@@ -304,12 +304,16 @@ class Runner:
         check_first: Callable[[SystemView], FunctionOutcome | None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_retries: int | None = None,
+        on_ran: Callable[[float, float], None] | None = None,
     ) -> FunctionOutcome:
         """Run a mutation to completion. ``check_first(system)`` may answer from a stored
         result (idempotency); ``before_commit(system, outcome)`` may add writes to the same
-        transaction (the stored result). Both get the transaction's system view."""
+        transaction (the stored result). Both get the transaction's system view.
+        ``on_ran(cpu, wall)`` gets the seconds each attempt's function run took (CPU on this
+        thread, and wall), not counting the commit: waiting for the group commit is not the
+        function's own work."""
         started = time.perf_counter()
-        outcome = self._run_mutation(path, args, identity, before_commit, check_first, sleep, max_retries)
+        outcome = self._run_mutation(path, args, identity, before_commit, check_first, sleep, max_retries, on_ran)
         self.stats.record("mutation", outcome.success, time.perf_counter() - started)
         record_call(self.on_call, "mutation", path, identity, outcome, started)
         return outcome
@@ -410,9 +414,20 @@ class Runner:
         check_first: Callable[[SystemView], FunctionOutcome | None] | None,
         sleep: Callable[[float], None],
         max_retries: int | None,
+        on_ran: Callable[[float, float], None] | None = None,
     ) -> FunctionOutcome:
         retries = knobs.MUTATION_MAX_OCC_RETRIES_COUNT if max_retries is None else max_retries
         attempt, lines, rid = self._mutation_attempt(path, args, identity, before_commit, check_first)
+        if on_ran is not None:
+            run_once, report = attempt, on_ran
+
+            def attempt(txn: Transaction) -> FunctionOutcome | Discard[FunctionOutcome]:
+                cpu, wall = time.thread_time(), time.perf_counter()
+                try:
+                    return run_once(txn)
+                finally:
+                    report(time.thread_time() - cpu, time.perf_counter() - wall)
+
         try:
             outcome, ts = run_in_transaction(
                 self.db, attempt, max_retries=retries, sleep=sleep,

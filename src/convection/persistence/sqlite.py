@@ -64,6 +64,7 @@ from convection.knobs import (
     SQLITE_VACUUM_PAGES_COUNT,
 )
 from convection.persistence.base import CommitEntry, DocumentRevision, IndexEntry
+from convection.persistence.local_wake import LocalWake
 
 # 3: retention by watermark (indexes_by_ts, persistence_meta); 2: the commit log;
 # 1: convection 0.1.0
@@ -231,6 +232,7 @@ class SqlitePersistence:
         self._closed = False
         self._thread_lock = threading.Lock()  # the writer connection, within this process
         self._write_lock = _WriteLock(self._thread_lock, Path(f"{self._path}-commit.lock"))
+        self._local_wake = LocalWake(self._path)  # tells the other local processes we committed
         self._pool_lock = threading.Lock()  # guards _connections (not the hot _idle list)
         self._connections: list[sqlite3.Connection] = []
         # Idle reader connections. list.pop()/append() are atomic, so checkout is lock-free.
@@ -350,6 +352,7 @@ class SqlitePersistence:
                 top = max(row[0] for row in doc_rows)
                 if top > self._max_ts:
                     self._max_ts = top
+        self._local_wake.notify()
 
     @contextmanager
     def commit_session(self) -> Iterator[_SqliteSession]:
@@ -375,11 +378,13 @@ class SqlitePersistence:
                 self._max_ts = session.top
             # our own commit bumped data_version for nobody but the other connections
             self._data_version = self._read_data_version(conn)
+        self._local_wake.notify()
 
     def commits_after(self, ts: int) -> list[CommitEntry]:
         return [CommitEntry(t, k) for t, k in self._read_all(_COMMITS_AFTER, (ts,))]
 
     def others_may_have_committed(self) -> bool:
+        self._local_wake.ensure_registered()  # at most once a second
         with self._thread_lock:  # a read of the writer connection: no need to exclude others
             conn = self._writable()
             version = self._read_data_version(conn)
@@ -389,7 +394,9 @@ class SqlitePersistence:
             return True
 
     def watch_commits(self, wake: Callable[[], None]) -> bool:
-        return False  # polled: data_version costs no table read
+        # Other processes on this host send a datagram after they commit (local_wake.py);
+        # elsewhere (no abstract sockets) the caller polls data_version.
+        return self._local_wake.start(wake)
 
     @staticmethod
     def _read_data_version(conn: sqlite3.Connection) -> int:
@@ -648,6 +655,7 @@ class SqlitePersistence:
         if self._closed:
             return
         self._closed = True
+        self._local_wake.close()
         with self._thread_lock, self._pool_lock:
             connections, self._connections = self._connections, []
             self._idle.clear()
