@@ -92,10 +92,32 @@ def test_log_and_table_reads_stream_without_sorting(conn: sqlite3.Connection) ->
     assert details == ["SEARCH documents USING INDEX documents_by_id (table_id=?)"]
 
 
+def test_commit_log_reads_are_seeks(conn: sqlite3.Connection) -> None:
+    # Every commit session reads the log after the last known ts: a rowid range, whatever the
+    # log's length; its retention deletes a rowid range too.
+    assert plan(conn, impl._COMMITS_AFTER, (5,)) == [
+        "SEARCH commits USING INTEGER PRIMARY KEY (rowid>?)"
+    ]
+    assert plan(conn, impl._PRUNE_COMMITS, (5,))[0] == (
+        "SEARCH commits USING INTEGER PRIMARY KEY (rowid<?)"
+    )
+
+
 def test_prune_queries_do_not_sort(conn: sqlite3.Connection) -> None:
-    # Index retention is one pass over the whole index log in PK order (LEAD over the PK).
-    index_plan = "\n".join(plan(conn, impl._PRUNE_INDEX_CANDIDATES, (5,)))
-    assert "TEMP B-TREE" not in index_plan and "SCAN indexes" in index_plan
+    # Index retention reads only the entries written since its watermark (a range of
+    # indexes_by_ts) and seeks each one's older entries by PK: never a scan of the index log,
+    # whose cost would grow with the store (bench/PROFILES.md, "G1 insert growth").
+    index_plan = plan(conn, impl._PRUNE_INDEX_CANDIDATES, (0, 5))
+    assert "TEMP B-TREE" not in "\n".join(index_plan)
+    assert not any(step.startswith("SCAN") for step in index_plan), index_plan
+    assert index_plan == [
+        "COMPOUND QUERY",
+        "LEFT-MOST SUBQUERY",
+        "SEARCH n USING COVERING INDEX indexes_by_ts (ts>? AND ts<?)",
+        "SEARCH o USING PRIMARY KEY (index_id=? AND key=? AND ts<?)",
+        "UNION ALL",
+        "SEARCH indexes USING COVERING INDEX indexes_by_ts (ts>? AND ts<?)",
+    ]
     document_plan = plan(conn, impl._PRUNE_DOCUMENT_CANDIDATES, (0, 5, 9))
     assert "TEMP B-TREE" not in "\n".join(document_plan)
     assert "SEARCH o USING COVERING INDEX documents_by_id (table_id=? AND id=? AND ts<?)" in (
@@ -252,3 +274,72 @@ def test_dangling_index_entry_is_reported(store: SqlitePersistence) -> None:
     with pytest.raises(StorageFailure) as info:
         list(store.index_scan(INDEX, b"", None, 1))
     assert "not in the document log" in info.value.message
+
+
+def _prune_instructions(store: SqlitePersistence, bound: int) -> tuple[int, int]:
+    """(rows removed, SQLite VM instructions run on every connection) of one ``prune``."""
+    count = 0
+
+    def tick() -> int:
+        nonlocal count
+        count += 1
+        return 0
+
+    connections = list(store._connections)
+    for c in connections:
+        c.set_progress_handler(tick, 1)
+    try:
+        removed = store.prune(bound, 0)
+    finally:
+        for c in connections:
+            c.set_progress_handler(None, 1)
+    return removed, count
+
+
+def test_prune_work_follows_what_was_written_not_the_store_size(tmp_path: Path) -> None:
+    # Retention runs every MAINTENANCE_INTERVAL_MS. When it read the whole index log each time,
+    # a store of 1,000,000 documents spent ~5 s of CPU per round, which showed as insert
+    # cost growing with the table (bench/PROFILES.md, "G1 insert growth").
+    work = {}
+    for n in (100, 4000):
+        p = SqlitePersistence(tmp_path / f"{n}.sqlite3")
+        try:
+            _fill(p, n)  # n keys at ts 1
+            list(p.index_scan(INDEX, b"", None, 1))  # open a reader connection
+            p.prune(1, 0)  # the first pass looks at everything once
+            # then: k0 rewritten at 2, k1 deleted at 3
+            p.write([DocumentRevision(2, T, b"k000000", b'{"v":2}', 1)],
+                    [IndexEntry(INDEX, b"k000000", 2, T, b"k000000")])
+            p.write([DocumentRevision(3, T, b"k000001", None, 1)],
+                    [IndexEntry(INDEX, b"k000001", 3, T, None)])
+            removed, work[n] = _prune_instructions(p, 3)
+            assert removed == 3  # k0@1, k1@1 and k1's tombstone
+            assert [k for k, _ in p.index_scan(INDEX, b"", None, 3)][:2] == [b"k000000", b"k000002"]
+            assert p.prune(3, 0) == 0
+        finally:
+            p.close()
+    # the same few rows were written after the first pass: the same work, whatever the size
+    assert work[4000] < work[100] * 1.5, work
+
+
+def test_version_2_store_gains_the_retention_watermark(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    p = SqlitePersistence(path)
+    _fill(p, 10)
+    p.close()
+    c = sqlite3.connect(path)  # what convection with schema version 2 left
+    c.execute("DROP INDEX indexes_by_ts")
+    c.execute("DROP TABLE persistence_meta")
+    c.execute("PRAGMA user_version=2")
+    c.close()
+    p = SqlitePersistence(path)
+    try:
+        assert p._writer.execute("PRAGMA user_version").fetchone()[0] == impl.SCHEMA_VERSION
+        p.write([DocumentRevision(2, T, b"k000000", None, 1)], [IndexEntry(INDEX, b"k000000", 2, T, None)])
+        assert p.prune(2, 0) == 2
+        keys = [k for k, _ in p.index_scan(INDEX, b"", None, 2)]
+        assert keys[:2] == [b"k000001", b"k000002"]  # k0 and its superseded entry are gone
+        index = p._writer.execute("SELECT 1 FROM sqlite_schema WHERE name = 'indexes_by_ts'")
+        assert index.fetchall() == [(1,)]
+    finally:
+        p.close()

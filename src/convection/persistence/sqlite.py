@@ -7,8 +7,13 @@ Layout (docs/internals/transactions.md), in one database file in WAL mode:
   ROWID) plus the index ``documents_by_id(table_id, id, ts)`` for point reads.
 * ``indexes(index_id, key, ts, deleted, table_id, document_id)``: the MVCC index log,
   ``WITHOUT ROWID`` clustered on its PK ``(index_id, key, ts)``, so a key range is one
-  contiguous B-tree range and a snapshot scan is a single streaming pass over it.
+  contiguous B-tree range and a snapshot scan is a single streaming pass over it; plus
+  ``indexes_by_ts(ts, deleted)`` so retention finds the entries written since its last pass
+  (ts only grows, so a commit appends to its right edge; ``deleted`` makes finding the
+  tombstones among them a covering range read).
 * ``globals(key, json)``: small JSON values.
+* ``commits(ts, keys)``: the commit log (each commit's written keys, for other processes).
+* ``persistence_meta(key, value)``: this layer's own bookkeeping (the retention watermark).
 
 Snapshot reads at ``read_ts`` take, per key, the newest entry with ts <= read_ts (SQLite's
 "bare column with MAX()" rule picks ``deleted``/``table_id``/``document_id`` from that same
@@ -31,7 +36,12 @@ a crash of the process (the WAL is in the OS page cache); ``FULL`` syncs the WAL
 commit, durable against power loss and OS crashes too, at the cost of an fsync per write.
 
 Retention (``prune``) never removes the revision(s) at ``max_ts()``, so ``max_ts`` never goes
-backwards, even across a restart (the clock floor relies on it).
+backwards, even across a restart (the clock floor relies on it). Its cost follows what was
+written since the last pass, never the size of the store: index entries are found through
+``indexes_by_ts`` from a watermark kept in ``persistence_meta`` (every entry at or below it
+was examined; commits only ever get larger ts), document revisions through the PK's ts
+prefix. (Scanning the whole index log every MAINTENANCE_INTERVAL_MS cost ~5 s of CPU per
+round with 1,000,000 documents: bench/PROFILES.md, "G1 insert growth".)
 """
 
 from __future__ import annotations
@@ -56,10 +66,16 @@ from convection.knobs import (
 from convection.persistence.base import CommitEntry, DocumentRevision, IndexEntry
 from convection.persistence.local_wake import LocalWake
 
-SCHEMA_VERSION: Final = 2  # 2: the commit log (1: convection 0.1.0)
+# 3: retention by watermark (indexes_by_ts, persistence_meta); 2: the commit log;
+# 1: convection 0.1.0
+SCHEMA_VERSION: Final = 3
 
 _CREATE_COMMITS: Final = (
     "CREATE TABLE IF NOT EXISTS commits (ts INTEGER PRIMARY KEY, keys BLOB NOT NULL)"
+)
+_CREATE_RETENTION: Final = (
+    "CREATE INDEX IF NOT EXISTS indexes_by_ts ON indexes (ts, deleted)",
+    "CREATE TABLE IF NOT EXISTS persistence_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS documents ("
@@ -72,6 +88,7 @@ _SCHEMA: Final = (
     " PRIMARY KEY (index_id, key, ts)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS globals (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
     _CREATE_COMMITS,
+    *_CREATE_RETENTION,
 )
 
 _SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -148,15 +165,26 @@ _SET_GLOBAL: Final = (
 )
 _DELETE_INDEX: Final = "DELETE FROM indexes WHERE index_id = ?"
 
-# Retention. Index entries: one streaming pass in PK order; LEAD gives the next entry of the
-# same key (among entries <= bound), so "superseded" is "has a next entry". Candidates are
-# collected on a reader connection (no write lock) and deleted in small write transactions.
+# Retention. Index entries: an entry n with ts in (watermark, bound] supersedes every older
+# entry of its key, and is itself removable when it is a tombstone. n comes from a range of
+# indexes_by_ts, each older entry from a PK seek: the work follows the entries written since
+# the last pass (~1.5 µs per entry; a store of 1,000,000 documents has ~3,000,000 entries,
+# which the full scan this replaced read every pass). Candidates are collected on a reader connection (no write lock), deduplicated
+# and deleted in PK order in small write transactions: a key's older entries go before (or
+# with) its tombstone, so no reader can see a deleted key come back.
 _PRUNE_INDEX_CANDIDATES: Final = (
-    "SELECT index_id, key, ts FROM ("
-    "SELECT index_id, key, ts, deleted,"
-    " LEAD(ts) OVER (PARTITION BY index_id, key ORDER BY ts) AS next_ts"
-    " FROM indexes WHERE ts <= ?"
-    ") WHERE deleted OR next_ts IS NOT NULL"
+    "SELECT o.index_id, o.key, o.ts FROM indexes AS n JOIN indexes AS o"
+    " ON o.index_id = n.index_id AND o.key = n.key AND o.ts < n.ts"
+    " WHERE n.ts > ?1 AND n.ts <= ?2"
+    " UNION ALL SELECT index_id, key, ts FROM indexes"
+    " WHERE ts > ?1 AND ts <= ?2 AND deleted"
+)
+_INDEX_WATERMARK: Final = "index_pruned_ts"
+_DOCUMENTS_WATERMARK: Final = "documents_pruned_ts"
+_GET_META: Final = "SELECT value FROM persistence_meta WHERE key = ?"
+_SET_META: Final = (
+    "INSERT INTO persistence_meta (key, value) VALUES (?1, ?2)"
+    " ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)"
 )
 _DELETE_INDEX_ENTRY: Final = "DELETE FROM indexes WHERE index_id = ? AND key = ? AND ts = ?"
 # Document revisions: a revision n with ts in (after, bound] supersedes every older revision of
@@ -209,12 +237,14 @@ class SqlitePersistence:
         self._connections: list[sqlite3.Connection] = []
         # Idle reader connections. list.pop()/append() are atomic, so checkout is lock-free.
         self._idle: list[sqlite3.Connection] = []
-        # Document revisions with ts <= this were already pruned by this process.
-        self._documents_pruned_ts = 0
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
-            self._create_schema()
+            # Under the commit flock: another process opening the file at the same time
+            # (``serve --workers``) waits for an upgrade (which may build an index for
+            # seconds) here instead of running out of SQLite's busy timeout.
+            with self._write_lock:
+                self._create_schema()
             row = self._writer.execute(_MAX_TS).fetchone()
         except (sqlite3.Error, OSError) as exc:
             self.close()
@@ -246,11 +276,15 @@ class SqlitePersistence:
     def _create_schema(self) -> None:
         conn = self._writer
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 1:  # 0.1.0: add the commit log
+        if version in (1, 2):  # 0.1.0: add the commit log; 2: the retention watermark
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(_CREATE_COMMITS)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                # re-read under the write lock: another process may have upgraded meanwhile
+                if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    conn.execute(_CREATE_COMMITS)
+                    for statement in _CREATE_RETENTION:  # one pass over the index log
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -539,21 +573,24 @@ class SqlitePersistence:
     def prune(self, index_before_ts: int, documents_before_ts: int) -> int:
         removed = 0
         batch = SQLITE_PRUNE_BATCH_COUNT
+        # Both watermarks live in the file (shared by every process, kept across restarts):
+        # every row at or below one was examined. Rows written later get a ts above max_ts
+        # (commits), or belong to a new index (backfill: nothing of it is superseded).
+        top = self.max_ts()
         # Index entries: candidates come from a read snapshot; entries are only ever added at
         # newer ts (or for a new index), so a candidate stays prunable until deleted.
-        candidates: list[tuple[Any, ...]] = []
-        for row in self._read_all(_PRUNE_INDEX_CANDIDATES, (index_before_ts,)):
-            candidates.append(row)
-            if len(candidates) >= batch:
-                removed += self._delete_rows(_DELETE_INDEX_ENTRY, candidates)
-                candidates = []
-        removed += self._delete_rows(_DELETE_INDEX_ENTRY, candidates)
+        after = self._meta(_INDEX_WATERMARK)
+        bound = min(index_before_ts, top)
+        if bound > after:
+            candidates = sorted(set(self._read_all(_PRUNE_INDEX_CANDIDATES, (after, bound))))
+            for i in range(0, len(candidates), batch):
+                removed += self._write_rows(_DELETE_INDEX_ENTRY, candidates[i : i + batch])
+            self._write_rows(_SET_META, [(_INDEX_WATERMARK, bound)])
         # The commit log: other processes only need what they have not caught up on yet.
-        removed += self._delete_rows(_PRUNE_COMMITS, [(index_before_ts,)])
+        removed += self._write_rows(_PRUNE_COMMITS, [(index_before_ts,)])
         # Document revisions: only superseding revisions newer than the last prune matter.
-        after = self._documents_pruned_ts
+        after = self._meta(_DOCUMENTS_WATERMARK)
         if documents_before_ts > after:
-            top = self._max_ts
             rowids = [
                 (row[0],)
                 for row in self._read_all(
@@ -561,10 +598,14 @@ class SqlitePersistence:
                 )
             ]
             for i in range(0, len(rowids), batch):
-                removed += self._delete_rows(_DELETE_DOCUMENT_ROW, rowids[i : i + batch])
+                removed += self._write_rows(_DELETE_DOCUMENT_ROW, rowids[i : i + batch])
             # A deletion at max_ts was kept: look at it again next time.
-            self._documents_pruned_ts = min(documents_before_ts, top - 1)
+            self._write_rows(_SET_META, [(_DOCUMENTS_WATERMARK, min(documents_before_ts, top - 1))])
         return removed
+
+    def _meta(self, key: str) -> int:
+        rows = self._read_all(_GET_META, (key,))
+        return int(rows[0][0]) if rows else 0
 
     def _read_all(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         conn = self._acquire()
@@ -576,7 +617,7 @@ class SqlitePersistence:
         finally:
             self._release(conn)
 
-    def _delete_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    def _write_rows(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
         if not rows:
             return 0
         with self._write_lock:
