@@ -156,40 +156,6 @@ async def test_convex_error_discards_writes_and_idempotent_mutations(app: Applic
     assert count.value == 1
 
 
-async def test_a_first_connection_mutation_stores_its_result_for_a_resend(app: Application) -> None:
-    # On a session's first connection the stored-result lookup is skipped (nothing can be
-    # stored yet); the result is still stored, so a resend after a reconnect finds it.
-    first = await app.run_mutation("fns:add", {"n": 1}, ANONYMOUS, idempotency_key=("fresh", 3),
-                                   first_connection=True)
-    again = await app.run_mutation("fns:add", {"n": 1}, ANONYMOUS, idempotency_key=("fresh", 3))
-    assert first.success and again.success and first.ts == again.ts and first.value == again.value
-    assert (await app.run_mutation("fns:count", {}, ANONYMOUS)).value == 1
-
-
-async def test_a_resend_racing_a_first_connection_mutation_applies_once(app: Application) -> None:
-    from convection.database.transaction import SystemView
-    from convection.errors import OccConflict
-    from convection.functions.outcome import FunctionOutcome
-
-    # The original (first connection) starts: its lookup records the range without reading it.
-    lookup, store = app._idempotency(("raced", 5), True)
-    assert lookup is not None and store is not None
-    txn = app.db.begin()
-    assert lookup(SystemView(txn)) is None
-    # Meanwhile the client reconnected and resent the request: that run commits first.
-    resent = await app.run_mutation("fns:add", {"n": 1}, ANONYMOUS, idempotency_key=("raced", 5))
-    assert resent.success
-    # The original's commit conflicts (it read the range the resend wrote into) ...
-    store(SystemView(txn), FunctionOutcome(success=True, value=99.0, value_json=b"99"))
-    with pytest.raises(OccConflict):
-        app.db.commit(txn)
-    # ... and its retry looks the result up instead of running again.
-    retry = app.db.begin(read_only=True)
-    stored = lookup(SystemView(retry))
-    assert stored is not None and stored.ts == resent.ts and stored.value == resent.value
-    assert (await app.run_mutation("fns:count", {}, ANONYMOUS)).value == 1
-
-
 async def test_action_calls_back_in(app: Application) -> None:
     await app.run_mutation("fns:add", {"n": 5}, ANONYMOUS)
     out = await app.run_action("fns:act", {}, ANONYMOUS)

@@ -56,7 +56,6 @@ class FakeApp:
         self.subs: list[FakeSubscription] = []
         self.query_calls: list[tuple[str, Any, Identity, str | None, int]] = []
         self.mutation_calls: list[tuple[str, Any, Identity, tuple[str, int] | None]] = []
-        self.first_connections: list[bool] = []
         self.action_calls: list[str] = []
         self.query_gate: asyncio.Event | None = None
         self.mutation_gate: asyncio.Event | None = None
@@ -145,10 +144,8 @@ class FakeApp:
         identity: Identity,
         *,
         idempotency_key: tuple[str, int] | None = None,
-        first_connection: bool = False,
     ) -> FunctionOutcome:
         self.mutation_calls.append((path, args, identity, idempotency_key))
-        self.first_connections.append(first_connection)
         self.running_mutations += 1
         self.max_running_mutations = max(self.max_running_mutations, self.running_mutations)
         try:
@@ -372,24 +369,6 @@ async def test_mutations_run_one_at_a_time_in_order(h: Harness) -> None:
     assert [r["requestId"] for r in h.of_type("MutationResponse")] == [0, 1, 2]
     assert_chained(h)
     assert_mutation_order(h)
-
-
-@pytest.mark.parametrize(("connection_count", "first"), [(0, True), (3, False)])
-async def test_a_mutation_says_whether_its_session_is_on_its_first_connection(
-    connection_count: int, first: bool
-) -> None:
-    # Only a session's first connection may skip looking up a stored result (a resend
-    # comes on a later connection).
-    harness = Harness()
-    harness.worker.start()
-    try:
-        await harness.send(type="Connect", sessionId="sess", connectionCount=connection_count, clientTs=0)
-        await harness.send(type="Mutation", requestId=4, udfPath="m:m", args=[{}])
-        await harness.settle()
-        assert harness.app.mutation_calls[0][3] == ("sess", 4)
-        assert harness.app.first_connections == [first]
-    finally:
-        await harness.worker.aclose()
 
 
 async def test_mutation_queue_overflow_closes_1013() -> None:

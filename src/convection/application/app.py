@@ -394,7 +394,6 @@ class Application:
         identity: Identity,
         *,
         idempotency_key: tuple[str, int] | None = None,
-        first_connection: bool = False,
     ) -> FunctionOutcome:
         self.check_identity(identity)
         try:
@@ -404,7 +403,7 @@ class Application:
         if self.inline.allows(lane):
             # A short mutation runs here, on the loop, and awaits its commit; if that attempt
             # conflicts it runs again the usual way, with its retries, in a worker thread.
-            check_first, before_commit = self._idempotency(idempotency_key, first_connection)
+            check_first, before_commit = self._idempotency(idempotency_key)
             try:
                 outcome = await self.runner.run_mutation_inline(
                     path, args, identity, check_first=check_first, before_commit=before_commit,
@@ -415,14 +414,11 @@ class Application:
                 raise
             if outcome is not None:
                 return outcome
-            # That attempt conflicted: a resend may have stored a result meanwhile, so the
-            # attempts below look it up.
-            first_connection = False
         return await self._in_lane(  # type: ignore[no-any-return]
             # Timed per attempt, without the commit: a pool run's wall time includes waiting for
             # the group commit, which under load is no evidence that the function blocks.
             path, lambda: self._mutation_sync(
-                path, args, identity, idempotency_key, first_connection,
+                path, args, identity, idempotency_key,
                 on_ran=lambda cpu, wall: self.inline.observe(lane, cpu, wall, False),
             )
         )
@@ -437,44 +433,35 @@ class Application:
 
     def _mutation_sync(
         self, path: Any, args: Any, identity: Identity | None, key: tuple[str, int] | None,
-        first_connection: bool = False,
         on_ran: Callable[[float, float], None] | None = None,
     ) -> FunctionOutcome:
-        check_first, before_commit = self._idempotency(key, first_connection)
+        check_first, before_commit = self._idempotency(key)
         return self.runner.run_mutation(
             path, args, identity, check_first=check_first, before_commit=before_commit, on_ran=on_ran
         )
 
     def _idempotency(
-        self, key: tuple[str, int] | None, first_connection: bool = False
+        self, key: tuple[str, int] | None
     ) -> tuple[
         Callable[[SystemView], FunctionOutcome | None] | None,
         Callable[[SystemView, FunctionOutcome], None] | None,
     ]:
         """``(check_first, before_commit)`` of a mutation sent with ``(sessionId, requestId)``:
-        answer a resend from the stored result; store the result in the same commit.
-
-        On its session's first connection (``first_connection``: Connect said
-        ``connectionCount`` 0) no earlier connection can have sent the request, so there is
-        no stored result to find: its range is recorded as read, not scanned (a query per
-        mutation saved), so a resend racing on another connection still conflicts, and every
-        later attempt (after that conflict) looks the result up."""
+        answer a resend from the stored result; store the result in the same commit. (The
+        lookup runs on every connection: a client may resend on a new socket with the same
+        session and ``connectionCount`` 0, and the lookup's read is what makes a racing
+        resend conflict.)"""
         if key is None:
             return None, None
         session, request = key
-        unscanned = [first_connection]
 
         def lookup(system: SystemView) -> FunctionOutcome | None:
-            from convection.database.query import Query, record_read_without_scanning
+            from convection.database.query import Query
 
             txn = system.txn
             q = Query(txn, MUTATION_RESULTS_TABLE).with_index(
                 "by_request", lambda r: r.eq("sessionId", session).eq("requestId", float(request))
             )
-            if unscanned[0]:
-                unscanned[0] = False
-                record_read_without_scanning(q)
-                return None
             doc = q.first()
             if doc is None:
                 return None

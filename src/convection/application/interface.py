@@ -107,13 +107,10 @@ class ApplicationInterface(Protocol):
         identity: Identity,
         *,
         idempotency_key: tuple[str, int] | None = None,
-        first_connection: bool = False,
     ) -> FunctionOutcome:
         """Run a mutation to completion (retries included). ``ts`` is the commit ts; when
         ``idempotency_key`` (sessionId, requestId) was already committed, the stored outcome
-        and its original ts are returned without running again. ``first_connection``: the
-        key's session is on its first connection, so nothing can have been stored for it
-        yet (the lookup is skipped; a racing resend still conflicts)."""
+        and its original ts are returned without running again."""
 
     async def run_action(self, path: str, args: Any, identity: Identity) -> FunctionOutcome:
         """Run an action to completion."""

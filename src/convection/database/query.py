@@ -316,13 +316,6 @@ class Query:
         for _, doc in self._rows(index, start, end):
             yield doc
 
-    def _record_unscanned(self) -> None:
-        """Record the query's whole range as read (and found empty) without reading the
-        store: for internal callers that know the range is empty at the snapshot and need a
-        later commit into it to conflict (see :func:`record_read_without_scanning`)."""
-        index, start, end = self._plan()
-        self._txn.reads.record_interval(index.index_id, start, end)
-
     def collect(self) -> list[dict[str, Any]]:
         return list(self)
 
@@ -490,10 +483,3 @@ class Query:
 def _min_end(a: bytes | None, b: bytes) -> bytes:
     return b if a is None or b < a else a
 
-
-def record_read_without_scanning(query: Query) -> None:
-    """Record ``query``'s range in its transaction's read set as read to the end and empty,
-    without touching the store. Only for a range the caller knows to be empty at the
-    snapshot (e.g. the stored result of a mutation no earlier connection can have sent):
-    a commit into the range after the snapshot still conflicts with the transaction."""
-    query._record_unscanned()

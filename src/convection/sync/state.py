@@ -121,7 +121,6 @@ class RunMutation:
     args_error: str | None
     identity: Identity
     idempotency_key: tuple[str, int] | None
-    first_connection: bool = False  # Connect said connectionCount 0: nothing sent before
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +268,6 @@ class SyncState:
         """The query ids live once every received modification is applied (checked on
         receipt: a duplicate Add is refused before anything runs)."""
         self.max_mutation_ts_sent = 0
-        self.connection_count = 0  # from Connect
         self._pending_modifications: list[QuerySetModification] = []
         self._ts_ceiling: int | None = None
         self._transition: TransitionPlan | None = None
@@ -338,7 +336,6 @@ class SyncState:
         if isinstance(message, Connect):
             self.phase = Phase.CONNECTED
             self.session_id = message.session_id
-            self.connection_count = message.connection_count
             self.max_observed_ts = message.max_observed_timestamp
             if message.client_ts is not None:
                 self.client_clock_skew_ms = message.client_ts - int(now_ms)
@@ -356,7 +353,6 @@ class SyncState:
                     idempotency_key=None
                     if self.session_id is None
                     else (self.session_id, message.request_id),
-                    first_connection=self.connection_count == 0,
                 )
             ]
         if isinstance(message, Authenticate):

@@ -333,7 +333,6 @@ class SyncWorker:
                         job.args,
                         job.identity,
                         idempotency_key=job.idempotency_key,
-                        first_connection=job.first_connection,
                     )
             except AuthFailure as failure:
                 effects = self.state.auth_lost(failure.message, code=failure.code)
