@@ -147,6 +147,8 @@ class Database:
                 if removed:
                     log.info("retention removed %d superseded rows", removed)
             except StorageFailure as exc:
+                if self._stop.is_set():
+                    return  # closing: the store was closed under a long pass
                 self.committer.storage_failed(exc)  # one log line per state change
             except Exception:
                 log.exception("maintenance failed")
