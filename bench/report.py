@@ -544,5 +544,5 @@ def _workers_section(run: Run, add: Callable[[str], None]) -> None:
     add("")
     add("With several workers a subscriber and the writer are usually on different processes (the "
         "kernel spreads connections over the workers), so L1 and F1 here include the hop through the "
-        "commit log (`LOG_TAIL_POLL_MS`).")
+        "commit log (the committing process wakes the others with a datagram: `persistence/local_wake.py`).")
     add("")
