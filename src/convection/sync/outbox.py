@@ -216,30 +216,24 @@ class Outbox:
     async def _run(self) -> None:
         while True:
             resume = self._resume
+            sending: Awaitable[None]
             if resume is not None:
                 # A send started by _kick has to wait for the socket: finish it here.
                 self._resume = None
                 coro, waiting_on, size, is_transition = resume
-                try:
-                    await _finish_started(coro, waiting_on)
-                except Exception as exc:
-                    self._sending = False
-                    self._break(exc)
-                    return
-                finally:
-                    self._sending = False
-                self._sent(size, is_transition)
-                continue
-            if not self._queue or self._sending:
+                sending = _finish_started(coro, waiting_on)
+            elif not self._queue or self._sending:
                 if not self._sending:
                     self._set_idle()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            text, size, is_transition = self._queue.popleft()
-            self._sending = True
+            else:
+                text, size, is_transition = self._queue.popleft()
+                self._sending = True
+                sending = self._send(text)
             try:
-                await self._send(text)
+                await sending
             except Exception as exc:
                 self._sending = False
                 self._break(exc)
