@@ -154,3 +154,28 @@ def test_policy_catches_blocking_runs_and_trusts_them_less_each_time() -> None:
     assert p.allows("a:sleepy")
     p.observe("a:sleepy", 0.0001, 0.01, True)
     assert p.allows("a:sleepy")
+
+
+async def test_a_long_wait_for_the_commit_does_not_keep_a_short_mutation_in_the_pool(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    # While another connection holds SQLite's write lock, every commit waits; the function
+    # itself stays short. The policy judges a pool run by its function's time, so the path
+    # is still learned as short (judged by the whole call, the wait kept it in the pool).
+    import sqlite3
+
+    app = deployment.app
+    assert (await app.run_mutation("calls:add", {"x": 0}, ANONYMOUS)).success  # table exists
+    app.inline._fast.clear()
+    app.inline._strikes.clear()
+    for i in range(3):
+        assert not app.inline.allows("calls:add")
+        blocker = sqlite3.connect(tmp_path / "data" / "db.sqlite3", isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN EXCLUSIVE")
+        release = threading.Timer(0.3, lambda b=blocker: (b.execute("ROLLBACK"), b.close()))
+        release.start()
+        try:
+            assert (await app.run_mutation("calls:add", {"x": i + 1}, ANONYMOUS)).success
+        finally:
+            release.join()
+    assert app.inline.allows("calls:add")
