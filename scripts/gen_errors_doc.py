@@ -53,7 +53,7 @@ DESCRIPTIONS = {
     "ScheduledFunctionsArgumentsTooLarge": "A mutation scheduled too many bytes of arguments in total.",
     "SchedulerNotSettled": "finish_scheduled_functions() found work left after its round limit.",
     "StorageUnavailable": "The store failed a write (database down or restarting, disk full); the commit was not applied. Retryable: HTTP 503 JSON, the sync socket closes 1013 and the client re-sends. Writes resume by themselves; `GET /health` says when.",
-    "StorageVersionMismatch": "The PostgreSQL store was written by a newer convection.",
+    "StorageVersionMismatch": "The store (SQLite file or PostgreSQL schema) was written by a newer convection.",
     "SystemFunctionError": "A built-in _system/frontend:* function (the dashboard's) got arguments it cannot use.",
     "SubscriptionClosed": "A TestBackend subscription was used after close().",
     "TableNotFound": "No table with that name.",
